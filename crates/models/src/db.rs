@@ -1,0 +1,116 @@
+//! The connection pool, and running database work off the async executor.
+
+use std::time::Duration;
+
+use diesel::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+
+pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+pub type PgPooled = PooledConnection<ConnectionManager<PgConnection>>;
+
+/// Why a database call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had: the server is down, unreachable or refusing us.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Query(diesel::result::Error),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(err: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match err {
+            // The server went away under a pooled connection.
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => Self::Unavailable(info.message().to_owned()),
+            other => Self::Query(other),
+        }
+    }
+}
+
+/// Pool sizing.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    pub max_size: u32,
+    /// How long a caller waits for a connection before the database counts as unavailable.
+    pub connection_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_size: 16,
+            connection_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A cheaply cloneable handle to the pool. Every query runs on tokio's blocking
+/// thread pool so that diesel's synchronous calls never stall the async executor.
+#[derive(Clone)]
+pub struct Db {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The pool's manager holds the database URL, which may carry a password.
+        f.debug_struct("Db")
+            .field("state", &self.pool.state())
+            .finish()
+    }
+}
+
+impl Db {
+    /// A pool for `database_url`. No connection is opened yet: a server can start,
+    /// and answer `/readyz` with 503, while the database is down.
+    pub fn new(database_url: &str, options: PoolOptions) -> Self {
+        let pool = Pool::builder()
+            .max_size(options.max_size)
+            .min_idle(Some(0))
+            .connection_timeout(options.connection_timeout)
+            .test_on_check_out(false)
+            .build_unchecked(ConnectionManager::new(database_url));
+        Self { pool }
+    }
+
+    /// A connection for synchronous callers (command-line tools, tests).
+    pub fn get(&self) -> Result<PgPooled, DbError> {
+        self.pool
+            .get()
+            .map_err(|err| DbError::Unavailable(err.to_string()))
+    }
+
+    /// Runs `work` with a pooled connection on the blocking thread pool.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut PgConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|err| DbError::Unavailable(err.to_string()))?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|err| DbError::Task(err.to_string()))?
+    }
+
+    /// `SELECT 1`: does the database answer?
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.run(|conn| {
+            use diesel::RunQueryDsl;
+            diesel::sql_query("SELECT 1").execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,19 @@
+//! The database: schema, typed identifiers and units, row types and every query.
+//!
+//! All SQL lives here. Each table has its own module holding its row type, its
+//! insertable and its queries, which take a connection and return `QueryResult`.
+
+pub mod db;
+pub mod email_template;
+pub mod instance;
+pub mod mandelbox;
+pub mod migrations;
+pub mod newtypes;
+pub mod region_to_ami;
+pub mod schema;
+
+pub use db::{Db, DbError, PoolOptions};
+pub use newtypes::{
+    AmiId, CommitHash, InstanceName, InstanceStatus, InvalidValue, MandelboxId, MandelboxStatus,
+    Region, UnixMillis, UserId,
+};

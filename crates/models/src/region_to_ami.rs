@@ -1,0 +1,48 @@
+//! `hardware.region_to_ami`: which image each region runs for each client commit.
+
+use diesel::prelude::*;
+
+use crate::newtypes::{AmiId, CommitHash, Region};
+use crate::schema::hardware::region_to_ami;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = region_to_ami, check_for_backend(diesel::pg::Pg))]
+pub struct RegionAmi {
+    pub region_name: Region,
+    pub client_commit_hash: CommitHash,
+    pub ami_id: AmiId,
+    pub ami_active: bool,
+    pub region_enabled: bool,
+}
+
+/// The distinct names of the enabled regions, sorted.
+pub fn enabled_regions(conn: &mut PgConnection) -> QueryResult<Vec<Region>> {
+    region_to_ami::table
+        .filter(region_to_ami::region_enabled.eq(true))
+        .select(region_to_ami::region_name)
+        .distinct()
+        .order(region_to_ami::region_name)
+        .load(conn)
+}
+
+/// Inserts `row`, or does nothing when its (region, commit hash) is already there.
+/// Returns whether a row was inserted.
+pub fn insert_if_absent(conn: &mut PgConnection, row: &RegionAmi) -> QueryResult<bool> {
+    diesel::insert_into(region_to_ami::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .map(|inserted| inserted > 0)
+}
+
+/// Every row of `region`, active image first.
+pub fn for_region(conn: &mut PgConnection, region: &Region) -> QueryResult<Vec<RegionAmi>> {
+    region_to_ami::table
+        .filter(region_to_ami::region_name.eq(region))
+        .order((
+            region_to_ami::ami_active.desc(),
+            region_to_ami::client_commit_hash,
+        ))
+        .select(RegionAmi::as_select())
+        .load(conn)
+}

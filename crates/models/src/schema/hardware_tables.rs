@@ -1,0 +1,46 @@
+// @generated automatically by Diesel CLI.
+
+pub mod hardware {
+    diesel::table! {
+        hardware.instance_info (instance_name) {
+            instance_name -> Varchar,
+            cloud_provider_id -> Varchar,
+            creation_time_utc_unix_ms -> Int8,
+            memory_remaining_kb -> Int8,
+            nanocpus_remaining -> Int8,
+            gpu_vram_remaining_kb -> Int8,
+            mandelbox_capacity -> Int8,
+            last_updated_utc_unix_ms -> Int8,
+            ip -> Varchar,
+            aws_ami_id -> Varchar,
+            location -> Varchar,
+            status -> Varchar,
+            commit_hash -> Varchar,
+            aws_instance_type -> Varchar,
+        }
+    }
+
+    diesel::table! {
+        hardware.mandelbox_info (mandelbox_id) {
+            mandelbox_id -> Varchar,
+            user_id -> Varchar,
+            instance_name -> Varchar,
+            status -> Varchar,
+            creation_time_utc_unix_ms -> Int8,
+        }
+    }
+
+    diesel::table! {
+        hardware.region_to_ami (region_name, client_commit_hash) {
+            region_name -> Varchar,
+            client_commit_hash -> Varchar,
+            ami_id -> Varchar,
+            ami_active -> Bool,
+            region_enabled -> Bool,
+        }
+    }
+
+    diesel::joinable!(mandelbox_info -> instance_info (instance_name));
+
+    diesel::allow_tables_to_appear_in_same_query!(instance_info, mandelbox_info, region_to_ami,);
+}

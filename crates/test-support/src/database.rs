@@ -1,0 +1,158 @@
+use diesel::prelude::*;
+use diesel::sql_query;
+use diesel::sql_types::Text;
+
+/// The server the tests use, as a URL for a role that may create databases (on the
+/// `postgres` database). `scripts/test.sh` sets `TEST_DATABASE_URL`.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://webserver:webserver@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+/// Serialises template creation across test processes.
+const TEMPLATE_LOCK: i64 = 0x7765_6273_7276_0001;
+
+#[derive(QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    exists: bool,
+}
+
+/// A database of its own for one test, created from the migrated template and dropped
+/// (with any connection still open to it) when this value is dropped.
+pub struct TestDatabase {
+    name: String,
+    url: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    pub fn new() -> Self {
+        let admin_url = admin_url();
+        let template = ensure_template(&admin_url);
+        let name = format!("webserver_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = connect(&admin_url);
+        sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .execute(&mut admin)
+            .expect("create the test database from the template");
+        Self {
+            url: with_database(&admin_url, &name),
+            name,
+            admin_url,
+        }
+    }
+
+    /// An empty database with no migrations applied.
+    pub fn empty() -> Self {
+        let admin_url = admin_url();
+        let name = format!("webserver_test_{}", uuid::Uuid::new_v4().simple());
+        sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut connect(&admin_url))
+            .expect("create an empty test database");
+        Self {
+            url: with_database(&admin_url, &name),
+            name,
+            admin_url,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn connect(&self) -> PgConnection {
+        connect(&self.url)
+    }
+
+    /// Runs SQL statements (as older tools writing to the database directly would).
+    pub fn execute(&self, sql: &str) {
+        use diesel::connection::SimpleConnection;
+        self.connect()
+            .batch_execute(sql)
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+
+    /// Drops the database now, ending every connection to it.
+    pub fn drop_now(&self) {
+        sql_query(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut connect(&self.admin_url))
+        .expect("drop the test database");
+    }
+}
+
+impl Default for TestDatabase {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
+            let _ = sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin);
+        }
+    }
+}
+
+fn connect(url: &str) -> PgConnection {
+    PgConnection::establish(url).unwrap_or_else(|err| {
+        panic!(
+            "cannot connect to the test PostgreSQL server ({err}); \
+             run the tests with scripts/test.sh, or set TEST_DATABASE_URL"
+        )
+    })
+}
+
+/// The migrated template database for the current migrations, created once for every
+/// test process. It is migrated under a temporary name and renamed when complete, so a
+/// process that dies half-way leaves no half-migrated template behind.
+fn ensure_template(admin_url: &str) -> String {
+    let template = format!("webserver_test_template_{}", env!("MIGRATIONS_FINGERPRINT"));
+    let mut admin = connect(admin_url);
+    sql_query("SELECT pg_advisory_lock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(TEMPLATE_LOCK)
+        .execute(&mut admin)
+        .expect("take the template lock");
+    let exists = sql_query("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1) AS exists")
+        .bind::<Text, _>(&template)
+        .get_result::<Exists>(&mut admin)
+        .expect("look for the template database")
+        .exists;
+    if !exists {
+        let staging = format!("{template}_partial");
+        sql_query(format!("DROP DATABASE IF EXISTS {staging} WITH (FORCE)"))
+            .execute(&mut admin)
+            .expect("drop a leftover partial template");
+        sql_query(format!("CREATE DATABASE {staging}"))
+            .execute(&mut admin)
+            .expect("create the template database");
+        {
+            let mut conn = connect(&with_database(admin_url, &staging));
+            models::migrations::run_pending(&mut conn).expect("migrate the template database");
+        }
+        sql_query(format!("ALTER DATABASE {staging} RENAME TO {template}"))
+            .execute(&mut admin)
+            .expect("publish the template database");
+    }
+    sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(TEMPLATE_LOCK)
+        .execute(&mut admin)
+        .expect("release the template lock");
+    template
+}

@@ -1,0 +1,19 @@
+//! Test harness shared by the workspace's tests.
+//!
+//! - [`TestDatabase`]: a fresh PostgreSQL database per test, cloned from a migrated
+//!   template database, dropped when the test ends.
+//! - [`TestIdentity`]: an RS256 key of the test's own, published by a local JWKS
+//!   server ([`JwksServer`]), and tokens signed with it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test harness fails loudly: a panic is the clearest report"
+)]
+
+mod database;
+mod identity;
+mod jwks_server;
+
+pub use database::{TestDatabase, admin_url};
+pub use identity::{TEST_AUDIENCE, TEST_ISSUER, TestIdentity};
+pub use jwks_server::JwksServer;
