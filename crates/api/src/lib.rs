@@ -1,1 +1,140 @@
+//! The HTTP API: one route table, one handler per action, extractors for the caller,
+//! and one error type. Handlers extract, authorize, call the library crates and shape
+//! the answer; they hold no business logic and build no SQL.
 
+mod error;
+pub mod extract;
+mod hasura;
+mod health;
+mod middleware;
+pub mod redact;
+mod regions;
+mod state;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_cors::Cors;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{ErrorHandlers, from_fn};
+use actix_web::{App, HttpServer, web};
+
+pub use error::ApiError;
+pub use state::{ApiState, Lifecycle};
+
+use crate::middleware::BodyLimit;
+
+/// Which origins browsers may call the API from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    Any,
+    List(Vec<String>),
+}
+
+/// How the HTTP server runs.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub max_body_bytes: usize,
+    pub cors_origins: CorsOrigins,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// How long in-flight requests may take to finish once shutdown begins.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            cors_origins: CorsOrigins::Any,
+            workers: 0,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The route table.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").route(web::get().to(health::get_healthz)))
+        .service(web::resource("/readyz").route(web::get().to(health::get_readyz)))
+        .service(web::resource("/regions").route(web::get().to(regions::list_regions)))
+        .service(web::resource("/hasura/auth").route(web::get().to(hasura::get_hasura_auth)));
+}
+
+async fn no_such_route() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such route".to_owned()))
+}
+
+fn cors(origins: &CorsOrigins) -> Cors {
+    let cors = Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "DELETE", "OPTIONS"])
+        .allow_any_header()
+        .max_age(3600);
+    match origins {
+        CorsOrigins::Any => cors.allow_any_origin().send_wildcard(),
+        CorsOrigins::List(list) => list
+            .iter()
+            .fold(cors, |cors, origin| cors.allowed_origin(origin)),
+    }
+}
+
+/// The application: `configure`'s routes behind every middleware.
+fn app(
+    state: web::Data<ApiState>,
+    limit: usize,
+    cors_origins: CorsOrigins,
+    configure: fn(&mut web::ServiceConfig),
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .app_data(web::Data::new(BodyLimit(limit)))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(limit)
+                .error_handler(error::json_body_error),
+        )
+        .app_data(web::PayloadConfig::new(limit))
+        .configure(configure)
+        .default_service(web::to(no_such_route))
+        .wrap(from_fn(middleware::limit_body))
+        .wrap(ErrorHandlers::new().default_handler(middleware::json_error_body))
+        .wrap(cors(&cors_origins))
+        .wrap(from_fn(middleware::log_request))
+}
+
+/// The HTTP server on `listener`. It does not handle signals: the caller stops it
+/// through its handle (see `webserver`'s startup), so readiness can turn false first.
+pub fn server(
+    listener: TcpListener,
+    state: ApiState,
+    options: HttpOptions,
+) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        app(
+            state.clone(),
+            options.max_body_bytes,
+            options.cors_origins.clone(),
+            routes,
+        )
+    })
+    .disable_signals()
+    .shutdown_timeout(options.shutdown_timeout.as_secs())
+    .listen(listener)?;
+    if options.workers > 0 {
+        server = server.workers(options.workers);
+    }
+    Ok(server.run())
+}
+
+#[cfg(test)]
+mod tests;

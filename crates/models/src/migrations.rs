@@ -15,11 +15,28 @@ fn failed(err: impl std::fmt::Display) -> MigrationError {
     MigrationError(err.to_string())
 }
 
+/// Held while migrating, so that processes starting together migrate one at a time.
+const MIGRATION_LOCK: i64 = 0x7765_6273_7276_0000;
+
 /// Applies every pending migration, each in its own transaction, and returns the
-/// versions applied (none when the database is up to date).
+/// versions applied (none when the database is up to date). Safe to call from several
+/// processes at once: they take turns, and the later ones find nothing to do.
 pub fn run_pending(conn: &mut PgConnection) -> Result<Vec<String>, MigrationError> {
-    let applied = conn.run_pending_migrations(MIGRATIONS).map_err(failed)?;
-    Ok(applied.iter().map(ToString::to_string).collect())
+    use diesel::RunQueryDsl;
+    use diesel::sql_types::BigInt;
+    diesel::sql_query("SELECT pg_advisory_lock($1)")
+        .bind::<BigInt, _>(MIGRATION_LOCK)
+        .execute(conn)
+        .map_err(failed)?;
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|applied| applied.iter().map(ToString::to_string).collect());
+    let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<BigInt, _>(MIGRATION_LOCK)
+        .execute(conn);
+    let applied = applied.map_err(failed)?;
+    unlocked.map_err(failed)?;
+    Ok(applied)
 }
 
 /// The versions of the migrations this binary has that the database has not applied.

@@ -13,7 +13,9 @@
 mod database;
 mod identity;
 mod jwks_server;
+mod temp_dir;
 
 pub use database::{TestDatabase, admin_url};
 pub use identity::{TEST_AUDIENCE, TEST_ISSUER, TestIdentity};
 pub use jwks_server::JwksServer;
+pub use temp_dir::TempDir;

@@ -1,1 +1,10 @@
+//! The `webserver` binary's library: settings, telemetry, the command line and the
+//! application's startup. `main.rs` only parses the command line and calls in here.
 
+pub mod cli;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+
+pub use settings::{Settings, Vars};
+pub use startup::{Application, StartupError, Stopper};

@@ -1,0 +1,105 @@
+//! The one error type of the HTTP layer: every failure becomes a status code and a
+//! JSON body with an `error` field. Causes of 5xx answers are logged here, once, and
+//! never sent to the client.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use auth::AuthError;
+use models::DbError;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    ServiceUnavailable(String),
+    /// A bug or an unexpected failure: the client sees only "internal error".
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::KeysUnavailable(cause) => {
+                tracing::error!(%cause, "cannot verify tokens: signing keys unavailable");
+                Self::ServiceUnavailable("authentication is temporarily unavailable".to_owned())
+            }
+            refused => Self::Unauthorized(refused.to_string()),
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Unavailable(cause) => {
+                tracing::error!(%cause, "database unavailable");
+                Self::ServiceUnavailable("database unavailable".to_owned())
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Internal(cause) = self {
+            tracing::error!(%cause, "internal error");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::Unauthorized(_) = self {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        response.json(json!({ "error": self.to_string() }))
+    }
+}
+
+/// How a JSON body that cannot be read is answered: 415 for another content type,
+/// 413 when too large, else 400 with the parser's message (which names the field).
+pub fn json_body_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError;
+    let (status, message) = match &err {
+        JsonPayloadError::ContentType => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/json".to_owned(),
+        ),
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {limit} bytes"),
+        ),
+        JsonPayloadError::Deserialize(cause) => (
+            StatusCode::BAD_REQUEST,
+            format!("invalid JSON body: {cause}"),
+        ),
+        other => (
+            StatusCode::BAD_REQUEST,
+            format!("invalid request body: {other}"),
+        ),
+    };
+    let response = HttpResponse::build(status).json(json!({ "error": message }));
+    actix_web::error::InternalError::from_response(err, response).into()
+}

@@ -1,0 +1,122 @@
+//! The authenticated caller, as extractors: [`User`] (any valid token), [`Admin`]
+//! (the admin scope) and [`MaybeUser`] (anonymous when no token is given). Tokens come
+//! from `Authorization: Bearer …` or the `access_token` query parameter.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use auth::Caller;
+use futures_util::future::LocalBoxFuture;
+use serde::Deserialize;
+
+use crate::ApiState;
+use crate::error::ApiError;
+
+/// A caller with a valid user token.
+#[derive(Debug, Clone)]
+pub struct User(pub Caller);
+
+/// A caller whose token has the admin scope.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+/// A caller with a valid token, or `None` when the request carries no token at all.
+/// A token that is present but invalid is still refused.
+#[derive(Debug, Clone)]
+pub struct MaybeUser(pub Option<Caller>);
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    access_token: Option<String>,
+}
+
+/// The token the request carries, if any.
+fn token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::Unauthorized("malformed Authorization header".to_owned()))?;
+        return match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                Ok(Some(token.trim().to_owned()))
+            }
+            _ => Err(ApiError::Unauthorized(
+                "the Authorization header must be \"Bearer <token>\"".to_owned(),
+            )),
+        };
+    }
+    let query = web::Query::<TokenQuery>::from_query(req.query_string())
+        .map_err(|_| ApiError::BadRequest("malformed query string".to_owned()))?;
+    Ok(query.into_inner().access_token)
+}
+
+async fn verify(state: Option<web::Data<ApiState>>, token: String) -> Result<Caller, ApiError> {
+    let state = state.ok_or_else(|| ApiError::Internal("ApiState is not registered".to_owned()))?;
+    Ok(state.verifier.verify(&token).await?)
+}
+
+impl FromRequest for MaybeUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = token(req);
+        let state = req.app_data::<web::Data<ApiState>>().cloned();
+        Box::pin(async move {
+            match token? {
+                None => Ok(Self(None)),
+                Some(token) => Ok(Self(Some(verify(state, token).await?))),
+            }
+        })
+    }
+}
+
+impl FromRequest for User {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = MaybeUser::from_request(req, payload);
+        Box::pin(async move {
+            match caller.await? {
+                MaybeUser(Some(caller)) => Ok(Self(caller)),
+                MaybeUser(None) => Err(ApiError::Unauthorized("missing access token".to_owned())),
+            }
+        })
+    }
+}
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = User::from_request(req, payload);
+        Box::pin(async move {
+            let User(caller) = user.await?;
+            if caller.is_admin() {
+                Ok(Self(caller))
+            } else {
+                Err(ApiError::Forbidden(
+                    "this route needs the admin scope".to_owned(),
+                ))
+            }
+        })
+    }
+}
+
+/// Lets a handler take `ApiState` directly.
+impl FromRequest for ApiState {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.app_data::<web::Data<ApiState>>()
+                .map(|data| data.get_ref().clone())
+                .ok_or_else(|| ApiError::Internal("ApiState is not registered".to_owned())),
+        )
+    }
+}

@@ -1,0 +1,3 @@
+mod auth;
+
+pub use auth::get_hasura_auth;

@@ -1,0 +1,27 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use auth::TokenVerifier;
+use models::Db;
+
+/// What every handler may use.
+#[derive(Clone)]
+pub struct ApiState {
+    pub db: Db,
+    pub verifier: Arc<TokenVerifier>,
+    pub lifecycle: Lifecycle,
+}
+
+/// Whether the process is shutting down, so that readiness turns false first.
+#[derive(Debug, Clone, Default)]
+pub struct Lifecycle(Arc<AtomicBool>);
+
+impl Lifecycle {
+    pub fn begin_shutdown(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}

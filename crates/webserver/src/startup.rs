@@ -1,0 +1,205 @@
+//! Building the application from settings, and running it until told to stop.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use api::{ApiState, HttpOptions, Lifecycle};
+use auth::{KeyError, TokenVerifier, VerifierConfig};
+use models::{Db, DbError, PoolOptions, migrations};
+use secrecy::ExposeSecret;
+
+use crate::settings::{AuthSettings, Settings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot reach the database: {0}")]
+    Database(String),
+    #[error(
+        "the database is {} migration(s) behind this binary ({}): run `webserver migrate` first, \
+         or start with `webserver serve --migrate`",
+        .0.len(),
+        .0.join(", ")
+    )]
+    MigrationsPending(Vec<String>),
+    #[error("{0}")]
+    Migrations(#[from] migrations::MigrationError),
+    #[error("development signing key: {0}")]
+    DevKey(#[from] KeyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start the HTTP server: {0}")]
+    Server(std::io::Error),
+}
+
+impl From<DbError> for StartupError {
+    fn from(err: DbError) -> Self {
+        Self::Database(err.to_string())
+    }
+}
+
+/// The token verifier the settings call for: the identity provider's JWKS, and the
+/// local development key where it is allowed.
+pub fn verifier(settings: &AuthSettings) -> Result<TokenVerifier, KeyError> {
+    let config = VerifierConfig {
+        jwks_url: settings.jwks_url.clone(),
+        audience: settings.audience.clone(),
+        issuer: settings.issuer.clone(),
+        jwks_min_refresh: settings.jwks_min_refresh,
+        stripe_customer_id_claim: settings.stripe_customer_id_claim.clone(),
+        ..VerifierConfig::new(settings.audience.clone())
+    };
+    let verifier = TokenVerifier::new(&config);
+    if settings.accept_dev_tokens {
+        let key = auth::load_or_create_dev_key(&settings.local_data_dir)?;
+        tracing::info!(
+            kid = key.kid(),
+            "accepting tokens signed by the local development key"
+        );
+        return Ok(verifier.trust_key(&key));
+    }
+    Ok(verifier)
+}
+
+/// The server, bound and ready to run.
+pub struct Application {
+    server: Server,
+    port: u16,
+    lifecycle: Lifecycle,
+}
+
+impl Application {
+    /// Connects to the database (whose migrations must be current, or are applied when
+    /// `auto_migrate` is set), binds the listener and builds the HTTP server. With
+    /// port 0 in `BIND_ADDR` the system picks a free port: see [`Application::port`].
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let db = Db::new(
+            settings.database.url.expose_secret(),
+            PoolOptions {
+                max_size: settings.database.pool_size,
+                connection_timeout: settings.database.connect_timeout,
+            },
+        );
+        let auto_migrate = settings.auto_migrate;
+        let pending = db
+            .run(move |conn| {
+                if auto_migrate {
+                    let applied = migrations::run_pending(conn)
+                        .map_err(|err| DbError::Task(err.to_string()))?;
+                    if !applied.is_empty() {
+                        tracing::info!(?applied, "applied migrations");
+                    }
+                }
+                migrations::pending(conn).map_err(|err| DbError::Task(err.to_string()))
+            })
+            .await?;
+        if !pending.is_empty() {
+            return Err(StartupError::MigrationsPending(pending));
+        }
+
+        let verifier = Arc::new(verifier(&settings.auth)?);
+        if settings.auth.jwks_url.is_some() {
+            let verifier = verifier.clone();
+            tokio::spawn(async move {
+                match verifier.prefetch().await {
+                    Ok(keys) => tracing::info!(keys, "fetched the identity provider's keys"),
+                    Err(err) => tracing::warn!(error = %err, "cannot fetch the JWKS yet"),
+                }
+            });
+        }
+
+        let addr = settings.http.bind_addr;
+        let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let port = listener.local_addr().map_err(StartupError::Server)?.port();
+        let lifecycle = Lifecycle::default();
+        let state = ApiState {
+            db,
+            verifier,
+            lifecycle: lifecycle.clone(),
+        };
+        let options = HttpOptions {
+            max_body_bytes: settings.http.max_body_bytes,
+            cors_origins: settings.http.cors_origins.clone(),
+            workers: settings.http.workers,
+            shutdown_timeout: settings.http.shutdown_timeout,
+        };
+        let server = api::server(listener, state, options).map_err(StartupError::Server)?;
+        Ok(Self {
+            server,
+            port,
+            lifecycle,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether the application is shutting down (readiness answers 503 once it is).
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle.clone()
+    }
+
+    /// Begins a graceful shutdown: readiness turns false, the listener closes, and
+    /// in-flight requests finish (up to `SHUTDOWN_TIMEOUT_SECS`).
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            handle: self.server.handle(),
+            lifecycle: self.lifecycle.clone(),
+        }
+    }
+
+    /// Runs until stopped through a [`Stopper`].
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let stopper = self.stopper();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received: finishing in-flight requests, then exiting");
+            stopper.stop().await;
+        });
+        self.run_until_stopped().await
+    }
+}
+
+#[derive(Clone)]
+pub struct Stopper {
+    handle: ServerHandle,
+    lifecycle: Lifecycle,
+}
+
+impl Stopper {
+    pub async fn stop(&self) {
+        self.lifecycle.begin_shutdown();
+        self.handle.stop(true).await;
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; waiting for Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

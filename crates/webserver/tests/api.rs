@@ -1,0 +1,272 @@
+//! The routes of the foundation, through the real server over HTTP.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+mod common;
+
+use common::{TestApp, json};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::StatusCode;
+use serde_json::json;
+use test_support::TestIdentity;
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn healthz_answers_while_the_process_is_up() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json(response).await, json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn readyz_follows_the_database() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json(response).await, json!({"status": "ready"}));
+
+    app.db.drop_now();
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json(response).await["error"], "database unavailable");
+    // The process itself is still healthy.
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn readyz_is_503_once_shutdown_begins() {
+    let app = TestApp::spawn().await;
+    app.lifecycle.begin_shutdown();
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json(response).await["error"], "shutting down");
+}
+
+#[tokio::test]
+async fn graceful_stop_closes_the_listener() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    app.stopper.stop().await;
+    assert!(app.lifecycle.is_shutting_down());
+    let refused = reqwest::Client::new().get(app.url("/healthz")).send().await;
+    assert!(refused.is_err(), "the listener should be closed");
+}
+
+#[tokio::test]
+async fn regions_lists_distinct_enabled_regions_to_signed_in_users() {
+    let app = TestApp::spawn().await;
+    app.add_region("us-west-1", "abc", "ami-1", true, true);
+    app.add_region("us-east-1", "abc", "ami-2", true, true);
+    app.add_region("us-east-1", "def", "ami-3", false, true);
+    app.add_region("eu-central-1", "abc", "ami-4", true, false);
+
+    let response = app
+        .get_with_token("/regions", &app.identity.token("alice"))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json(response).await, json!(["us-east-1", "us-west-1"]));
+}
+
+#[tokio::test]
+async fn regions_needs_a_token() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/regions").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert_eq!(json(response).await["error"], "missing access token");
+}
+
+#[tokio::test]
+async fn token_is_read_from_the_query_and_any_case_of_bearer() {
+    let app = TestApp::spawn().await;
+    let token = app.identity.token("alice");
+    let by_query = app.get(&format!("/regions?access_token={token}")).await;
+    assert_eq!(by_query.status(), StatusCode::OK);
+
+    let lower = app
+        .client
+        .get(app.url("/regions"))
+        .header("Authorization", format!("bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), StatusCode::OK);
+
+    let basic = app
+        .client
+        .get(app.url("/regions"))
+        .header("Authorization", "Basic YWxpY2U6cHc=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        json(basic).await["error"]
+            .as_str()
+            .unwrap()
+            .contains("Bearer")
+    );
+}
+
+#[tokio::test]
+async fn every_kind_of_bad_token_is_401_with_a_json_error() {
+    let app = TestApp::spawn().await;
+    let identity = &app.identity;
+    let stranger = auth::SigningKey::generate().unwrap();
+
+    let alg_none = TestIdentity::forge(
+        &json!({"alg": "none", "typ": "JWT"}),
+        &identity.claims("mallory"),
+        b"",
+    );
+    let hs256 = {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(identity.key.kid().to_owned());
+        let secret = serde_json::to_vec(&identity.key.jwk()).unwrap();
+        jsonwebtoken::encode(
+            &header,
+            &identity.claims("mallory"),
+            &EncodingKey::from_secret(&secret).unwrap(),
+        )
+        .unwrap()
+    };
+    let with = |name: &str, value: serde_json::Value| {
+        let mut claims = identity.claims("alice");
+        claims.insert(name.to_owned(), value);
+        identity.sign(&claims)
+    };
+    let cases = [
+        ("alg none", alg_none),
+        ("HS256 with the public key", hs256),
+        (
+            "unknown key",
+            stranger.sign(&identity.claims("mallory")).unwrap(),
+        ),
+        ("expired", with("exp", json!(now() - 600))),
+        ("not yet valid", with("nbf", json!(now() + 600))),
+        (
+            "wrong audience",
+            with("aud", json!("https://elsewhere.example")),
+        ),
+        ("wrong issuer", with("iss", json!("https://evil.example/"))),
+        ("garbage", "not-a-token".to_owned()),
+    ];
+    for (case, token) in cases {
+        let response = app.get_with_token("/regions", &token).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{case}");
+        let body = json(response).await;
+        assert!(body["error"].is_string(), "{case}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn identity_provider_outage_is_503_not_401() {
+    let provider = TestIdentity::new();
+    provider.jwks.set_status(500);
+    let app = TestApp::spawn_with(&[("JWKS_URL", provider.jwks.url())]).await;
+    let response = app
+        .get_with_token("/regions", &provider.token("alice"))
+        .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        json(response).await["error"],
+        "authentication is temporarily unavailable"
+    );
+}
+
+#[tokio::test]
+async fn hasura_auth_maps_tokens_to_roles() {
+    let app = TestApp::spawn().await;
+    let anonymous = app.get("/hasura/auth").await;
+    assert_eq!(anonymous.status(), StatusCode::OK);
+    assert_eq!(
+        json(anonymous).await,
+        json!({"X-Hasura-Role": "anonymous", "X-Hasura-User-Id": ""})
+    );
+
+    let user = app
+        .get_with_token("/hasura/auth", &app.identity.token("auth0|alice"))
+        .await;
+    assert_eq!(user.status(), StatusCode::OK);
+    assert_eq!(
+        json(user).await,
+        json!({"X-Hasura-Role": "user", "X-Hasura-User-Id": "auth0|alice"})
+    );
+
+    let invalid = app.get_with_token("/hasura/auth", "not-a-token").await;
+    assert_eq!(invalid.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json_errors() {
+    let app = TestApp::spawn().await;
+    let missing = app.get("/no/such/route").await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json(missing).await["error"], "no such route");
+
+    let wrong_method = app.client.delete(app.url("/regions")).send().await.unwrap();
+    assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(json(wrong_method).await["error"].is_string());
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413() {
+    let app = TestApp::spawn_with(&[("MAX_BODY_BYTES", "1024")]).await;
+    let response = app
+        .client
+        .post(app.url("/hasura/auth"))
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        json(response).await["error"]
+            .as_str()
+            .unwrap()
+            .contains("1024")
+    );
+}
+
+#[tokio::test]
+async fn cors_preflight_is_answered() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/regions"))
+        .header("Origin", "https://app.example")
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+
+    let restricted = TestApp::spawn_with(&[("CORS_ALLOWED_ORIGINS", "https://app.example")]).await;
+    let allowed = restricted
+        .client
+        .get(restricted.url("/healthz"))
+        .header("Origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let other = restricted
+        .client
+        .get(restricted.url("/healthz"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
