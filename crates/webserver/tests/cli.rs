@@ -1,0 +1,517 @@
+//! The `webserver` binary as an operator runs it: configuration errors, migrations,
+//! development tokens, logs and shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use test_support::{TEST_ISSUER, TempDir, TestDatabase, TestIdentity};
+
+fn webserver(dir: &TempDir, vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_webserver"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .current_dir(dir.path())
+        .envs(vars.iter().copied());
+    command
+}
+
+fn run(dir: &TempDir, vars: &[(&str, &str)], args: &[&str]) -> Output {
+    webserver(dir, vars).args(args).output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A `webserver serve` process, with its log collected.
+struct Server {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    address: String,
+}
+
+impl Server {
+    fn start(dir: &TempDir, vars: &[(&str, &str)], args: &[&str]) -> Self {
+        let mut child = webserver(dir, vars)
+            .arg("serve")
+            .args(args)
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (port_tx, port_rx) = mpsc::channel();
+        let reader = BufReader::new(child.stderr.take().unwrap());
+        let thread_log = log.clone();
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                if let Some(port) = port_of(&line) {
+                    let _ = port_tx.send(port);
+                }
+                let mut log = thread_log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        match port_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(port) => Self {
+                child,
+                log,
+                address: format!("http://127.0.0.1:{port}"),
+            },
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the server did not start:\n{}", log.lock().unwrap());
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(mut self) -> (ExitStatus, String) {
+        self.signal("TERM");
+        let status = self.wait(Duration::from_secs(20));
+        // Give the reader thread a moment to collect the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        let log = self.log.lock().unwrap().clone();
+        (status, log)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The port in the server's "listening" line, text or JSON.
+fn port_of(line: &str) -> Option<u16> {
+    if let Ok(value) = serde_json::from_str::<Value>(line) {
+        if value["message"] != "listening" {
+            return None;
+        }
+        return value["port"]
+            .as_u64()
+            .and_then(|port| u16::try_from(port).ok());
+    }
+    if !line.contains(" listening ") {
+        return None;
+    }
+    let rest = &line[line.find("port=")? + 5..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+fn one_line_naming(output: &Output, var: &str) {
+    assert!(!output.status.success());
+    let err = stderr(output);
+    assert_eq!(err.trim().lines().count(), 1, "expected one line: {err}");
+    assert!(err.contains(var), "expected {var} in: {err}");
+}
+
+#[test]
+fn missing_database_url_stops_startup_with_one_line_naming_it() {
+    let dir = TempDir::new();
+    one_line_naming(&run(&dir, &[], &["serve"]), "DATABASE_URL");
+    one_line_naming(&run(&dir, &[], &["migrate"]), "DATABASE_URL");
+}
+
+#[test]
+fn malformed_values_stop_startup_with_one_line_naming_them() {
+    let dir = TempDir::new();
+    let db = ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none");
+    one_line_naming(
+        &run(&dir, &[db, ("BIND_ADDR", "everywhere")], &["serve"]),
+        "BIND_ADDR",
+    );
+    one_line_naming(
+        &run(&dir, &[db, ("ENVIRONMENT", "prod")], &["serve"]),
+        "ENVIRONMENT",
+    );
+    one_line_naming(
+        &run(
+            &dir,
+            &[db, ("DESIRED_FREE_MANDELBOXES", "lots")],
+            &["serve"],
+        ),
+        "DESIRED_FREE_MANDELBOXES",
+    );
+    let secret = run(
+        &dir,
+        &[("DATABASE_URL", "mysql://root:hunter2@db/x")],
+        &["serve"],
+    );
+    one_line_naming(&secret, "DATABASE_URL");
+    assert!(!stderr(&secret).contains("hunter2"));
+}
+
+#[test]
+fn settings_are_read_from_a_dotenv_file() {
+    let dir = TempDir::new();
+    std::fs::write(
+        dir.path().join(".env"),
+        "DATABASE_URL=postgres://nobody@127.0.0.1:1/none\nBIND_ADDR=not-an-address\n",
+    )
+    .unwrap();
+    one_line_naming(&run(&dir, &[], &["serve"]), "BIND_ADDR");
+}
+
+#[test]
+fn production_and_staging_refuse_local_conveniences() {
+    let dir = TempDir::new();
+    let db = ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none");
+    for env in ["production", "staging"] {
+        let environment = ("ENVIRONMENT", env);
+        one_line_naming(&run(&dir, &[db, environment], &["serve"]), "JWKS_URL");
+        one_line_naming(
+            &run(
+                &dir,
+                &[
+                    db,
+                    environment,
+                    ("AUTH0_DOMAIN", "fractal.us.auth0.com"),
+                    ("CLOUD_PROVIDER", "local"),
+                ],
+                &["serve"],
+            ),
+            "CLOUD_PROVIDER",
+        );
+        let token = run(
+            &dir,
+            &[environment, ("AUTH0_DOMAIN", "fractal.us.auth0.com")],
+            &["dev-token", "--user", "alice"],
+        );
+        assert!(!token.status.success());
+        assert!(stderr(&token).contains("refused"), "{}", stderr(&token));
+        assert!(stdout(&token).is_empty());
+    }
+}
+
+#[test]
+fn serve_refuses_a_database_behind_its_migrations_until_migrate_runs() {
+    let dir = TempDir::new();
+    let db = TestDatabase::empty();
+    let vars = [("DATABASE_URL", db.url())];
+
+    let refused = run(&dir, &vars, &["serve"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("run `webserver migrate`"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let first = run(&dir, &vars, &["migrate"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        stdout(&first).starts_with("applied 1 migration(s)"),
+        "{}",
+        stdout(&first)
+    );
+    let second = run(&dir, &vars, &["migrate"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(stdout(&second).trim(), "the database is up to date");
+
+    let server = Server::start(&dir, &vars, &[]);
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn concurrent_migrations_take_turns() {
+    let dir = TempDir::new();
+    let db = TestDatabase::empty();
+    let children: Vec<Child> = (0..3)
+        .map(|_| {
+            webserver(&dir, &[("DATABASE_URL", db.url())])
+                .arg("migrate")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|child| child.wait_with_output().unwrap())
+        .collect();
+    for output in &outputs {
+        assert!(output.status.success(), "{}", stderr(output));
+    }
+    let applied = outputs
+        .iter()
+        .filter(|output| stdout(output).starts_with("applied"))
+        .count();
+    assert_eq!(applied, 1, "exactly one process applies the migration");
+}
+
+#[tokio::test]
+async fn serve_with_migrate_applies_pending_migrations_first() {
+    let dir = TempDir::new();
+    let db = TestDatabase::empty();
+    let server = Server::start(&dir, &[("DATABASE_URL", db.url())], &["--migrate"]);
+    let ready = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("applied migrations"), "{log}");
+}
+
+#[tokio::test]
+async fn dev_tokens_work_against_a_local_server() {
+    let dir = TempDir::new();
+    let db = TestDatabase::new();
+    db.execute(
+        "INSERT INTO hardware.region_to_ami (region_name, client_commit_hash, ami_id, ami_active)
+         VALUES ('us-east-1', 'dev', 'ami-dev', true)",
+    );
+    let vars = [("ENVIRONMENT", "local"), ("DATABASE_URL", db.url())];
+    let minted = run(
+        &dir,
+        &vars,
+        &[
+            "dev-token",
+            "--user",
+            "alice",
+            "--admin",
+            "--stripe-customer",
+            "cus_123",
+        ],
+    );
+    assert!(minted.status.success(), "{}", stderr(&minted));
+    let token = stdout(&minted).trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+
+    let server = Server::start(&dir, &vars, &[]);
+    let client = reqwest::Client::new();
+    let regions = client
+        .get(server.url("/regions"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(regions.status(), StatusCode::OK);
+    assert_eq!(regions.json::<Value>().await.unwrap(), json!(["us-east-1"]));
+    let hasura = client
+        .get(server.url("/hasura/auth"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        hasura.json::<Value>().await.unwrap(),
+        json!({"X-Hasura-Role": "user", "X-Hasura-User-Id": "alice"})
+    );
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[tokio::test]
+async fn a_production_server_refuses_dev_tokens() {
+    let dir = TempDir::new();
+    let db = TestDatabase::new();
+    let identity = TestIdentity::new();
+    let minted = run(
+        &dir,
+        &[("ENVIRONMENT", "local")],
+        &["dev-token", "--user", "mallory", "--admin"],
+    );
+    let dev_token = stdout(&minted).trim().to_owned();
+    assert!(!dev_token.is_empty(), "{}", stderr(&minted));
+
+    // Same data directory, so the development key is right there: still refused.
+    let server = Server::start(
+        &dir,
+        &[
+            ("ENVIRONMENT", "production"),
+            ("DATABASE_URL", db.url()),
+            ("JWKS_URL", identity.jwks.url()),
+            ("JWT_ISSUER", TEST_ISSUER),
+        ],
+        &[],
+    );
+    let client = reqwest::Client::new();
+    let refused = client
+        .get(server.url("/regions"))
+        .bearer_auth(&dev_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let accepted = client
+        .get(server.url("/regions"))
+        .bearer_auth(identity.token("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[tokio::test]
+async fn json_logs_are_json_lines_without_secrets() {
+    let dir = TempDir::new();
+    let db = TestDatabase::new();
+    let vars = [
+        ("ENVIRONMENT", "local"),
+        ("DATABASE_URL", db.url()),
+        ("LOG_FORMAT", "json"),
+    ];
+    let token = stdout(&run(&dir, &vars, &["dev-token", "--user", "alice"]))
+        .trim()
+        .to_owned();
+    let server = Server::start(&dir, &vars, &[]);
+    let by_query = reqwest::get(server.url(&format!("/regions?access_token={token}")))
+        .await
+        .unwrap();
+    assert_eq!(by_query.status(), StatusCode::OK);
+    let by_header = reqwest::Client::new()
+        .get(server.url("/regions"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.status(), StatusCode::OK);
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(
+        !log.contains(signature),
+        "the token reached the log:\n{log}"
+    );
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let requests: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["message"] == "request" && line["route"] == "/regions")
+        .collect();
+    assert_eq!(requests.len(), 2, "{log}");
+    assert_eq!(requests[0]["query"], "access_token=[REDACTED]");
+    assert_eq!(requests[0]["status"], 200);
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
+    let dir = TempDir::new();
+    let db = TestDatabase::new();
+    let vars = [("ENVIRONMENT", "local"), ("DATABASE_URL", db.url())];
+    let token = stdout(&run(&dir, &vars, &["dev-token", "--user", "alice"]))
+        .trim()
+        .to_owned();
+    let mut server = Server::start(&dir, &vars, &[]);
+
+    // Hold /regions in flight: its query waits for this lock.
+    let mut locker = db.connect();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE hardware.region_to_ami IN ACCESS EXCLUSIVE MODE;")
+        .unwrap();
+    let url = server.url("/regions");
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map(|response| response.status())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!in_flight.is_finished(), "the request should be waiting");
+
+    server.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server must wait for the in-flight request"
+    );
+    let refused = reqwest::get(server.url("/healthz")).await;
+    assert!(refused.is_err(), "no new connections once shutdown began");
+
+    locker.batch_execute("COMMIT").unwrap();
+    let status = in_flight.await.unwrap().unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let exit = server.wait(Duration::from_secs(20));
+    assert!(exit.success(), "exit status {exit}");
+}
+
+#[tokio::test]
+async fn sigint_stops_the_server_too() {
+    let dir = TempDir::new();
+    let db = TestDatabase::new();
+    let mut server = Server::start(&dir, &[("DATABASE_URL", db.url())], &[]);
+    server.signal("INT");
+    assert!(server.wait(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn every_command_has_help() {
+    let dir = TempDir::new();
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+        &["dev-token", "--help"],
+        &["ami-upgrade", "--help"],
+    ] {
+        let output = run(&dir, &[], args);
+        assert!(output.status.success(), "{args:?}");
+        assert!(stdout(&output).contains("Usage: webserver"), "{args:?}");
+    }
+    let top = stdout(&run(&dir, &[], &["--help"]));
+    for command in ["serve", "migrate", "ami-upgrade", "dev-token"] {
+        assert!(top.contains(command), "{command} missing from --help");
+    }
+}
+
+#[test]
+fn ami_upgrade_is_not_implemented_yet() {
+    let dir = TempDir::new();
+    let output = run(
+        &dir,
+        &[],
+        &["ami-upgrade", "abc", "{\"us-east-1\": \"ami-1\"}"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("not implemented yet"));
+}
