@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: makes sure PostgreSQL is there (started or
+# installed if missing), then formatting, lints, every test, and the quick start.
+#
+#   scripts/test.sh
+#
+# Honoured: TEST_DATABASE_URL (a server URL for a role that may create databases),
+# CARGO_TARGET_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/postgres.sh
+
+started=$SECONDS
+if [ -n "${TEST_DATABASE_URL:-}" ]; then PG_ADMIN_URL="$TEST_DATABASE_URL"; fi
+ensure_postgres
+export TEST_DATABASE_URL="$PG_ADMIN_URL"
+export AWS_EC2_METADATA_DISABLED=true
+
+# Databases left by an interrupted run (templates are rebuilt when needed).
+psql_admin -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'webserver\_test\_%'" |
+  while read -r stale; do psql_admin -qc "DROP DATABASE IF EXISTS \"$stale\" WITH (FORCE)"; done
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+log "cargo test"
+cargo test --workspace --locked
+log "quick start (scripts/run.sh)"
+bash tests/quickstart.sh
+log "all green in $((SECONDS - started)) s"
