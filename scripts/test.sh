@@ -17,7 +17,7 @@ export TEST_DATABASE_URL="$PG_ADMIN_URL"
 export AWS_EC2_METADATA_DISABLED=true
 
 # Databases left by an interrupted run (templates are rebuilt when needed).
-psql_admin -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'webserver\_test\_%'" |
+psql_admin -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'webserver\_test\_%' OR datname LIKE 'webserver\_quickstart\_%'" |
   while read -r stale; do psql_admin -qc "DROP DATABASE IF EXISTS \"$stale\" WITH (FORCE)"; done
 
 log "cargo fmt --check"

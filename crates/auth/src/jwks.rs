@@ -82,8 +82,15 @@ impl Jwks {
         }
     }
 
-    /// Fetches the key set now, replacing the cached one (dropped keys stop working).
-    pub(crate) async fn fetch(&self) -> Result<usize, String> {
+    /// Fetches the key set now. Lookups that arrive meanwhile wait for this fetch.
+    pub(crate) async fn refresh(&self) -> Result<usize, String> {
+        let _one_fetch_at_a_time = self.refresh.lock().await;
+        self.fetch().await
+    }
+
+    /// Fetches the key set, replacing the cached one (dropped keys stop working).
+    /// Callers hold the refresh lock.
+    async fn fetch(&self) -> Result<usize, String> {
         self.write().attempted_at = Some(Instant::now());
         let response = self
             .client

@@ -128,7 +128,7 @@ impl TokenVerifier {
     /// Fetches the JWKS now, so the first requests need not wait for it.
     pub async fn prefetch(&self) -> Result<usize, String> {
         match &self.jwks {
-            Some(jwks) => jwks.fetch().await,
+            Some(jwks) => jwks.refresh().await,
             None => Ok(0),
         }
     }

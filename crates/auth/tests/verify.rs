@@ -246,3 +246,18 @@ async fn directly_trusted_key_needs_no_jwks() {
         Err(AuthError::UnknownKey)
     );
 }
+
+#[tokio::test]
+async fn requests_during_the_startup_prefetch_wait_for_it() {
+    let identity = TestIdentity::new();
+    let verifier = TokenVerifier::new(&identity.verifier_config());
+    let token = identity.token("alice");
+    let prefetch = verifier.prefetch();
+    let requests = join_all((0..5).map(|_| verifier.verify(&token)));
+    let (fetched, results) = tokio::join!(prefetch, requests);
+    assert_eq!(fetched, Ok(1));
+    for result in results {
+        assert!(result.is_ok(), "{result:?}");
+    }
+    assert_eq!(identity.jwks.hits(), 1);
+}
