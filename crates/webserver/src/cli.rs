@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::settings::{
     AuthSettings, ConfigError, DatabaseSettings, Environment, Settings, Vars, log_format,
 };
-use crate::startup::{Application, StartupError};
+use crate::startup::{Application, ShutdownSignals, StartupError};
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
@@ -103,6 +103,8 @@ fn serve(vars: &Vars, migrate: bool) -> Result<ExitCode, CliError> {
     settings.auto_migrate |= migrate;
     telemetry::init(settings.log_format);
     runtime()?.block_on(async {
+        let signals = ShutdownSignals::install()
+            .map_err(|err| CliError::Failed(format!("cannot install signal handlers: {err}")))?;
         let app = Application::build(&settings).await?;
         tracing::info!(
             environment = settings.environment.as_str(),
@@ -110,7 +112,7 @@ fn serve(vars: &Vars, migrate: bool) -> Result<ExitCode, CliError> {
             port = app.port(),
             "listening"
         );
-        app.run_until_signalled()
+        app.run_until(signals.received())
             .await
             .map_err(|err| CliError::Failed(format!("server failed: {err}")))?;
         tracing::info!("stopped");

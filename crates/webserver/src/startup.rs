@@ -1,5 +1,6 @@
 //! Building the application from settings, and running it until told to stop.
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use api::{ApiState, HttpOptions, Lifecycle};
 use auth::{KeyError, TokenVerifier, VerifierConfig};
 use models::{Db, DbError, PoolOptions, migrations};
 use secrecy::ExposeSecret;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::settings::{AuthSettings, Settings};
 
@@ -160,11 +162,15 @@ impl Application {
         self.server.await
     }
 
-    /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
-    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+    /// Runs until `shutdown` completes (see [`ShutdownSignals`]), then shuts down
+    /// gracefully.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let stopper = self.stopper();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            shutdown.await;
             tracing::info!("signal received: finishing in-flight requests, then exiting");
             stopper.stop().await;
         });
@@ -185,21 +191,26 @@ impl Stopper {
     }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            tracing::error!("cannot install signal handlers; waiting for Ctrl-C");
-            let _ = tokio::signal::ctrl_c().await;
+/// SIGTERM and SIGINT, caught from the moment this is installed: install it before the
+/// server starts listening, so that no signal arriving early kills the process.
+pub struct ShutdownSignals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl ShutdownSignals {
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Completes at the first SIGTERM or SIGINT.
+    pub async fn received(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
         }
     }
 }

@@ -475,6 +475,18 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     assert!(exit.success(), "exit status {exit}");
 }
 
+#[test]
+fn a_signal_right_after_start_still_shuts_down_cleanly() {
+    let dir = TempDir::new();
+    let db = TestDatabase::new();
+    for _ in 0..5 {
+        let server = Server::start(&dir, &[("DATABASE_URL", db.url())], &[]);
+        let (status, log) = server.stop();
+        assert!(status.success(), "{status}: {log}");
+        assert!(log.contains("signal received"), "{log}");
+    }
+}
+
 #[tokio::test]
 async fn sigint_stops_the_server_too() {
     let dir = TempDir::new();
