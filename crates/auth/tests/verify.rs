@@ -6,16 +6,8 @@ use std::time::Duration;
 
 use auth::{AuthError, SigningKey, TokenVerifier};
 use futures_util::future::join_all;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
-use test_support::TestIdentity;
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+use test_support::{TestIdentity, unix_now_secs};
 
 #[tokio::test]
 async fn valid_token_yields_its_subject_scopes_and_customer() {
@@ -47,15 +39,7 @@ async fn hs256_signed_with_the_public_key_is_refused() {
     let identity = TestIdentity::new();
     let verifier = TokenVerifier::new(&identity.verifier_config());
     // The classic confusion attack: HMAC keyed with the (public) RSA key material.
-    let jwk = serde_json::to_vec(&identity.key.jwk()).unwrap();
-    let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some(identity.key.kid().to_owned());
-    let token = jsonwebtoken::encode(
-        &header,
-        &identity.claims("mallory"),
-        &EncodingKey::from_secret(&jwk).unwrap(),
-    )
-    .unwrap();
+    let token = identity.hs256_keyed_with_public_key("mallory");
     assert!(matches!(
         verifier.verify(&token).await,
         Err(AuthError::Algorithm(_))
@@ -91,14 +75,14 @@ async fn expired_and_not_yet_valid_tokens_are_refused_beyond_the_leeway() {
     let verifier = TokenVerifier::new(&identity.verifier_config());
 
     let mut expired = identity.claims("alice");
-    expired.insert("exp".into(), json!(now() - 120));
+    expired.insert("exp".into(), json!(unix_now_secs() - 120));
     assert_eq!(
         verifier.verify(&identity.sign(&expired)).await,
         Err(AuthError::Expired)
     );
 
     let mut early = identity.claims("alice");
-    early.insert("nbf".into(), json!(now() + 120));
+    early.insert("nbf".into(), json!(unix_now_secs() + 120));
     assert_eq!(
         verifier.verify(&identity.sign(&early)).await,
         Err(AuthError::NotYetValid)
@@ -106,8 +90,8 @@ async fn expired_and_not_yet_valid_tokens_are_refused_beyond_the_leeway() {
 
     // Within the 30 s leeway both pass: clocks are allowed to disagree a little.
     let mut skewed = identity.claims("alice");
-    skewed.insert("exp".into(), json!(now() - 5));
-    skewed.insert("nbf".into(), json!(now() + 5));
+    skewed.insert("exp".into(), json!(unix_now_secs() - 5));
+    skewed.insert("nbf".into(), json!(unix_now_secs() + 5));
     assert!(verifier.verify(&identity.sign(&skewed)).await.is_ok());
 }
 

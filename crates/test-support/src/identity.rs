@@ -58,6 +58,16 @@ impl TestIdentity {
         )
     }
 
+    /// An HS256 token keyed with this identity's public JWK and naming its key id:
+    /// the algorithm-confusion attack the verifier must refuse.
+    pub fn hs256_keyed_with_public_key(&self, user: &str) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(self.key.kid().to_owned());
+        let secret = serde_json::to_vec(&self.key.jwk()).expect("serialise the JWK");
+        let key = jsonwebtoken::EncodingKey::from_secret(&secret).expect("an HMAC key");
+        jsonwebtoken::encode(&header, &self.claims(user), &key).expect("sign")
+    }
+
     /// A valid token for `user`.
     pub fn token(&self, user: &str) -> String {
         self.sign(&self.claims(user))
@@ -75,4 +85,12 @@ impl Default for TestIdentity {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Now, in whole seconds since the Unix epoch (the unit of JWT time claims).
+pub fn unix_now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
 }

@@ -16,6 +16,6 @@ mod jwks_server;
 mod temp_dir;
 
 pub use database::{TestDatabase, admin_url};
-pub use identity::{TEST_AUDIENCE, TEST_ISSUER, TestIdentity};
+pub use identity::{TEST_AUDIENCE, TEST_ISSUER, TestIdentity, unix_now_secs};
 pub use jwks_server::JwksServer;
 pub use temp_dir::TempDir;

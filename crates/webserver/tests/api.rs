@@ -4,17 +4,9 @@
 mod common;
 
 use common::{TestApp, json};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::json;
-use test_support::TestIdentity;
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+use test_support::{TestIdentity, unix_now_secs};
 
 #[tokio::test]
 async fn healthz_answers_while_the_process_is_up() {
@@ -125,17 +117,6 @@ async fn every_kind_of_bad_token_is_401_with_a_json_error() {
         &identity.claims("mallory"),
         b"",
     );
-    let hs256 = {
-        let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(identity.key.kid().to_owned());
-        let secret = serde_json::to_vec(&identity.key.jwk()).unwrap();
-        jsonwebtoken::encode(
-            &header,
-            &identity.claims("mallory"),
-            &EncodingKey::from_secret(&secret).unwrap(),
-        )
-        .unwrap()
-    };
     let with = |name: &str, value: serde_json::Value| {
         let mut claims = identity.claims("alice");
         claims.insert(name.to_owned(), value);
@@ -143,13 +124,16 @@ async fn every_kind_of_bad_token_is_401_with_a_json_error() {
     };
     let cases = [
         ("alg none", alg_none),
-        ("HS256 with the public key", hs256),
+        (
+            "HS256 with the public key",
+            identity.hs256_keyed_with_public_key("mallory"),
+        ),
         (
             "unknown key",
             stranger.sign(&identity.claims("mallory")).unwrap(),
         ),
-        ("expired", with("exp", json!(now() - 600))),
-        ("not yet valid", with("nbf", json!(now() + 600))),
+        ("expired", with("exp", json!(unix_now_secs() - 600))),
+        ("not yet valid", with("nbf", json!(unix_now_secs() + 600))),
         (
             "wrong audience",
             with("aud", json!("https://elsewhere.example")),
