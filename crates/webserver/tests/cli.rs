@@ -432,7 +432,7 @@ async fn json_logs_are_json_lines_without_secrets() {
     assert_eq!(requests[0]["status"], 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     let dir = TempDir::new();
     let db = TestDatabase::new();
@@ -456,23 +456,49 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
             .await
             .map(|response| response.status())
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!in_flight.is_finished(), "the request should be waiting");
+    wait_until("the request waits on the lock", || waiting_on_lock(&db));
+    assert!(!in_flight.is_finished());
 
     server.signal("TERM");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until("the listener closes", || {
+        std::net::TcpStream::connect(server.address.trim_start_matches("http://")).is_err()
+    });
     assert!(
         server.child.try_wait().unwrap().is_none(),
         "the server must wait for the in-flight request"
     );
-    let refused = reqwest::get(server.url("/healthz")).await;
-    assert!(refused.is_err(), "no new connections once shutdown began");
 
     locker.batch_execute("COMMIT").unwrap();
     let status = in_flight.await.unwrap().unwrap();
     assert_eq!(status, StatusCode::OK);
     let exit = server.wait(Duration::from_secs(20));
     assert!(exit.success(), "exit status {exit}");
+}
+
+/// Polls `condition` for up to 20 s.
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether some query of `db` is waiting for a lock.
+fn waiting_on_lock(db: &TestDatabase) -> bool {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let count: Count = diesel::sql_query(
+        "SELECT count(*) AS count FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .get_result(&mut db.connect())
+    .unwrap();
+    count.count > 0
 }
 
 #[test]
