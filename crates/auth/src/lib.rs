@@ -6,6 +6,7 @@
 mod caller;
 mod jwks;
 mod keys;
+pub mod payments;
 mod verifier;
 
 pub use caller::{ADMIN_SCOPE, Caller};

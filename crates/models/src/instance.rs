@@ -25,6 +25,8 @@ pub struct Instance {
     pub status: InstanceStatus,
     pub commit_hash: CommitHash,
     pub aws_instance_type: String,
+    /// Kept equal to its rows in `mandelbox_info` by a trigger.
+    pub mandelbox_count: i64,
 }
 
 /// An instance that was just launched: metrics, capacity, IP and heartbeat time take
@@ -55,4 +57,61 @@ pub fn find(conn: &mut PgConnection, name: &InstanceName) -> QueryResult<Option<
         .select(Instance::as_select())
         .first(conn)
         .optional()
+}
+
+/// The instance a mandelbox can go to: where it is and what it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = instance_info, check_for_backend(diesel::pg::Pg))]
+pub struct Slot {
+    pub instance_name: InstanceName,
+    pub ip: String,
+    pub location: Region,
+    pub aws_ami_id: AmiId,
+}
+
+/// How to treat candidate rows that another transaction holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contention {
+    /// Pass over them: fast, but may miss the only instance with room.
+    Skip,
+    /// Wait for them, then look again at what they became.
+    Wait,
+}
+
+/// Locks, for the rest of the transaction, the fullest instance that can take one more
+/// mandelbox in `region` for `commit_hash`: `ACTIVE`, heard from, with a free slot. One
+/// index probe whatever the size of the fleet (`instance_info_assignable`).
+pub fn lock_fullest_with_room(
+    conn: &mut PgConnection,
+    region: &Region,
+    commit_hash: &CommitHash,
+    contention: Contention,
+) -> QueryResult<Option<Slot>> {
+    let query = instance_info::table
+        .filter(instance_info::location.eq(region))
+        .filter(instance_info::commit_hash.eq(commit_hash))
+        .filter(instance_info::status.eq(InstanceStatus::Active))
+        .filter(instance_info::last_updated_utc_unix_ms.ne(UnixMillis::NEVER))
+        .filter(instance_info::free_slots.gt(0))
+        .order((instance_info::free_slots, instance_info::instance_name))
+        .select(Slot::as_select())
+        .limit(1)
+        .for_update();
+    match contention {
+        Contention::Skip => query.skip_locked().first(conn).optional(),
+        Contention::Wait => query.first(conn).optional(),
+    }
+}
+
+/// Whether any `ACTIVE`, heard-from instance in these regions has a free slot, whatever
+/// commit hash it serves.
+pub fn any_with_room(conn: &mut PgConnection, regions: &[Region]) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        instance_info::table
+            .filter(instance_info::location.eq_any(regions))
+            .filter(instance_info::status.eq(InstanceStatus::Active))
+            .filter(instance_info::last_updated_utc_unix_ms.ne(UnixMillis::NEVER))
+            .filter(instance_info::free_slots.gt(0)),
+    ))
+    .get_result(conn)
 }

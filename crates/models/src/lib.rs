@@ -9,6 +9,7 @@ pub mod instance;
 pub mod mandelbox;
 pub mod migrations;
 pub mod newtypes;
+pub mod rate_limit;
 pub mod region_to_ami;
 pub mod schema;
 

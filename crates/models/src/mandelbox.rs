@@ -16,6 +16,31 @@ pub struct Mandelbox {
     pub creation_time_utc_unix_ms: UnixMillis,
 }
 
+pub fn insert(conn: &mut PgConnection, mandelbox: &Mandelbox) -> QueryResult<()> {
+    diesel::insert_into(mandelbox_info::table)
+        .values(mandelbox)
+        .execute(conn)
+        .map(drop)
+}
+
+/// Serialises, until the end of the transaction, every transaction that takes this lock
+/// for the same user, in every server process.
+pub fn lock_user(conn: &mut PgConnection, user: &UserId) -> QueryResult<()> {
+    // The two-key form: its key space does not overlap the one-key locks used elsewhere.
+    diesel::sql_query("SELECT pg_advisory_xact_lock(1, hashtext($1))")
+        .bind::<diesel::sql_types::Text, _>(user)
+        .execute(conn)
+        .map(drop)
+}
+
+/// How many mandelboxes `user` holds.
+pub fn count_for_user(conn: &mut PgConnection, user: &UserId) -> QueryResult<i64> {
+    mandelbox_info::table
+        .filter(mandelbox_info::user_id.eq(user))
+        .count()
+        .get_result(conn)
+}
+
 pub fn find(conn: &mut PgConnection, id: &MandelboxId) -> QueryResult<Option<Mandelbox>> {
     mandelbox_info::table
         .find(id)

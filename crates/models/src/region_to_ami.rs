@@ -46,3 +46,30 @@ pub fn for_region(conn: &mut PgConnection, region: &Region) -> QueryResult<Vec<R
         .select(RegionAmi::as_select())
         .load(conn)
 }
+
+/// Which of `regions` are enabled, in the order given.
+pub fn enabled_among(conn: &mut PgConnection, regions: &[Region]) -> QueryResult<Vec<Region>> {
+    let enabled: Vec<Region> = region_to_ami::table
+        .filter(region_to_ami::region_enabled.eq(true))
+        .filter(region_to_ami::region_name.eq_any(regions))
+        .select(region_to_ami::region_name)
+        .distinct()
+        .load(conn)?;
+    let mut ordered: Vec<Region> = Vec::with_capacity(enabled.len());
+    for region in regions {
+        if enabled.contains(region) && !ordered.contains(region) {
+            ordered.push(region.clone());
+        }
+    }
+    Ok(ordered)
+}
+
+/// The region's active image, if it has one.
+pub fn active(conn: &mut PgConnection, region: &Region) -> QueryResult<Option<RegionAmi>> {
+    region_to_ami::table
+        .filter(region_to_ami::region_name.eq(region))
+        .filter(region_to_ami::ami_active.eq(true))
+        .select(RegionAmi::as_select())
+        .first(conn)
+        .optional()
+}

@@ -17,6 +17,8 @@ pub mod hardware {
             status -> Varchar,
             commit_hash -> Varchar,
             aws_instance_type -> Varchar,
+            mandelbox_count -> Int8,
+            free_slots -> Nullable<Int8>,
         }
     }
 
@@ -27,6 +29,14 @@ pub mod hardware {
             instance_name -> Varchar,
             status -> Varchar,
             creation_time_utc_unix_ms -> Int8,
+        }
+    }
+
+    diesel::table! {
+        hardware.rate_limit_windows (client, window_start) {
+            client -> Varchar,
+            window_start -> Int8,
+            hits -> Int4,
         }
     }
 
@@ -42,5 +52,10 @@ pub mod hardware {
 
     diesel::joinable!(mandelbox_info -> instance_info (instance_name));
 
-    diesel::allow_tables_to_appear_in_same_query!(instance_info, mandelbox_info, region_to_ami,);
+    diesel::allow_tables_to_appear_in_same_query!(
+        instance_info,
+        mandelbox_info,
+        rate_limit_windows,
+        region_to_ami,
+    );
 }
