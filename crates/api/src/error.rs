@@ -7,6 +7,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use auth::AuthError;
 use models::DbError;
+use scaling::AssignError;
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,11 +17,18 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
+    PaymentRequired(String),
+    #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("too many requests: retry in {0} s")]
+    TooManyRequests(u64),
     #[error("{0}")]
     ServiceUnavailable(String),
+    /// No mandelbox was assigned: 503 `{"ip": null, "mandelbox_id": null, "error": code}`.
+    #[error("{0}")]
+    NoMandelbox(&'static str),
     /// A bug or an unexpected failure: the client sees only "internal error".
     #[error("internal error")]
     Internal(String),
@@ -41,11 +49,25 @@ impl From<AuthError> for ApiError {
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
         match err {
-            DbError::Unavailable(cause) => {
+            DbError::Unavailable(cause) | DbError::Busy(cause) => {
                 tracing::error!(%cause, "database unavailable");
                 Self::ServiceUnavailable("database unavailable".to_owned())
             }
             other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<AssignError> for ApiError {
+    fn from(err: AssignError) -> Self {
+        match err {
+            AssignError::Forbidden(message) => Self::Forbidden(message),
+            AssignError::RateLimited { retry_after_secs } => {
+                Self::TooManyRequests(retry_after_secs)
+            }
+            AssignError::PaymentRequired(message) => Self::PaymentRequired(message),
+            AssignError::Refused(failure) => Self::NoMandelbox(failure.code()),
+            AssignError::Internal(cause) => Self::Internal(cause),
         }
     }
 }
@@ -55,9 +77,11 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::ServiceUnavailable(_) | Self::NoMandelbox(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

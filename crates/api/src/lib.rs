@@ -6,6 +6,7 @@ mod error;
 pub mod extract;
 mod hasura;
 mod health;
+mod mandelbox;
 mod middleware;
 pub mod redact;
 mod regions;
@@ -59,7 +60,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::get_healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::get_readyz)))
         .service(web::resource("/regions").route(web::get().to(regions::list_regions)))
-        .service(web::resource("/hasura/auth").route(web::get().to(hasura::get_hasura_auth)));
+        .service(web::resource("/hasura/auth").route(web::get().to(hasura::get_hasura_auth)))
+        .service(
+            web::resource("/mandelbox/assign").route(web::post().to(mandelbox::assign_mandelbox)),
+        );
 }
 
 async fn no_such_route() -> Result<actix_web::HttpResponse, ApiError> {

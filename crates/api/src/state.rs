@@ -3,13 +3,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use auth::TokenVerifier;
 use models::Db;
+use scaling::Assigner;
 
 /// What every handler may use.
 #[derive(Clone)]
 pub struct ApiState {
     pub db: Db,
     pub verifier: Arc<TokenVerifier>,
+    pub assigner: Arc<Assigner>,
     pub lifecycle: Lifecycle,
+    /// Whether the client's address is the first of `X-Forwarded-For` (behind a proxy
+    /// that sets it) rather than the connection's peer.
+    pub trust_forwarded_for: bool,
 }
 
 /// Whether the process is shutting down, so that readiness turns false first.

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, test, web};
+use auth::payments::NoPayments;
 use auth::{SigningKey, TokenVerifier, VerifierConfig};
 use models::{Db, PoolOptions};
+use scaling::{AssignPolicy, Assigner, NoScaling};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use test_support::{TEST_AUDIENCE, TestIdentity};
@@ -76,11 +78,20 @@ impl Fixture {
 
     fn state(&self) -> web::Data<ApiState> {
         let verifier = TokenVerifier::new(&VerifierConfig::new(TEST_AUDIENCE)).trust_key(&self.key);
+        // Never connected to: these routes do not touch the database.
+        let db = Db::new("postgres://nobody@127.0.0.1:1/none", PoolOptions::default());
+        let assigner = Assigner::new(
+            db.clone(),
+            Arc::new(NoPayments),
+            Arc::new(NoScaling),
+            AssignPolicy::default(),
+        );
         web::Data::new(ApiState {
-            // Never connected to: these routes do not touch the database.
-            db: Db::new("postgres://nobody@127.0.0.1:1/none", PoolOptions::default()),
+            db,
             verifier: Arc::new(verifier),
+            assigner: Arc::new(assigner),
             lifecycle: Lifecycle::default(),
+            trust_forwarded_for: false,
         })
     }
 }

@@ -14,6 +14,9 @@ pub enum DbError {
     /// No connection could be had: the server is down, unreachable or refusing us.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// Waited too long for rows other transactions hold.
+    #[error("database busy: {0}")]
+    Busy(String),
     #[error(transparent)]
     Query(diesel::result::Error),
     #[error("database task failed: {0}")]
@@ -29,6 +32,14 @@ impl From<diesel::result::Error> for DbError {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 info,
             ) => Self::Unavailable(info.message().to_owned()),
+            // SQLSTATE 55P03, which diesel does not name.
+            Error::DatabaseError(_, info)
+                if info
+                    .message()
+                    .starts_with("canceling statement due to lock timeout") =>
+            {
+                Self::Busy(info.message().to_owned())
+            }
             other => Self::Query(other),
         }
     }

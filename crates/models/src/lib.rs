@@ -14,6 +14,7 @@ pub mod region_to_ami;
 pub mod schema;
 
 pub use db::{Db, DbError, PoolOptions};
+pub use mandelbox::Mandelbox;
 pub use newtypes::{
     AmiId, CommitHash, InstanceName, InstanceStatus, InvalidValue, MandelboxId, MandelboxStatus,
     Region, UnixMillis, UserId,

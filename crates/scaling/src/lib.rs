@@ -1,3 +1,12 @@
-//! Mandelbox assignment and fleet sizing.
-//!
-//! Empty until its issue lands; it builds so the workspace shape is in place.
+//! Mandelbox assignment and, later, fleet sizing: the business logic between the HTTP
+//! layer and the database.
+
+pub mod assign;
+pub mod hook;
+pub mod neighbours;
+pub mod request;
+
+pub use assign::{AssignError, AssignPolicy, Assigner, Assignment, Failure};
+pub use hook::{NoScaling, ScaleCheck, ScalingHook};
+pub use neighbours::RegionNeighbours;
+pub use request::{AssignRequest, InvalidRequest, RegionChoice};

@@ -7,4 +7,4 @@ pub mod startup;
 pub mod telemetry;
 
 pub use settings::{Settings, Vars};
-pub use startup::{Application, ShutdownSignals, StartupError, Stopper};
+pub use startup::{Application, Overrides, ShutdownSignals, StartupError, Stopper};

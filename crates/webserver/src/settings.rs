@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use api::CorsOrigins;
+use scaling::RegionNeighbours;
 use secrecy::SecretString;
 use url::Url;
 
@@ -284,8 +285,11 @@ pub struct CloudSettings {
 
 #[derive(Debug, Clone)]
 pub struct StripeSettings {
+    /// Required in production and staging.
     pub secret: Option<SecretString>,
     pub api_base: Url,
+    /// How long a subscription answer is reused.
+    pub cache_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -313,8 +317,11 @@ pub struct ScalingSettings {
 
 #[derive(Debug, Clone)]
 pub struct LimitSettings {
+    /// Assign calls per client address and minute; 0 turns the limit off.
     pub rate_limit_per_minute: u32,
     pub mandelbox_limit_per_user: u32,
+    /// Take the client's address from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
 }
 
 /// Everything `webserver serve` needs.
@@ -331,6 +338,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub scaling: ScalingSettings,
     pub limits: LimitSettings,
+    pub neighbours: RegionNeighbours,
 }
 
 impl Settings {
@@ -345,13 +353,7 @@ impl Settings {
             auth: AuthSettings::from_vars(vars, environment)?,
             cloud: CloudSettings::from_vars(vars, environment, &http)?,
             http,
-            stripe: StripeSettings {
-                secret: vars.secret("STRIPE_SECRET"),
-                api_base: vars
-                    .url("STRIPE_API_BASE")?
-                    .map_or_else(|| Url::parse("https://api.stripe.com"), Ok)
-                    .map_err(|err| problem("STRIPE_API_BASE", err.to_string()))?,
-            },
+            stripe: StripeSettings::from_vars(vars, environment)?,
             mail: MailSettings {
                 sendgrid_api_key: vars.secret("SENDGRID_API_KEY"),
                 smtp_url: vars.secret("SMTP_URL"),
@@ -364,6 +366,12 @@ impl Settings {
             limits: LimitSettings {
                 rate_limit_per_minute: vars.parse_or("RATE_LIMIT_PER_MINUTE", 10)?,
                 mandelbox_limit_per_user: vars.parse_or("MANDELBOX_LIMIT_PER_USER", 1)?,
+                trust_forwarded_for: vars.flag("TRUST_X_FORWARDED_FOR", false)?,
+            },
+            neighbours: match vars.get("REGION_NEIGHBOURS") {
+                None => RegionNeighbours::default(),
+                Some(json) => RegionNeighbours::from_json(json)
+                    .map_err(|err| problem("REGION_NEIGHBOURS", err))?,
             },
         })
     }
@@ -377,6 +385,26 @@ pub fn log_format(vars: &Vars) -> Result<LogFormat, ConfigError> {
             "LOG_FORMAT",
             format!("invalid value {other:?}: expected text or json"),
         )),
+    }
+}
+
+impl StripeSettings {
+    fn from_vars(vars: &Vars, environment: Environment) -> Result<Self, ConfigError> {
+        let secret = vars.secret("STRIPE_SECRET");
+        if secret.is_none() && environment.is_deployed() {
+            return Err(problem(
+                "STRIPE_SECRET",
+                format!("required in {}", environment.as_str()),
+            ));
+        }
+        Ok(Self {
+            secret,
+            api_base: vars
+                .url("STRIPE_API_BASE")?
+                .map_or_else(|| Url::parse("https://api.stripe.com"), Ok)
+                .map_err(|err| problem("STRIPE_API_BASE", err.to_string()))?,
+            cache_ttl: vars.secs("STRIPE_CACHE_SECS", 30)?,
+        })
     }
 }
 
@@ -534,6 +562,9 @@ mod tests {
         assert_eq!(err.var, "HEARTBEAT_TIMEOUT_SECS");
         let err = Settings::from_vars(&vars(&[DB, ("JWKS_URL", "ftp://x")])).unwrap_err();
         assert_eq!(err.var, "JWKS_URL");
+        let err = Settings::from_vars(&vars(&[DB, ("REGION_NEIGHBOURS", "{\"us-east-1\": 1}")]))
+            .unwrap_err();
+        assert_eq!(err.var, "REGION_NEIGHBOURS");
     }
 
     #[test]
@@ -568,11 +599,19 @@ mod tests {
         for env in ["production", "staging"] {
             let err = Settings::from_vars(&vars(&[DB, ("ENVIRONMENT", env)])).unwrap_err();
             assert_eq!(err.var, "JWKS_URL", "{env} needs an identity provider");
+            let err = Settings::from_vars(&vars(&[
+                DB,
+                ("ENVIRONMENT", env),
+                ("AUTH0_DOMAIN", "fractal.us.auth0.com"),
+            ]))
+            .unwrap_err();
+            assert_eq!(err.var, "STRIPE_SECRET", "{env} needs Stripe");
 
             let err = Settings::from_vars(&vars(&[
                 DB,
                 ("ENVIRONMENT", env),
                 ("AUTH0_DOMAIN", "fractal.us.auth0.com"),
+                ("STRIPE_SECRET", "sk_live_x"),
                 ("CLOUD_PROVIDER", "local"),
             ]))
             .unwrap_err();
@@ -582,6 +621,7 @@ mod tests {
                 DB,
                 ("ENVIRONMENT", env),
                 ("AUTH0_DOMAIN", "fractal.us.auth0.com"),
+                ("STRIPE_SECRET", "sk_live_x"),
             ]))
             .unwrap();
             assert!(!settings.auth.accept_dev_tokens);

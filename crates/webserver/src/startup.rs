@@ -11,7 +11,10 @@ use models::{Db, DbError, PoolOptions, migrations};
 use secrecy::ExposeSecret;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::settings::{AuthSettings, Settings};
+use auth::payments::{CachedSubscriptions, NoPayments, StripeClient, Subscriptions};
+use scaling::{AssignPolicy, Assigner, NoScaling, ScalingHook};
+
+use crate::settings::{AuthSettings, Environment, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -66,6 +69,12 @@ pub fn verifier(settings: &AuthSettings) -> Result<TokenVerifier, KeyError> {
     Ok(verifier)
 }
 
+/// Parts of the application to replace.
+#[derive(Default)]
+pub struct Overrides {
+    pub scaling: Option<Arc<dyn ScalingHook>>,
+}
+
 /// The server, bound and ready to run.
 pub struct Application {
     server: Server,
@@ -78,6 +87,14 @@ impl Application {
     /// `auto_migrate` is set), binds the listener and builds the HTTP server. With
     /// port 0 in `BIND_ADDR` the system picks a free port: see [`Application::port`].
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        Self::build_with(settings, Overrides::default()).await
+    }
+
+    /// [`Application::build`] with some parts replaced (tests observe scaling this way).
+    pub async fn build_with(
+        settings: &Settings,
+        overrides: Overrides,
+    ) -> Result<Self, StartupError> {
         let db = Db::new(
             settings.database.url.expose_secret(),
             PoolOptions {
@@ -119,11 +136,33 @@ impl Application {
             source,
         })?;
         let port = listener.local_addr().map_err(StartupError::Server)?.port();
+        let payments: Arc<dyn Subscriptions> = match &settings.stripe.secret {
+            Some(secret) => Arc::new(CachedSubscriptions::new(
+                StripeClient::new(settings.stripe.api_base.clone(), secret.clone()),
+                settings.stripe.cache_ttl,
+            )),
+            None => Arc::new(NoPayments),
+        };
+        let scaling = overrides
+            .scaling
+            .unwrap_or_else(|| Arc::new(NoScaling) as Arc<dyn ScalingHook>);
+        let policy = AssignPolicy {
+            rate_limit_per_minute: settings.limits.rate_limit_per_minute,
+            mandelbox_limit_per_user: settings.limits.mandelbox_limit_per_user,
+            local_dev_commit_hash: matches!(
+                settings.environment,
+                Environment::Development | Environment::Local
+            ),
+            neighbours: settings.neighbours.clone(),
+            ..AssignPolicy::default()
+        };
         let lifecycle = Lifecycle::default();
         let state = ApiState {
+            assigner: Arc::new(Assigner::new(db.clone(), payments, scaling, policy)),
             db,
             verifier,
             lifecycle: lifecycle.clone(),
+            trust_forwarded_for: settings.limits.trust_forwarded_for,
         };
         let options = HttpOptions {
             max_body_bytes: settings.http.max_body_bytes,

@@ -208,6 +208,7 @@ fn production_and_staging_refuse_local_conveniences() {
                     db,
                     environment,
                     ("AUTH0_DOMAIN", "fractal.us.auth0.com"),
+                    ("STRIPE_SECRET", "sk_test_unused"),
                     ("CLOUD_PROVIDER", "local"),
                 ],
                 &["serve"],
@@ -241,10 +242,14 @@ fn serve_refuses_a_database_behind_its_migrations_until_migrate_runs() {
 
     let first = run(&dir, &vars, &["migrate"]);
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(
-        stdout(&first).starts_with("applied 1 migration(s)"),
-        "{}",
-        stdout(&first)
+    let embedded = models::migrations::embedded_versions().unwrap();
+    assert_eq!(
+        stdout(&first).trim(),
+        format!(
+            "applied {} migration(s): {}",
+            embedded.len(),
+            embedded.join(", ")
+        )
     );
     let second = run(&dir, &vars, &["migrate"]);
     assert!(second.status.success(), "{}", stderr(&second));
@@ -362,6 +367,7 @@ async fn a_production_server_refuses_dev_tokens() {
         &dir,
         &[
             ("ENVIRONMENT", "production"),
+            ("STRIPE_SECRET", "sk_test_unused"),
             ("DATABASE_URL", db.url()),
             ("JWKS_URL", identity.jwks.url()),
             ("JWT_ISSUER", TEST_ISSUER),

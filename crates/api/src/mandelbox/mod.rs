@@ -1,0 +1,3 @@
+mod assign;
+
+pub use assign::assign_mandelbox;

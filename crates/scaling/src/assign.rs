@@ -1,0 +1,317 @@
+//! Assigning a mandelbox to an instance (SPEC §5).
+//!
+//! One transaction per request, correct with any number of server processes sharing
+//! the database:
+//! - a per-user advisory lock serialises one user's requests, so the per-user limit
+//!   holds;
+//! - the chosen instance's row is locked (`FOR UPDATE`) while its slot is taken, and
+//!   its free-slot count is kept by a trigger, so no instance exceeds its capacity and
+//!   nothing lands on an instance that stopped being `ACTIVE`;
+//! - candidates locked by other requests are first skipped, then, if nothing else has
+//!   room, waited for: a request is refused for lack of capacity only when no matching
+//!   instance has a free slot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth::Caller;
+use auth::payments::{PaymentError, Subscriptions};
+use diesel::prelude::*;
+use models::instance::{self, Contention, Slot};
+use models::{
+    CommitHash, Db, DbError, Mandelbox, MandelboxId, MandelboxStatus, Region, UnixMillis,
+    mandelbox, rate_limit, region_to_ami,
+};
+
+use crate::hook::{ScaleCheck, ScalingHook};
+use crate::neighbours::RegionNeighbours;
+use crate::request::{AssignRequest, RegionChoice};
+
+/// The commit hash that, in development and local environments, means "whatever the
+/// region's active image serves".
+pub const LOCAL_DEV_COMMIT_HASH: &str = "local_dev";
+
+/// Why no mandelbox was assigned, as the 503 body's `error` code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    RegionNotEnabled,
+    CommitHashMismatch,
+    NoInstanceAvailable,
+    UserAlreadyActive,
+    ServiceUnavailable,
+}
+
+impl Failure {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::RegionNotEnabled => "REGION_NOT_ENABLED",
+            Self::CommitHashMismatch => "COMMIT_HASH_MISMATCH",
+            Self::NoInstanceAvailable => "NO_INSTANCE_AVAILABLE",
+            Self::UserAlreadyActive => "USER_ALREADY_ACTIVE",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AssignError {
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("too many requests: retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{0}")]
+    PaymentRequired(String),
+    #[error("{}", .0.code())]
+    Refused(Failure),
+    /// A bug or unexpected database failure.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<DbError> for AssignError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Unavailable(cause) | DbError::Busy(cause) => {
+                tracing::warn!(%cause, "assignment: database unavailable or busy");
+                Self::Refused(Failure::ServiceUnavailable)
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A mandelbox that was assigned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub mandelbox_id: MandelboxId,
+    pub ip: String,
+    pub instance: Slot,
+}
+
+/// The rules of assignment that come from configuration.
+#[derive(Debug, Clone)]
+pub struct AssignPolicy {
+    /// Assign calls per client per minute; 0 turns the limit off.
+    pub rate_limit_per_minute: u32,
+    pub mandelbox_limit_per_user: u32,
+    /// Whether `local_dev` means the active image's commit hash (development, local).
+    pub local_dev_commit_hash: bool,
+    pub neighbours: RegionNeighbours,
+    /// How long a request may wait for rows other requests hold.
+    pub lock_timeout: Duration,
+}
+
+impl Default for AssignPolicy {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_minute: 10,
+            mandelbox_limit_per_user: 1,
+            local_dev_commit_hash: false,
+            neighbours: RegionNeighbours::default(),
+            lock_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct Assigner {
+    db: Db,
+    payments: Arc<dyn Subscriptions>,
+    scaling: Arc<dyn ScalingHook>,
+    policy: AssignPolicy,
+}
+
+/// What the transaction decided.
+enum Outcome {
+    Assigned(Slot, MandelboxId),
+    /// Refused; with the region whose capacity should be looked at, if any.
+    Refused(Failure, Option<Region>),
+}
+
+impl Assigner {
+    pub fn new(
+        db: Db,
+        payments: Arc<dyn Subscriptions>,
+        scaling: Arc<dyn ScalingHook>,
+        policy: AssignPolicy,
+    ) -> Self {
+        Self {
+            db,
+            payments,
+            scaling,
+            policy,
+        }
+    }
+
+    /// Assigns a mandelbox for `request`, made by `caller` from `client` (its address,
+    /// for the rate limit).
+    pub async fn assign(
+        &self,
+        caller: &Caller,
+        request: AssignRequest,
+        client: &str,
+    ) -> Result<Assignment, AssignError> {
+        if request.username != caller.user_id && !caller.is_admin() {
+            return Err(AssignError::Forbidden(
+                "username does not match the token's user".to_owned(),
+            ));
+        }
+        self.check_rate(client).await?;
+        if !caller.is_admin() {
+            self.check_payment(caller).await?;
+        }
+
+        let policy = self.policy.clone();
+        let outcome = self
+            .db
+            .run(move |conn| {
+                conn.transaction(|conn| assign_in_transaction(conn, &policy, &request))
+            })
+            .await?;
+        match outcome {
+            Outcome::Assigned(slot, mandelbox_id) => {
+                self.scaling.check(ScaleCheck {
+                    region: slot.location.clone(),
+                    ami: Some(slot.aws_ami_id.clone()),
+                });
+                Ok(Assignment {
+                    mandelbox_id,
+                    ip: slot.ip.clone(),
+                    instance: slot,
+                })
+            }
+            Outcome::Refused(failure, region) => {
+                if let Some(region) = region {
+                    self.scaling.check(ScaleCheck { region, ami: None });
+                }
+                Err(AssignError::Refused(failure))
+            }
+        }
+    }
+
+    async fn check_rate(&self, client: &str) -> Result<(), AssignError> {
+        let limit = self.policy.rate_limit_per_minute;
+        if limit == 0 {
+            return Ok(());
+        }
+        let key = format!("assign:{client}");
+        let hits = self
+            .db
+            .run(move |conn| Ok(rate_limit::hit(conn, &key, UnixMillis::now())?))
+            .await?;
+        if hits.in_last_minute() > f64::from(limit) {
+            let left_in_window = rate_limit::WINDOW_MILLIS - hits.elapsed_millis;
+            let retry_after_secs = u64::try_from(left_in_window)
+                .unwrap_or(60_000)
+                .div_ceil(1000)
+                .max(1);
+            return Err(AssignError::RateLimited { retry_after_secs });
+        }
+        Ok(())
+    }
+
+    async fn check_payment(&self, caller: &Caller) -> Result<(), AssignError> {
+        let Some(customer) = &caller.stripe_customer_id else {
+            return Err(AssignError::PaymentRequired(
+                "no subscription: the token names no Stripe customer".to_owned(),
+            ));
+        };
+        match self.payments.is_paying(customer).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(AssignError::PaymentRequired(
+                "no active or trialing subscription".to_owned(),
+            )),
+            Err(err @ (PaymentError::Unavailable(_) | PaymentError::NotConfigured)) => {
+                tracing::error!(error = %err, "payment gate: cannot check the subscription");
+                Err(AssignError::Refused(Failure::ServiceUnavailable))
+            }
+        }
+    }
+}
+
+fn assign_in_transaction(
+    conn: &mut PgConnection,
+    policy: &AssignPolicy,
+    request: &AssignRequest,
+) -> Result<Outcome, DbError> {
+    let timeout_ms = policy.lock_timeout.as_millis().max(1);
+    diesel::sql_query(format!("SET LOCAL lock_timeout = {timeout_ms}")).execute(conn)?;
+
+    mandelbox::lock_user(conn, &request.username)?;
+    let held = mandelbox::count_for_user(conn, &request.username)?;
+    if held >= i64::from(policy.mandelbox_limit_per_user) {
+        return Ok(Outcome::Refused(Failure::UserAlreadyActive, None));
+    }
+
+    let regions = candidate_regions(conn, policy, &request.regions)?;
+    let Some(first) = regions.first().cloned() else {
+        return Ok(Outcome::Refused(Failure::RegionNotEnabled, None));
+    };
+    let mut wanted: Vec<(Region, CommitHash)> = Vec::with_capacity(regions.len());
+    for region in &regions {
+        if let Some(hash) = commit_hash_for(conn, policy, region, &request.client_commit_hash)? {
+            wanted.push((region.clone(), hash));
+        }
+    }
+
+    for contention in [Contention::Skip, Contention::Wait] {
+        for (region, hash) in &wanted {
+            if let Some(slot) = instance::lock_fullest_with_room(conn, region, hash, contention)? {
+                let mandelbox_id = MandelboxId::new_v4();
+                mandelbox::insert(
+                    conn,
+                    &Mandelbox {
+                        mandelbox_id: mandelbox_id.clone(),
+                        user_id: request.username.clone(),
+                        instance_name: slot.instance_name.clone(),
+                        status: MandelboxStatus::Allocated,
+                        creation_time_utc_unix_ms: UnixMillis::now(),
+                    },
+                )?;
+                return Ok(Outcome::Assigned(slot, mandelbox_id));
+            }
+        }
+    }
+
+    let failure = if instance::any_with_room(conn, &regions)? {
+        Failure::CommitHashMismatch
+    } else {
+        Failure::NoInstanceAvailable
+    };
+    Ok(Outcome::Refused(failure, Some(first)))
+}
+
+/// The enabled regions to try, in order: the client's list, or the region and then its
+/// bundled neighbours. Empty when the region (or every listed one) is not enabled.
+fn candidate_regions(
+    conn: &mut PgConnection,
+    policy: &AssignPolicy,
+    choice: &RegionChoice,
+) -> Result<Vec<Region>, DbError> {
+    let asked: Vec<Region> = match choice {
+        RegionChoice::Ordered(list) => list.clone(),
+        RegionChoice::One(region) => std::iter::once(region.clone())
+            .chain(policy.neighbours.of(region).iter().cloned())
+            .collect(),
+    };
+    let enabled = region_to_ami::enabled_among(conn, &asked)?;
+    if let RegionChoice::One(region) = choice
+        && !enabled.contains(region)
+    {
+        return Ok(Vec::new());
+    }
+    Ok(enabled)
+}
+
+/// The commit hash to match in `region`: the client's, or under the development
+/// override the one the region's active image serves (none if it has no active image).
+fn commit_hash_for(
+    conn: &mut PgConnection,
+    policy: &AssignPolicy,
+    region: &Region,
+    asked: &CommitHash,
+) -> Result<Option<CommitHash>, DbError> {
+    if policy.local_dev_commit_hash && asked.as_str() == LOCAL_DEV_COMMIT_HASH {
+        return Ok(region_to_ami::active(conn, region)?.map(|active| active.client_commit_hash));
+    }
+    Ok(Some(asked.clone()))
+}

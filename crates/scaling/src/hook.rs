@@ -1,0 +1,26 @@
+//! What assignment tells the scaling layer.
+
+use models::{AmiId, Region};
+
+/// A request to look at one region's capacity soon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleCheck {
+    pub region: Region,
+    /// The image to look at; `None` for the region's active one.
+    pub ami: Option<AmiId>,
+}
+
+/// Receives capacity checks after assignments and after refusals for lack of capacity.
+/// Implementations return at once and do their work in the background.
+pub trait ScalingHook: Send + Sync {
+    fn check(&self, check: ScaleCheck);
+}
+
+/// Scaling that does nothing yet: the checks are only logged.
+pub struct NoScaling;
+
+impl ScalingHook for NoScaling {
+    fn check(&self, check: ScaleCheck) {
+        tracing::debug!(region = %check.region, ami = ?check.ami, "scale check (no scaling yet)");
+    }
+}
