@@ -3,6 +3,7 @@
 //! All SQL lives here. Each table has its own module holding its row type, its
 //! insertable and its queries, which take a connection and return `QueryResult`.
 
+pub mod audit;
 pub mod db;
 pub mod email_template;
 pub mod instance;

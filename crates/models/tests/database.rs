@@ -174,3 +174,48 @@ async fn pool_runs_queries_off_the_executor_and_reports_an_absent_database() {
     let nowhere = Db::new("postgres://nobody@127.0.0.1:1/none", options);
     assert!(matches!(nowhere.ping().await, Err(DbError::Unavailable(_))));
 }
+
+#[test]
+fn mandelbox_counts_follow_inserts_moves_and_deletes_whoever_writes_them() {
+    let db = TestDatabase::new();
+    db.execute(
+        "INSERT INTO hardware.instance_info
+             (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
+              aws_instance_type, mandelbox_capacity)
+         VALUES ('a', 'aws-a', 'ami', 'us-east-1', 'ACTIVE', 'h', 't', 3),
+                ('b', 'aws-b', 'ami', 'us-east-1', 'ACTIVE', 'h', 't', 3);
+         INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status)
+         VALUES ('m1', 'u1', 'a', 'RUNNING'), ('m2', 'u2', 'a', 'RUNNING'),
+                ('m3', 'u3', 'b', 'RUNNING');",
+    );
+    let counts = |db: &TestDatabase| {
+        (
+            db.number(
+                "SELECT mandelbox_count AS n FROM hardware.instance_info WHERE instance_name = 'a'",
+            ),
+            db.number(
+                "SELECT free_slots AS n FROM hardware.instance_info WHERE instance_name = 'a'",
+            ),
+            db.number(
+                "SELECT mandelbox_count AS n FROM hardware.instance_info WHERE instance_name = 'b'",
+            ),
+        )
+    };
+    assert_eq!(counts(&db), (2, 1, 1));
+    db.execute("UPDATE hardware.mandelbox_info SET instance_name = 'b' WHERE mandelbox_id = 'm1'");
+    assert_eq!(counts(&db), (1, 2, 2));
+    db.execute(
+        "UPDATE hardware.mandelbox_info SET status = 'CONNECTING' WHERE mandelbox_id = 'm2'",
+    );
+    assert_eq!(counts(&db), (1, 2, 2));
+    db.execute("DELETE FROM hardware.mandelbox_info WHERE mandelbox_id = 'm2'");
+    assert_eq!(counts(&db), (0, 3, 2));
+    // Deleting an instance cascades to its mandelboxes without tripping the trigger.
+    db.execute("DELETE FROM hardware.instance_info WHERE instance_name = 'b'");
+    assert_eq!(
+        db.number("SELECT count(*) AS n FROM hardware.mandelbox_info"),
+        0
+    );
+    let violations = models::audit::violations(&mut db.connect(), 1).unwrap();
+    assert!(violations.is_clean(), "{violations:?}");
+}

@@ -81,6 +81,20 @@ impl TestDatabase {
             .unwrap_or_else(|err| panic!("{sql}: {err}"));
     }
 
+    /// The single number a query answers, as a column named `n`:
+    /// `SELECT count(*) AS n FROM …`.
+    pub fn number(&self, sql: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct Number {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        sql_query(sql)
+            .get_result::<Number>(&mut self.connect())
+            .unwrap_or_else(|err| panic!("{sql}: {err}"))
+            .n
+    }
+
     /// Drops the database now, ending every connection to it.
     pub fn drop_now(&self) {
         sql_query(format!(

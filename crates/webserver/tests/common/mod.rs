@@ -1,18 +1,45 @@
-//! The application under test: the real server on port 0, a database of its own, and a
-//! local identity provider, driven over HTTP.
+//! The application under test: the real server on port 0, a database of its own, a
+//! local identity provider and a local Stripe, driven over HTTP.
 #![allow(
     dead_code,
     reason = "each test binary uses a different part of the harness"
 )]
 
+pub mod process;
+
+use std::sync::{Arc, Mutex};
+
 use api::Lifecycle;
-use test_support::{TEST_ISSUER, TempDir, TestDatabase, TestIdentity};
-use webserver::{Application, Settings, Stopper, Vars};
+use reqwest::Response;
+use scaling::{ScaleCheck, ScalingHook};
+use serde_json::{Value, json};
+use test_support::{
+    STRIPE_TEST_SECRET, StripeStub, TEST_ISSUER, TempDir, TestDatabase, TestIdentity,
+};
+use webserver::{Application, Overrides, Settings, Stopper, Vars};
+
+/// Records the scaling checks assignment asks for.
+#[derive(Default)]
+pub struct RecordedScaling(Mutex<Vec<ScaleCheck>>);
+
+impl RecordedScaling {
+    pub fn checks(&self) -> Vec<ScaleCheck> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl ScalingHook for RecordedScaling {
+    fn check(&self, check: ScaleCheck) {
+        self.0.lock().unwrap().push(check);
+    }
+}
 
 pub struct TestApp {
     pub address: String,
-    pub db: TestDatabase,
-    pub identity: TestIdentity,
+    pub db: Arc<TestDatabase>,
+    pub identity: Arc<TestIdentity>,
+    pub stripe: StripeStub,
+    pub scaling: Arc<RecordedScaling>,
     pub client: reqwest::Client,
     pub lifecycle: Lifecycle,
     pub stopper: Stopper,
@@ -26,8 +53,25 @@ impl TestApp {
 
     /// Starts the server with the test defaults overridden by `overrides`.
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
-        let db = TestDatabase::new();
-        let identity = TestIdentity::new();
+        let parts = (
+            Arc::new(TestDatabase::new()),
+            Arc::new(TestIdentity::new()),
+            StripeStub::start(),
+        );
+        Self::start(parts, overrides).await
+    }
+
+    /// A second server on the same database, identity provider and Stripe: another
+    /// process of the same deployment.
+    pub async fn spawn_sharing(&self, overrides: &[(&str, &str)]) -> Self {
+        let parts = (self.db.clone(), self.identity.clone(), self.stripe.clone());
+        Self::start(parts, overrides).await
+    }
+
+    async fn start(
+        (db, identity, stripe): (Arc<TestDatabase>, Arc<TestIdentity>, StripeStub),
+        overrides: &[(&str, &str)],
+    ) -> Self {
         let data_dir = TempDir::new();
         let data_dir_path = data_dir.path().display().to_string();
         let mut vars: Vec<(&str, &str)> = vec![
@@ -39,10 +83,18 @@ impl TestApp {
             ("HTTP_WORKERS", "2"),
             ("LOCAL_DATA_DIR", &data_dir_path),
             ("DATABASE_CONNECT_TIMEOUT_SECS", "2"),
+            ("STRIPE_SECRET", STRIPE_TEST_SECRET),
+            ("STRIPE_API_BASE", stripe.base_url()),
+            // Many requests come from 127.0.0.1: tests of the limit turn it on.
+            ("RATE_LIMIT_PER_MINUTE", "0"),
         ];
         vars.extend_from_slice(overrides);
         let settings = Settings::from_vars(&vars.into_iter().collect::<Vars>()).unwrap();
-        let app = Application::build(&settings).await.unwrap();
+        let scaling = Arc::new(RecordedScaling::default());
+        let overrides = Overrides {
+            scaling: Some(scaling.clone()),
+        };
+        let app = Application::build_with(&settings, overrides).await.unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());
         let lifecycle = app.lifecycle();
         let stopper = app.stopper();
@@ -51,6 +103,8 @@ impl TestApp {
             address,
             db,
             identity,
+            stripe,
+            scaling,
             client: reqwest::Client::new(),
             lifecycle,
             stopper,
@@ -62,14 +116,47 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    pub async fn get(&self, path: &str) -> reqwest::Response {
+    pub async fn get(&self, path: &str) -> Response {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
-    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+    pub async fn get_with_token(&self, path: &str, token: &str) -> Response {
         self.client
             .get(self.url(path))
             .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A token for `user`, whose Stripe customer has a subscription in `status`.
+    pub fn token_with_subscription(&self, user: &str, status: &str) -> String {
+        let customer = format!("cus_{user}");
+        self.stripe.set_customer(&customer, &[status]);
+        let mut claims = self.identity.claims(user);
+        claims.insert(
+            "https://api.fractal.co/stripe_customer_id".to_owned(),
+            Value::from(customer),
+        );
+        self.identity.sign(&claims)
+    }
+
+    /// A token for `user`, who pays.
+    pub fn paying_token(&self, user: &str) -> String {
+        self.token_with_subscription(user, "active")
+    }
+
+    /// `POST /mandelbox/assign` for `user` (with a paying token) in `region`.
+    pub async fn assign(&self, user: &str, region: &str, commit_hash: &str) -> Response {
+        let body = assign_body(user, region, commit_hash);
+        self.assign_body(&self.paying_token(user), &body).await
+    }
+
+    pub async fn assign_body(&self, token: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url("/mandelbox/assign"))
+            .bearer_auth(token)
+            .json(body)
             .send()
             .await
             .unwrap()
@@ -90,10 +177,96 @@ impl TestApp {
              VALUES ('{region}', '{commit_hash}', '{ami}', {active}, {enabled})"
         ));
     }
+
+    /// Adds an ACTIVE, heard-from instance, with `used` of its `capacity` slots taken
+    /// (by other users' mandelboxes, written with plain SQL). Its IP is `ip-of-<name>`,
+    /// its image `ami-<region>`.
+    pub fn add_instance(
+        &self,
+        name: &str,
+        region: &str,
+        commit_hash: &str,
+        capacity: i64,
+        used: i64,
+    ) {
+        self.add_instance_in(
+            name,
+            region,
+            commit_hash,
+            capacity,
+            "ACTIVE",
+            1_700_000_000_000,
+        );
+        self.add_mandelboxes(name, used);
+    }
+
+    pub fn add_instance_in(
+        &self,
+        name: &str,
+        region: &str,
+        commit_hash: &str,
+        capacity: i64,
+        status: &str,
+        last_updated: i64,
+    ) {
+        self.db.execute(&format!(
+            "INSERT INTO hardware.instance_info
+                 (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
+                  aws_instance_type, mandelbox_capacity, last_updated_utc_unix_ms, ip)
+             VALUES ('{name}', 'aws-{name}', 'ami-{region}', '{region}', '{status}',
+                     '{commit_hash}', 'g4dn.xlarge', {capacity}, {last_updated},
+                     'ip-of-{name}')"
+        ));
+    }
+
+    /// Puts `count` RUNNING mandelboxes of other users on `instance`, with plain SQL.
+    pub fn add_mandelboxes(&self, instance: &str, count: i64) {
+        if count > 0 {
+            self.db.execute(&format!(
+                "INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status)
+                 SELECT gen_random_uuid()::text, 'other-' || gen_random_uuid(), '{instance}',
+                        'RUNNING'
+                 FROM generate_series(1, {count})"
+            ));
+        }
+    }
+
+    /// Mandelboxes in the database.
+    pub fn mandelboxes(&self) -> i64 {
+        self.db
+            .number("SELECT count(*) AS n FROM hardware.mandelbox_info")
+    }
+
+    /// Mandelboxes of `user`.
+    pub fn mandelboxes_of(&self, user: &str) -> i64 {
+        self.db.number(&format!(
+            "SELECT count(*) AS n FROM hardware.mandelbox_info WHERE user_id = '{user}'"
+        ))
+    }
+
+    /// Asserts every invariant of assignment holds.
+    pub fn assert_invariants(&self, per_user_limit: i64) {
+        let violations = models::audit::violations(&mut self.db.connect(), per_user_limit).unwrap();
+        assert!(violations.is_clean(), "{violations:?}");
+        let misplaced = self.db.number(
+            "SELECT count(*) AS n FROM hardware.mandelbox_info m
+             JOIN hardware.instance_info i USING (instance_name)
+             WHERE m.status = 'ALLOCATED'
+               AND (i.status <> 'ACTIVE' OR i.last_updated_utc_unix_ms = -1)",
+        );
+        assert_eq!(
+            misplaced, 0,
+            "mandelboxes assigned to unassignable instances"
+        );
+    }
+}
+
+pub fn assign_body(user: &str, region: &str, commit_hash: &str) -> Value {
+    json!({"region": region, "username": user, "dpi": 96, "client_commit_hash": commit_hash})
 }
 
 /// The JSON body of an answer, asserting that it is JSON.
-pub async fn json(response: reqwest::Response) -> serde_json::Value {
+pub async fn json(response: Response) -> Value {
     let content_type = response
         .headers()
         .get("content-type")
