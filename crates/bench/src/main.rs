@@ -1,0 +1,300 @@
+//! `assign-bench`: seeds a fleet of N instances into a scratch database, drives the real
+//! server with C concurrent clients for T seconds, and prints assigns/s, latency
+//! percentiles and the invariant check; then runs pgbench with the same locking and
+//! insert against the same database, for the ceiling PostgreSQL itself sets.
+//!
+//! `scripts/bench.sh` runs it in release mode on the project's PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark stops loudly at the first thing that goes wrong"
+)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::json;
+use test_support::{TempDir, TestDatabase};
+use webserver::{Application, Settings, Vars};
+
+const HASH: &str = "bench";
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmarks POST /mandelbox/assign against a seeded fleet")]
+struct Args {
+    /// Fleet sizes to run, e.g. `--instances 100 --instances 100000`.
+    #[arg(long, default_values_t = [100, 10_000, 100_000])]
+    instances: Vec<u32>,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Seconds each run lasts.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Skip the pgbench comparison.
+    #[arg(long)]
+    no_pgbench: bool,
+}
+
+struct Run {
+    instances: u32,
+    existing_mandelboxes: i64,
+    requests: usize,
+    accepted: usize,
+    assigns_per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+    pgbench: Option<(f64, f64)>,
+}
+
+fn main() {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut runs = Vec::new();
+    for &instances in &args.instances {
+        runs.push(runtime.block_on(run(&args, instances)));
+    }
+    println!();
+    println!(
+        "{:>9} {:>10} {:>9} {:>10} {:>9} {:>9} {:>14} {:>15}",
+        "instances",
+        "mandelboxes",
+        "assigns",
+        "assigns/s",
+        "p50 ms",
+        "p99 ms",
+        "pgbench tps",
+        "pgbench avg ms"
+    );
+    for run in &runs {
+        let (tps, avg) = run
+            .pgbench
+            .map_or(("-".to_owned(), "-".to_owned()), |(tps, avg)| {
+                (format!("{tps:.0}"), format!("{avg:.2}"))
+            });
+        println!(
+            "{:>9} {:>11} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>14} {:>15}",
+            run.instances,
+            run.existing_mandelboxes,
+            run.accepted,
+            run.assigns_per_sec,
+            run.p50.as_secs_f64() * 1000.0,
+            run.p99.as_secs_f64() * 1000.0,
+            tps,
+            avg
+        );
+        assert_eq!(
+            run.requests, run.accepted,
+            "every request should have been assigned"
+        );
+    }
+    if let (Some(small), Some(large)) = (runs.first(), runs.last()) {
+        println!(
+            "p50 at {} instances is {:.2}x p50 at {}",
+            large.instances,
+            large.p50.as_secs_f64() / small.p50.as_secs_f64(),
+            small.instances
+        );
+    }
+}
+
+async fn run(args: &Args, instances: u32) -> Run {
+    let db = TestDatabase::new();
+    // Enough slots for the server run and the pgbench run together.
+    let capacity = (300_000 / i64::from(instances)).max(10);
+    let prefill = (capacity / 2).min(5);
+    println!("seeding {instances} instances of capacity {capacity}, {prefill} mandelboxes each");
+    let seeding = Instant::now();
+    db.execute(&format!(
+        "INSERT INTO hardware.region_to_ami (region_name, client_commit_hash, ami_id, ami_active)
+         VALUES ('us-east-1', '{HASH}', 'ami-bench', true);
+         INSERT INTO hardware.instance_info
+             (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
+              aws_instance_type, mandelbox_capacity, last_updated_utc_unix_ms, ip)
+         SELECT 'bench-' || n, 'aws-' || n, 'ami-bench', 'us-east-1', 'ACTIVE', '{HASH}',
+                'g4dn.xlarge', {capacity}, 1700000000000, '10.' || (n / 65536) || '.' || (n / 256 % 256) || '.' || (n % 256)
+         FROM generate_series(1, {instances}) AS n;
+         INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status)
+         SELECT gen_random_uuid()::text, 'seed-' || n || '-' || k, 'bench-' || n, 'RUNNING'
+         FROM generate_series(1, {instances}) AS n, generate_series(1, {prefill}) AS k;
+         ANALYZE;"
+    ));
+    let existing = db.number("SELECT count(*) AS n FROM hardware.mandelbox_info");
+    println!("seeded in {:.1} s", seeding.elapsed().as_secs_f64());
+
+    let data_dir = TempDir::new();
+    let data_dir_path = data_dir.path().display().to_string();
+    let settings = Settings::from_vars(
+        &[
+            ("ENVIRONMENT", "local"),
+            ("DATABASE_URL", db.url()),
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("LOCAL_DATA_DIR", data_dir_path.as_str()),
+            ("RATE_LIMIT_PER_MINUTE", "0"),
+            ("DATABASE_POOL_SIZE", "32"),
+        ]
+        .into_iter()
+        .collect::<Vars>(),
+    )
+    .unwrap();
+    let app = Application::build(&settings).await.unwrap();
+    let url = format!("http://127.0.0.1:{}/mandelbox/assign", app.port());
+    let stopper = app.stopper();
+    let server = tokio::spawn(app.run_until_stopped());
+    let key = auth::load_or_create_dev_key(data_dir.path()).unwrap();
+    let token = key
+        .mint(&auth::NewToken {
+            subject: "bench".to_owned(),
+            audience: settings.auth.audience.clone(),
+            issuer: None,
+            lifetime: Duration::from_secs(3600),
+            scopes: vec![auth::ADMIN_SCOPE.to_owned()],
+            extra: serde_json::Map::new(),
+        })
+        .unwrap();
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let token = Arc::new(token);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..args.clients)
+        .map(|worker| {
+            let (client, url, token) = (client.clone(), url.clone(), token.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut accepted = 0;
+                let mut sequence = 0u64;
+                while Instant::now() < deadline {
+                    sequence += 1;
+                    let body = json!({
+                        "region": "us-east-1",
+                        "username": format!("user-{worker}-{sequence}"),
+                        "dpi": 96,
+                        "client_commit_hash": HASH,
+                    });
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(token.as_str())
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = response.status();
+                    let _ = response.bytes().await;
+                    latencies.push(sent.elapsed());
+                    if status == reqwest::StatusCode::ACCEPTED {
+                        accepted += 1;
+                    } else {
+                        eprintln!("unexpected answer {status}");
+                    }
+                }
+                (latencies, accepted)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut accepted = 0;
+    for worker in futures_util::future::join_all(workers).await {
+        let (worker_latencies, worker_accepted) = worker.unwrap();
+        latencies.extend(worker_latencies);
+        accepted += worker_accepted;
+    }
+    let elapsed = started.elapsed();
+    stopper.stop().await;
+    let _ = server.await;
+    latencies.sort();
+    let percentile =
+        |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+
+    let violations = models::audit::violations(&mut db.connect(), 1).unwrap();
+    println!(
+        "invariants after {} assigns: {} ({violations:?})",
+        accepted,
+        if violations.is_clean() {
+            "hold"
+        } else {
+            "BROKEN"
+        }
+    );
+    assert!(violations.is_clean());
+
+    let pgbench = (!args.no_pgbench).then(|| pgbench(&db, args.clients, args.seconds));
+    Run {
+        instances,
+        existing_mandelboxes: existing,
+        requests: latencies.len(),
+        accepted,
+        assigns_per_sec: accepted as f64 / elapsed.as_secs_f64(),
+        p50: percentile(0.50),
+        p99: percentile(0.99),
+        pgbench,
+    }
+}
+
+/// The same transaction as an assignment (lock timeout, user lock and count, enabled
+/// regions, the fullest instance with room locked, the insert), straight from pgbench:
+/// (transactions/s, average latency in ms).
+fn pgbench(db: &TestDatabase, clients: usize, seconds: u64) -> (f64, f64) {
+    let dir = TempDir::new();
+    let script = dir.path().join("assign.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "\\set n random(1, 1000000000)
+BEGIN;
+SET LOCAL lock_timeout = 5000;
+SELECT pg_advisory_xact_lock(1, hashtext('pgbench-' || :client_id || '-' || :n));
+SELECT count(*) FROM hardware.mandelbox_info WHERE user_id = 'pgbench-' || :client_id || '-' || :n;
+SELECT DISTINCT region_name FROM hardware.region_to_ami WHERE region_enabled AND region_name IN ('us-east-1', 'us-east-2');
+SELECT instance_name, ip FROM hardware.instance_info WHERE location = 'us-east-1' AND commit_hash = '{HASH}' AND status = 'ACTIVE' AND last_updated_utc_unix_ms <> -1 AND free_slots > 0 ORDER BY free_slots, instance_name LIMIT 1 FOR UPDATE SKIP LOCKED \\gset
+INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status, creation_time_utc_unix_ms) VALUES (gen_random_uuid()::text, 'pgbench-' || :client_id || '-' || :n, ':instance_name', 'ALLOCATED', 0);
+COMMIT;
+"
+        ),
+    )
+    .unwrap();
+    let output = Command::new("pgbench")
+        .args([
+            "-n",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            "-f",
+        ])
+        .arg(&script)
+        .arg(db.url())
+        .output()
+        .expect("run pgbench");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "pgbench failed: {report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let number_after = |label: &str| -> f64 {
+        report
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(label))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let tps = number_after("tps = ");
+    let latency = number_after("latency average = ");
+    println!("pgbench, same transaction: {tps:.0} tps, {latency:.2} ms average");
+    let violations = models::audit::violations(&mut db.connect(), 1).unwrap();
+    assert!(violations.is_clean(), "{violations:?}");
+    (tps, latency)
+}
