@@ -51,6 +51,7 @@ cat <<MSG
 
   try:
     curl -s -H "Authorization: Bearer $token" http://$BIND_ADDR/regions
+    curl -s -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d '{"region": "us-east-1", "username": "dev-user", "dpi": 96, "client_commit_hash": "local_dev"}' http://$BIND_ADDR/mandelbox/assign
 
   Ctrl-C stops it.
 

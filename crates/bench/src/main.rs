@@ -240,9 +240,9 @@ async fn run(args: &Args, instances: u32) -> Run {
     }
 }
 
-/// The same transaction as an assignment (lock timeout, user lock and count, enabled
-/// regions, the fullest instance with room locked, the insert), straight from pgbench:
-/// (transactions/s, average latency in ms).
+/// The same transaction as an assignment (the user lock; the user's count with the
+/// enabled regions; the fullest instance with room locked and the insert), straight from
+/// pgbench: (transactions/s, average latency in ms).
 fn pgbench(db: &TestDatabase, clients: usize, seconds: u64) -> (f64, f64) {
     let dir = TempDir::new();
     let script = dir.path().join("assign.sql");
@@ -251,12 +251,9 @@ fn pgbench(db: &TestDatabase, clients: usize, seconds: u64) -> (f64, f64) {
         format!(
             "\\set n random(1, 1000000000)
 BEGIN;
-SET LOCAL lock_timeout = 5000;
 SELECT pg_advisory_xact_lock(1, hashtext('pgbench-' || :client_id || '-' || :n));
-SELECT count(*) FROM hardware.mandelbox_info WHERE user_id = 'pgbench-' || :client_id || '-' || :n;
-SELECT DISTINCT region_name FROM hardware.region_to_ami WHERE region_enabled AND region_name IN ('us-east-1', 'us-east-2');
-SELECT instance_name, ip FROM hardware.instance_info WHERE location = 'us-east-1' AND commit_hash = '{HASH}' AND status = 'ACTIVE' AND last_updated_utc_unix_ms <> -1 AND free_slots > 0 ORDER BY free_slots, instance_name LIMIT 1 FOR UPDATE SKIP LOCKED \\gset
-INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status, creation_time_utc_unix_ms) VALUES (gen_random_uuid()::text, 'pgbench-' || :client_id || '-' || :n, ':instance_name', 'ALLOCATED', 0);
+SELECT (SELECT count(*) FROM hardware.mandelbox_info WHERE user_id = 'pgbench-' || :client_id || '-' || :n) AS held, ARRAY(SELECT DISTINCT region_name FROM hardware.region_to_ami WHERE region_enabled AND region_name = ANY(ARRAY['us-east-1', 'us-east-2'])) AS enabled;
+WITH slot AS (SELECT instance_name, ip, location, aws_ami_id FROM hardware.instance_info WHERE location = 'us-east-1' AND commit_hash = '{HASH}' AND status = 'ACTIVE' AND last_updated_utc_unix_ms <> -1 AND free_slots > 0 ORDER BY free_slots, instance_name LIMIT 1 FOR UPDATE SKIP LOCKED), taken AS (INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status, creation_time_utc_unix_ms) SELECT gen_random_uuid()::text, 'pgbench-' || :client_id || '-' || :n, instance_name, 'ALLOCATED', 0 FROM slot) SELECT instance_name, ip, location, aws_ami_id FROM slot;
 COMMIT;
 "
         ),

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use diesel::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 
 pub type PgPool = Pool<ConnectionManager<PgConnection>>;
 pub type PgPooled = PooledConnection<ConnectionManager<PgConnection>>;
@@ -45,12 +45,15 @@ impl From<diesel::result::Error> for DbError {
     }
 }
 
-/// Pool sizing.
+/// Pool sizing and per-connection settings.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolOptions {
     pub max_size: u32,
     /// How long a caller waits for a connection before the database counts as unavailable.
     pub connection_timeout: Duration,
+    /// How long a statement may wait for a lock before failing with [`DbError::Busy`];
+    /// zero waits forever.
+    pub lock_timeout: Duration,
 }
 
 impl Default for PoolOptions {
@@ -58,7 +61,25 @@ impl Default for PoolOptions {
         Self {
             max_size: 16,
             connection_timeout: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(5),
         }
+    }
+}
+
+/// Sets `lock_timeout` once per connection, rather than once per transaction.
+#[derive(Debug)]
+struct SessionSettings {
+    lock_timeout: Duration,
+}
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        use diesel::RunQueryDsl;
+        let millis = self.lock_timeout.as_millis();
+        diesel::sql_query(format!("SET lock_timeout = {millis}"))
+            .execute(conn)
+            .map(drop)
+            .map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -87,6 +108,9 @@ impl Db {
             .min_idle(Some(0))
             .connection_timeout(options.connection_timeout)
             .test_on_check_out(false)
+            .connection_customizer(Box::new(SessionSettings {
+                lock_timeout: options.lock_timeout,
+            }))
             .build_unchecked(ConnectionManager::new(database_url));
         Self { pool }
     }

@@ -2,7 +2,11 @@
 
 use diesel::prelude::*;
 
-use crate::newtypes::{AmiId, CommitHash, InstanceName, InstanceStatus, Region, UnixMillis};
+use diesel::sql_types::{BigInt, Text};
+
+use crate::newtypes::{
+    AmiId, CommitHash, InstanceName, InstanceStatus, MandelboxId, Region, UnixMillis, UserId,
+};
 use crate::schema::hardware::instance_info;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
@@ -59,8 +63,8 @@ pub fn find(conn: &mut PgConnection, name: &InstanceName) -> QueryResult<Option<
         .optional()
 }
 
-/// The instance a mandelbox can go to: where it is and what it runs.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+/// The instance a mandelbox went to: where it is and what it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = instance_info, check_for_backend(diesel::pg::Pg))]
 pub struct Slot {
     pub instance_name: InstanceName,
@@ -78,29 +82,53 @@ pub enum Contention {
     Wait,
 }
 
-/// Locks, for the rest of the transaction, the fullest instance that can take one more
-/// mandelbox in `region` for `commit_hash`: `ACTIVE`, heard from, with a free slot. One
-/// index probe whatever the size of the fleet (`instance_info_assignable`).
-pub fn lock_fullest_with_room(
+/// A mandelbox to place.
+#[derive(Debug, Clone)]
+pub struct Placement<'a> {
+    pub mandelbox_id: &'a MandelboxId,
+    pub user_id: &'a UserId,
+    pub now: UnixMillis,
+}
+
+/// In one statement: locks the fullest instance that can take one more mandelbox in
+/// `region` for `commit_hash` (`ACTIVE`, heard from, with a free slot; one probe of
+/// `instance_info_assignable` whatever the size of the fleet) and puts an `ALLOCATED`
+/// mandelbox on it. The lock lasts until the transaction ends; the trigger on
+/// `mandelbox_info` counts the new row.
+pub fn take_slot(
     conn: &mut PgConnection,
     region: &Region,
     commit_hash: &CommitHash,
     contention: Contention,
+    placement: &Placement<'_>,
 ) -> QueryResult<Option<Slot>> {
-    let query = instance_info::table
-        .filter(instance_info::location.eq(region))
-        .filter(instance_info::commit_hash.eq(commit_hash))
-        .filter(instance_info::status.eq(InstanceStatus::Active))
-        .filter(instance_info::last_updated_utc_unix_ms.ne(UnixMillis::NEVER))
-        .filter(instance_info::free_slots.gt(0))
-        .order((instance_info::free_slots, instance_info::instance_name))
-        .select(Slot::as_select())
-        .limit(1)
-        .for_update();
-    match contention {
-        Contention::Skip => query.skip_locked().first(conn).optional(),
-        Contention::Wait => query.first(conn).optional(),
-    }
+    let skip = match contention {
+        Contention::Skip => "SKIP LOCKED",
+        Contention::Wait => "",
+    };
+    diesel::sql_query(format!(
+        "WITH slot AS (
+             SELECT instance_name, ip, location, aws_ami_id
+             FROM hardware.instance_info
+             WHERE location = $1 AND commit_hash = $2 AND status = 'ACTIVE'
+               AND last_updated_utc_unix_ms <> -1 AND free_slots > 0
+             ORDER BY free_slots, instance_name
+             LIMIT 1
+             FOR UPDATE {skip}
+         ), taken AS (
+             INSERT INTO hardware.mandelbox_info
+                 (mandelbox_id, user_id, instance_name, status, creation_time_utc_unix_ms)
+             SELECT $3, $4, instance_name, 'ALLOCATED', $5 FROM slot
+         )
+         SELECT instance_name, ip, location, aws_ami_id FROM slot"
+    ))
+    .bind::<Text, _>(region)
+    .bind::<Text, _>(commit_hash)
+    .bind::<Text, _>(placement.mandelbox_id)
+    .bind::<Text, _>(placement.user_id)
+    .bind::<BigInt, _>(placement.now)
+    .get_result(conn)
+    .optional()
 }
 
 /// Whether any `ACTIVE`, heard-from instance in these regions has a free slot, whatever

@@ -2,7 +2,9 @@
 
 use diesel::prelude::*;
 
-use crate::newtypes::{InstanceName, MandelboxId, MandelboxStatus, UnixMillis, UserId};
+use diesel::sql_types::{Array, BigInt, Text};
+
+use crate::newtypes::{InstanceName, MandelboxId, MandelboxStatus, Region, UnixMillis, UserId};
 use crate::schema::hardware::mandelbox_info;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, Identifiable)]
@@ -16,13 +18,6 @@ pub struct Mandelbox {
     pub creation_time_utc_unix_ms: UnixMillis,
 }
 
-pub fn insert(conn: &mut PgConnection, mandelbox: &Mandelbox) -> QueryResult<()> {
-    diesel::insert_into(mandelbox_info::table)
-        .values(mandelbox)
-        .execute(conn)
-        .map(drop)
-}
-
 /// Serialises, until the end of the transaction, every transaction that takes this lock
 /// for the same user, in every server process.
 pub fn lock_user(conn: &mut PgConnection, user: &UserId) -> QueryResult<()> {
@@ -33,12 +28,40 @@ pub fn lock_user(conn: &mut PgConnection, user: &UserId) -> QueryResult<()> {
         .map(drop)
 }
 
-/// How many mandelboxes `user` holds.
-pub fn count_for_user(conn: &mut PgConnection, user: &UserId) -> QueryResult<i64> {
-    mandelbox_info::table
-        .filter(mandelbox_info::user_id.eq(user))
-        .count()
-        .get_result(conn)
+/// How many mandelboxes `user` holds, and which of `regions` are enabled (in the order
+/// given), in one round trip. Call it after [`lock_user`], as its own statement: its
+/// snapshot must be taken after the lock was granted, to see what the user's previous
+/// request committed.
+pub fn held_and_enabled(
+    conn: &mut PgConnection,
+    user: &UserId,
+    regions: &[Region],
+) -> QueryResult<(i64, Vec<Region>)> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        held: i64,
+        #[diesel(sql_type = Array<Text>)]
+        enabled: Vec<String>,
+    }
+    let row: Row = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM hardware.mandelbox_info WHERE user_id = $1) AS held,
+                ARRAY(SELECT DISTINCT region_name FROM hardware.region_to_ami
+                      WHERE region_enabled AND region_name = ANY($2)) AS enabled",
+    )
+    .bind::<Text, _>(user)
+    .bind::<Array<Text>, _>(regions)
+    .get_result(conn)?;
+    let enabled = regions
+        .iter()
+        .filter(|region| row.enabled.iter().any(|name| name == region.as_str()))
+        .fold(Vec::new(), |mut ordered: Vec<Region>, region| {
+            if !ordered.contains(region) {
+                ordered.push(region.clone());
+            }
+            ordered
+        });
+    Ok((row.held, enabled))
 }
 
 pub fn find(conn: &mut PgConnection, id: &MandelboxId) -> QueryResult<Option<Mandelbox>> {

@@ -47,23 +47,6 @@ pub fn for_region(conn: &mut PgConnection, region: &Region) -> QueryResult<Vec<R
         .load(conn)
 }
 
-/// Which of `regions` are enabled, in the order given.
-pub fn enabled_among(conn: &mut PgConnection, regions: &[Region]) -> QueryResult<Vec<Region>> {
-    let enabled: Vec<Region> = region_to_ami::table
-        .filter(region_to_ami::region_enabled.eq(true))
-        .filter(region_to_ami::region_name.eq_any(regions))
-        .select(region_to_ami::region_name)
-        .distinct()
-        .load(conn)?;
-    let mut ordered: Vec<Region> = Vec::with_capacity(enabled.len());
-    for region in regions {
-        if enabled.contains(region) && !ordered.contains(region) {
-            ordered.push(region.clone());
-        }
-    }
-    Ok(ordered)
-}
-
 /// The region's active image, if it has one.
 pub fn active(conn: &mut PgConnection, region: &Region) -> QueryResult<Option<RegionAmi>> {
     region_to_ami::table

@@ -160,6 +160,7 @@ async fn pool_runs_queries_off_the_executor_and_reports_an_absent_database() {
     let options = PoolOptions {
         max_size: 2,
         connection_timeout: Duration::from_secs(2),
+        ..PoolOptions::default()
     };
     let pool = Db::new(db.url(), options);
     pool.ping().await.unwrap();

@@ -12,15 +12,13 @@
 //!   instance has a free slot.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use auth::Caller;
 use auth::payments::{PaymentError, Subscriptions};
 use diesel::prelude::*;
-use models::instance::{self, Contention, Slot};
+use models::instance::{self, Contention, Placement, Slot};
 use models::{
-    CommitHash, Db, DbError, Mandelbox, MandelboxId, MandelboxStatus, Region, UnixMillis,
-    mandelbox, rate_limit, region_to_ami,
+    CommitHash, Db, DbError, MandelboxId, Region, UnixMillis, mandelbox, rate_limit, region_to_ami,
 };
 
 use crate::hook::{ScaleCheck, ScalingHook};
@@ -97,8 +95,6 @@ pub struct AssignPolicy {
     /// Whether `local_dev` means the active image's commit hash (development, local).
     pub local_dev_commit_hash: bool,
     pub neighbours: RegionNeighbours,
-    /// How long a request may wait for rows other requests hold.
-    pub lock_timeout: Duration,
 }
 
 impl Default for AssignPolicy {
@@ -108,7 +104,6 @@ impl Default for AssignPolicy {
             mandelbox_limit_per_user: 1,
             local_dev_commit_hash: false,
             neighbours: RegionNeighbours::default(),
-            lock_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -233,16 +228,17 @@ fn assign_in_transaction(
     policy: &AssignPolicy,
     request: &AssignRequest,
 ) -> Result<Outcome, DbError> {
-    let timeout_ms = policy.lock_timeout.as_millis().max(1);
-    diesel::sql_query(format!("SET LOCAL lock_timeout = {timeout_ms}")).execute(conn)?;
-
     mandelbox::lock_user(conn, &request.username)?;
-    let held = mandelbox::count_for_user(conn, &request.username)?;
+    let asked = asked_regions(policy, &request.regions);
+    let (held, enabled) = mandelbox::held_and_enabled(conn, &request.username, &asked)?;
     if held >= i64::from(policy.mandelbox_limit_per_user) {
         return Ok(Outcome::Refused(Failure::UserAlreadyActive, None));
     }
-
-    let regions = candidate_regions(conn, policy, &request.regions)?;
+    // A single region must itself be enabled; its neighbours are only the fallback.
+    let regions = match &request.regions {
+        RegionChoice::One(region) if !enabled.contains(region) => Vec::new(),
+        _ => enabled,
+    };
     let Some(first) = regions.first().cloned() else {
         return Ok(Outcome::Refused(Failure::RegionNotEnabled, None));
     };
@@ -253,20 +249,15 @@ fn assign_in_transaction(
         }
     }
 
+    let mandelbox_id = MandelboxId::new_v4();
+    let placement = Placement {
+        mandelbox_id: &mandelbox_id,
+        user_id: &request.username,
+        now: UnixMillis::now(),
+    };
     for contention in [Contention::Skip, Contention::Wait] {
         for (region, hash) in &wanted {
-            if let Some(slot) = instance::lock_fullest_with_room(conn, region, hash, contention)? {
-                let mandelbox_id = MandelboxId::new_v4();
-                mandelbox::insert(
-                    conn,
-                    &Mandelbox {
-                        mandelbox_id: mandelbox_id.clone(),
-                        user_id: request.username.clone(),
-                        instance_name: slot.instance_name.clone(),
-                        status: MandelboxStatus::Allocated,
-                        creation_time_utc_unix_ms: UnixMillis::now(),
-                    },
-                )?;
+            if let Some(slot) = instance::take_slot(conn, region, hash, contention, &placement)? {
                 return Ok(Outcome::Assigned(slot, mandelbox_id));
             }
         }
@@ -280,26 +271,15 @@ fn assign_in_transaction(
     Ok(Outcome::Refused(failure, Some(first)))
 }
 
-/// The enabled regions to try, in order: the client's list, or the region and then its
-/// bundled neighbours. Empty when the region (or every listed one) is not enabled.
-fn candidate_regions(
-    conn: &mut PgConnection,
-    policy: &AssignPolicy,
-    choice: &RegionChoice,
-) -> Result<Vec<Region>, DbError> {
-    let asked: Vec<Region> = match choice {
+/// The regions to try, in order, before filtering out disabled ones: the client's list,
+/// or the region and then its bundled neighbours.
+fn asked_regions(policy: &AssignPolicy, choice: &RegionChoice) -> Vec<Region> {
+    match choice {
         RegionChoice::Ordered(list) => list.clone(),
         RegionChoice::One(region) => std::iter::once(region.clone())
             .chain(policy.neighbours.of(region).iter().cloned())
             .collect(),
-    };
-    let enabled = region_to_ami::enabled_among(conn, &asked)?;
-    if let RegionChoice::One(region) = choice
-        && !enabled.contains(region)
-    {
-        return Ok(Vec::new());
     }
-    Ok(enabled)
 }
 
 /// The commit hash to match in `region`: the client's, or under the development

@@ -128,6 +128,8 @@ fn migrate(vars: &Vars) -> Result<ExitCode, CliError> {
         PoolOptions {
             max_size: 1,
             connection_timeout: database.connect_timeout,
+            // A migration may wait for other processes' locks as long as it takes.
+            lock_timeout: Duration::ZERO,
         },
     );
     let mut conn = db

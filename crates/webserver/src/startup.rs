@@ -100,6 +100,7 @@ impl Application {
             PoolOptions {
                 max_size: settings.database.pool_size,
                 connection_timeout: settings.database.connect_timeout,
+                ..PoolOptions::default()
             },
         );
         let auto_migrate = settings.auto_migrate;
@@ -154,7 +155,6 @@ impl Application {
                 Environment::Development | Environment::Local
             ),
             neighbours: settings.neighbours.clone(),
-            ..AssignPolicy::default()
         };
         let lifecycle = Lifecycle::default();
         let state = ApiState {
