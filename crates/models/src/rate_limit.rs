@@ -54,11 +54,13 @@ pub fn hit(conn: &mut PgConnection, client: &str, now: UnixMillis) -> QueryResul
     })
 }
 
-/// Forgets windows that ended before `cutoff`; returns how many.
-pub fn purge_before(conn: &mut PgConnection, cutoff: UnixMillis) -> QueryResult<usize> {
+/// Forgets windows that no longer count at `now` (all but the current and the previous
+/// one); returns how many.
+pub fn purge_before(conn: &mut PgConnection, now: UnixMillis) -> QueryResult<usize> {
+    let now = now.as_millis();
+    let previous_start = now - now.rem_euclid(WINDOW_MILLIS) - WINDOW_MILLIS;
     diesel::delete(
-        rate_limit_windows::table
-            .filter(rate_limit_windows::window_start.lt(cutoff.as_millis() - WINDOW_MILLIS)),
+        rate_limit_windows::table.filter(rate_limit_windows::window_start.lt(previous_start)),
     )
     .execute(conn)
 }

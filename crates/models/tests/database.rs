@@ -220,3 +220,38 @@ fn mandelbox_counts_follow_inserts_moves_and_deletes_whoever_writes_them() {
     let violations = models::audit::violations(&mut db.connect(), 1).unwrap();
     assert!(violations.is_clean(), "{violations:?}");
 }
+
+#[test]
+fn rate_limit_windows_slide_and_old_ones_are_purged() {
+    use models::rate_limit::{self, WINDOW_MILLIS};
+    let db = TestDatabase::new();
+    let mut conn = db.connect();
+    let start = UnixMillis::from_millis(1_700_000_040_000 - 1_700_000_040_000 % WINDOW_MILLIS);
+    let at = |offset: i64| UnixMillis::from_millis(start.as_millis() + offset);
+
+    for _ in 0..4 {
+        rate_limit::hit(&mut conn, "a", at(1_000)).unwrap();
+    }
+    let hits = rate_limit::hit(&mut conn, "a", at(2_000)).unwrap();
+    assert_eq!(
+        (hits.current, hits.previous, hits.elapsed_millis),
+        (5, 0, 2_000)
+    );
+    assert_eq!(
+        rate_limit::hit(&mut conn, "b", at(2_000)).unwrap().current,
+        1
+    );
+
+    // A quarter into the next window, three quarters of the previous one still count.
+    let hits = rate_limit::hit(&mut conn, "a", at(WINDOW_MILLIS + WINDOW_MILLIS / 4)).unwrap();
+    assert_eq!((hits.current, hits.previous), (1, 5));
+    assert!((hits.in_last_minute() - (5.0 * 0.75 + 1.0)).abs() < 1e-9);
+
+    // Two windows later the first one no longer counts and is purged.
+    assert_eq!(
+        rate_limit::purge_before(&mut conn, at(2 * WINDOW_MILLIS)).unwrap(),
+        2
+    );
+    let hits = rate_limit::hit(&mut conn, "a", at(2 * WINDOW_MILLIS)).unwrap();
+    assert_eq!((hits.current, hits.previous), (1, 1));
+}

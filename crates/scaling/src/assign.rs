@@ -12,6 +12,7 @@
 //!   instance has a free slot.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use auth::Caller;
 use auth::payments::{PaymentError, Subscriptions};
@@ -113,7 +114,12 @@ pub struct Assigner {
     payments: Arc<dyn Subscriptions>,
     scaling: Arc<dyn ScalingHook>,
     policy: AssignPolicy,
+    /// When this process last purged old rate-limit windows (Unix ms).
+    last_purge: AtomicI64,
 }
+
+/// How often a process forgets rate-limit windows that no longer count.
+const PURGE_EVERY_MILLIS: i64 = 10 * 60 * 1000;
 
 /// What the transaction decided.
 enum Outcome {
@@ -134,6 +140,7 @@ impl Assigner {
             payments,
             scaling,
             policy,
+            last_purge: AtomicI64::new(0),
         }
     }
 
@@ -189,9 +196,21 @@ impl Assigner {
             return Ok(());
         }
         let key = format!("assign:{client}");
+        let now = UnixMillis::now();
+        let last = self.last_purge.load(Ordering::Relaxed);
+        let purge = now.as_millis() - last > PURGE_EVERY_MILLIS
+            && self
+                .last_purge
+                .compare_exchange(last, now.as_millis(), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
         let hits = self
             .db
-            .run(move |conn| Ok(rate_limit::hit(conn, &key, UnixMillis::now())?))
+            .run(move |conn| {
+                if purge {
+                    rate_limit::purge_before(conn, now)?;
+                }
+                Ok(rate_limit::hit(conn, &key, now)?)
+            })
             .await?;
         if hits.in_last_minute() > f64::from(limit) {
             let left_in_window = rate_limit::WINDOW_MILLIS - hits.elapsed_millis;
