@@ -2,11 +2,10 @@
 
 use diesel::prelude::*;
 
-use diesel::sql_types::{BigInt, Text};
-
 use crate::newtypes::{
     AmiId, CommitHash, InstanceName, InstanceStatus, MandelboxId, Region, UnixMillis, UserId,
 };
+use crate::prepared::Prepared;
 use crate::schema::hardware::instance_info;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
@@ -102,33 +101,44 @@ pub fn take_slot(
     contention: Contention,
     placement: &Placement<'_>,
 ) -> QueryResult<Option<Slot>> {
-    let skip = match contention {
-        Contention::Skip => "SKIP LOCKED",
-        Contention::Wait => "",
+    let lock = match contention {
+        Contention::Skip => " FOR UPDATE SKIP LOCKED",
+        Contention::Wait => " FOR UPDATE",
     };
-    diesel::sql_query(format!(
-        "WITH slot AS (
-             SELECT instance_name, ip, location, aws_ami_id
-             FROM hardware.instance_info
-             WHERE location = $1 AND commit_hash = $2 AND status = 'ACTIVE'
-               AND last_updated_utc_unix_ms <> -1 AND free_slots > 0
-             ORDER BY free_slots, instance_name
-             LIMIT 1
-             FOR UPDATE {skip}
-         ), taken AS (
-             INSERT INTO hardware.mandelbox_info
-                 (mandelbox_id, user_id, instance_name, status, creation_time_utc_unix_ms)
-             SELECT $3, $4, instance_name, 'ALLOCATED', $5 FROM slot
-         )
-         SELECT instance_name, ip, location, aws_ami_id FROM slot"
-    ))
-    .bind::<Text, _>(region)
-    .bind::<Text, _>(commit_hash)
-    .bind::<Text, _>(placement.mandelbox_id)
-    .bind::<Text, _>(placement.user_id)
-    .bind::<BigInt, _>(placement.now)
-    .get_result(conn)
-    .optional()
+    Prepared::default()
+        .sql(
+            "WITH slot AS (
+                 SELECT instance_name, ip, location, aws_ami_id
+                 FROM hardware.instance_info
+                 WHERE location = ",
+        )
+        .text(region.as_str())
+        .sql(" AND commit_hash = ")
+        .text(commit_hash.as_str())
+        .sql(
+            " AND status = 'ACTIVE' AND last_updated_utc_unix_ms <> -1 AND free_slots > 0
+                 ORDER BY free_slots, instance_name
+                 LIMIT 1",
+        )
+        .sql(lock)
+        .sql(
+            "), taken AS (
+                 INSERT INTO hardware.mandelbox_info
+                     (mandelbox_id, user_id, instance_name, status, creation_time_utc_unix_ms)
+                 SELECT ",
+        )
+        .text(placement.mandelbox_id.as_str())
+        .sql(", ")
+        .text(placement.user_id.as_str())
+        .sql(", instance_name, 'ALLOCATED', ")
+        .bigint(placement.now.as_millis())
+        .sql(
+            " FROM slot
+             )
+             SELECT instance_name, ip, location, aws_ami_id FROM slot",
+        )
+        .get_result(conn)
+        .optional()
 }
 
 /// Whether any `ACTIVE`, heard-from instance in these regions has a free slot, whatever

@@ -10,6 +10,7 @@ pub mod instance;
 pub mod mandelbox;
 pub mod migrations;
 pub mod newtypes;
+mod prepared;
 pub mod rate_limit;
 pub mod region_to_ami;
 pub mod schema;

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
 
 use crate::newtypes::{InstanceName, MandelboxId, MandelboxStatus, Region, UnixMillis, UserId};
+use crate::prepared::Prepared;
 use crate::schema::hardware::mandelbox_info;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, Identifiable)]
@@ -22,8 +23,10 @@ pub struct Mandelbox {
 /// for the same user, in every server process.
 pub fn lock_user(conn: &mut PgConnection, user: &UserId) -> QueryResult<()> {
     // The two-key form: its key space does not overlap the one-key locks used elsewhere.
-    diesel::sql_query("SELECT pg_advisory_xact_lock(1, hashtext($1))")
-        .bind::<diesel::sql_types::Text, _>(user)
+    Prepared::default()
+        .sql("SELECT pg_advisory_xact_lock(1, hashtext(")
+        .text(user.as_str())
+        .sql("))")
         .execute(conn)
         .map(drop)
 }
@@ -44,14 +47,17 @@ pub fn held_and_enabled(
         #[diesel(sql_type = Array<Text>)]
         enabled: Vec<String>,
     }
-    let row: Row = diesel::sql_query(
-        "SELECT (SELECT count(*) FROM hardware.mandelbox_info WHERE user_id = $1) AS held,
-                ARRAY(SELECT DISTINCT region_name FROM hardware.region_to_ami
-                      WHERE region_enabled AND region_name = ANY($2)) AS enabled",
-    )
-    .bind::<Text, _>(user)
-    .bind::<Array<Text>, _>(regions)
-    .get_result(conn)?;
+    let row: Row = Prepared::default()
+        .sql("SELECT (SELECT count(*) FROM hardware.mandelbox_info WHERE user_id = ")
+        .text(user.as_str())
+        .sql(
+            ") AS held,
+             ARRAY(SELECT DISTINCT region_name FROM hardware.region_to_ami
+                   WHERE region_enabled AND region_name = ANY(",
+        )
+        .text_array(regions.iter().map(Region::as_str).collect())
+        .sql(")) AS enabled")
+        .get_result(conn)?;
     let enabled = regions
         .iter()
         .filter(|region| row.enabled.iter().any(|name| name == region.as_str()))

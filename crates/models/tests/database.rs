@@ -255,3 +255,59 @@ fn rate_limit_windows_slide_and_old_ones_are_purged() {
     let hits = rate_limit::hit(&mut conn, "a", at(2 * WINDOW_MILLIS)).unwrap();
     assert_eq!((hits.current, hits.previous), (1, 1));
 }
+
+#[test]
+fn assignment_statements_are_prepared_once_per_connection() {
+    use diesel::Connection;
+    use models::instance::{Contention, Placement, take_slot};
+    let db = TestDatabase::new();
+    db.execute(
+        "INSERT INTO hardware.instance_info
+             (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
+              aws_instance_type, mandelbox_capacity, last_updated_utc_unix_ms)
+         VALUES ('a', 'aws-a', 'ami', 'us-east-1', 'ACTIVE', 'h', 't', 10, 0)",
+    );
+    let mut conn = db.connect();
+    let region = Region::parse("us-east-1").unwrap();
+    let hash = CommitHash::parse("h").unwrap();
+    for i in 0..3 {
+        let user = models::UserId::parse(&format!("u{i}")).unwrap();
+        let id = models::MandelboxId::new_v4();
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            mandelbox::lock_user(conn, &user)?;
+            let (held, enabled) = mandelbox::held_and_enabled(conn, &user, std::slice::from_ref(&region))?;
+            assert_eq!(held, 0);
+            assert!(enabled.is_empty(), "no region row was added");
+            let placement = Placement {
+                mandelbox_id: &id,
+                user_id: &user,
+                now: UnixMillis::now(),
+            };
+            let slot = take_slot(conn, &region, &hash, Contention::Skip, &placement)?;
+            assert_eq!(slot.unwrap().instance_name.as_str(), "a");
+            Ok(())
+        })
+        .unwrap();
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Prepared {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    use diesel::RunQueryDsl;
+    let mut prepared = |pattern: &str| {
+        diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '{pattern}'"
+        ))
+        .get_result::<Prepared>(&mut conn)
+        .unwrap()
+        .n
+    };
+    assert_eq!(prepared("%pg_advisory_xact_lock(1, hashtext%"), 1);
+    assert_eq!(prepared("%AS held,%"), 1);
+    assert_eq!(prepared("WITH slot AS%"), 1);
+    assert_eq!(
+        db.number("SELECT mandelbox_count AS n FROM hardware.instance_info"),
+        3
+    );
+}
