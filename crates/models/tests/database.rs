@@ -275,7 +275,8 @@ fn assignment_statements_are_prepared_once_per_connection() {
         let id = models::MandelboxId::new_v4();
         conn.transaction::<_, diesel::result::Error, _>(|conn| {
             mandelbox::lock_user(conn, &user)?;
-            let (held, enabled) = mandelbox::held_and_enabled(conn, &user, std::slice::from_ref(&region))?;
+            let (held, enabled) =
+                mandelbox::held_and_enabled(conn, &user, std::slice::from_ref(&region))?;
             assert_eq!(held, 0);
             assert!(enabled.is_empty(), "no region row was added");
             let placement = Placement {
