@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::json;
-use test_support::{TempDir, TestDatabase};
+use test_support::{Fleet, TempDir, TestDatabase};
 use webserver::{Application, Settings, Vars};
 
 const HASH: &str = "bench";
@@ -110,19 +110,14 @@ async fn run(args: &Args, instances: u32) -> Run {
     let prefill = (capacity / 2).min(5);
     println!("seeding {instances} instances of capacity {capacity}, {prefill} mandelboxes each");
     let seeding = Instant::now();
-    db.execute(&format!(
-        "INSERT INTO hardware.region_to_ami (region_name, client_commit_hash, ami_id, ami_active)
-         VALUES ('us-east-1', '{HASH}', 'ami-bench', true);
-         INSERT INTO hardware.instance_info
-             (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
-              aws_instance_type, mandelbox_capacity, last_updated_utc_unix_ms, ip)
-         SELECT 'bench-' || n, 'aws-' || n, 'ami-bench', 'us-east-1', 'ACTIVE', '{HASH}',
-                'g4dn.xlarge', {capacity}, 1700000000000, '10.' || (n / 65536) || '.' || (n / 256 % 256) || '.' || (n % 256)
-         FROM generate_series(1, {instances}) AS n;
-         INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status)
-         SELECT gen_random_uuid()::text, 'seed-' || n || '-' || k, 'bench-' || n, 'RUNNING'
-         FROM generate_series(1, {instances}) AS n, generate_series(1, {prefill}) AS k;"
-    ));
+    db.seed_fleet(&Fleet {
+        region: "us-east-1",
+        commit_hash: HASH,
+        prefix: "bench",
+        instances,
+        capacity,
+        mandelboxes_each: prefill,
+    });
     // Measure the steady state, not autovacuum catching up with the bulk load.
     db.execute("VACUUM ANALYZE");
     let existing = db.number("SELECT count(*) AS n FROM hardware.mandelbox_info");

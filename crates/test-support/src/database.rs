@@ -14,6 +14,18 @@ fn with_database(url: &str, name: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// A fleet to seed with [`TestDatabase::seed_fleet`].
+#[derive(Debug, Clone)]
+pub struct Fleet<'a> {
+    pub region: &'a str,
+    pub commit_hash: &'a str,
+    /// Instance names are `<prefix>-<n>`; the image is `ami-<prefix>`.
+    pub prefix: &'a str,
+    pub instances: u32,
+    pub capacity: i64,
+    pub mandelboxes_each: i64,
+}
+
 /// Serialises template creation across test processes.
 const TEMPLATE_LOCK: i64 = 0x7765_6273_7276_0001;
 
@@ -93,6 +105,34 @@ impl TestDatabase {
             .get_result::<Number>(&mut self.connect())
             .unwrap_or_else(|err| panic!("{sql}: {err}"))
             .n
+    }
+
+    /// Seeds `fleet`: its region with an active image serving its commit hash, its
+    /// instances (`ACTIVE`, heard from, named `<prefix>-<n>`, IP `10.x.y.z`), and
+    /// running mandelboxes of other users on each.
+    pub fn seed_fleet(&self, fleet: &Fleet<'_>) {
+        let Fleet {
+            region,
+            commit_hash,
+            prefix,
+            instances,
+            capacity,
+            mandelboxes_each,
+        } = fleet;
+        self.execute(&format!(
+            "INSERT INTO hardware.region_to_ami (region_name, client_commit_hash, ami_id, ami_active)
+             VALUES ('{region}', '{commit_hash}', 'ami-{prefix}', true);
+             INSERT INTO hardware.instance_info
+                 (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
+                  aws_instance_type, mandelbox_capacity, last_updated_utc_unix_ms, ip)
+             SELECT '{prefix}-' || n, 'aws-{prefix}-' || n, 'ami-{prefix}', '{region}', 'ACTIVE',
+                    '{commit_hash}', 'g4dn.xlarge', {capacity}, 1700000000000,
+                    '10.' || (n / 65536) || '.' || (n / 256 % 256) || '.' || (n % 256)
+             FROM generate_series(1, {instances}) AS n;
+             INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status)
+             SELECT gen_random_uuid()::text, 'seed-' || n || '-' || k, '{prefix}-' || n, 'RUNNING'
+             FROM generate_series(1, {instances}) AS n, generate_series(1, {mandelboxes_each}) AS k;"
+        ));
     }
 
     /// Drops the database now, ending every connection to it.

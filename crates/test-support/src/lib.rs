@@ -17,7 +17,7 @@ mod stripe_stub;
 mod stub_server;
 mod temp_dir;
 
-pub use database::{TestDatabase, admin_url};
+pub use database::{Fleet, TestDatabase, admin_url};
 pub use identity::{TEST_AUDIENCE, TEST_ISSUER, TestIdentity, unix_now_secs};
 pub use jwks_server::JwksServer;
 pub use stripe_stub::{STRIPE_TEST_SECRET, StripeStub};

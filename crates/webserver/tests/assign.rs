@@ -566,6 +566,35 @@ async fn assign_needs_a_valid_token() {
 
 // Concurrency: many requests at once, through two server instances sharing the database.
 
+/// `users` different paying users ask for a mandelbox in us-east-1 at once, half
+/// through each server.
+async fn assign_all_at_once(
+    first: &TestApp,
+    second: &TestApp,
+    users: usize,
+) -> Vec<reqwest::Response> {
+    let users: Vec<(String, String)> = (0..users)
+        .map(|i| {
+            let user = format!("user-{i}");
+            let token = first.paying_token(&user);
+            (user, token)
+        })
+        .collect();
+    let bodies: Vec<Value> = users
+        .iter()
+        .map(|(user, _)| assign_body(user, "us-east-1", HASH))
+        .collect();
+    let requests = users
+        .iter()
+        .zip(&bodies)
+        .enumerate()
+        .map(|(i, ((_, token), body))| {
+            let app = if i % 2 == 0 { first } else { second };
+            app.assign_body(token, body)
+        });
+    join_all(requests).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_assigns_never_exceed_capacity() {
     let first = app_with_region("us-east-1", &[]).await;
@@ -573,27 +602,7 @@ async fn concurrent_assigns_never_exceed_capacity() {
     for i in 0..5 {
         first.add_instance(&format!("i{i}"), "us-east-1", HASH, 3, 0);
     }
-    let tokens: Vec<(String, String)> = (0..40)
-        .map(|i| {
-            (
-                format!("user-{i}"),
-                first.paying_token(&format!("user-{i}")),
-            )
-        })
-        .collect();
-    let bodies: Vec<Value> = tokens
-        .iter()
-        .map(|(user, _)| assign_body(user, "us-east-1", HASH))
-        .collect();
-    let requests = tokens
-        .iter()
-        .zip(&bodies)
-        .enumerate()
-        .map(|(i, ((_, token), body))| {
-            let app = if i % 2 == 0 { &first } else { &second };
-            app.assign_body(token, body)
-        });
-    let answers = join_all(requests).await;
+    let answers = assign_all_at_once(&first, &second, 40).await;
     let accepted = answers
         .iter()
         .filter(|r| r.status() == StatusCode::ACCEPTED)
@@ -642,27 +651,7 @@ async fn no_request_is_refused_while_a_slot_is_free() {
     for i in 0..3 {
         first.add_instance(&format!("i{i}"), "us-east-1", HASH, 10, 0);
     }
-    let tokens: Vec<(String, String)> = (0..30)
-        .map(|i| {
-            (
-                format!("user-{i}"),
-                first.paying_token(&format!("user-{i}")),
-            )
-        })
-        .collect();
-    let bodies: Vec<Value> = tokens
-        .iter()
-        .map(|(user, _)| assign_body(user, "us-east-1", HASH))
-        .collect();
-    let requests = tokens
-        .iter()
-        .zip(&bodies)
-        .enumerate()
-        .map(|(i, ((_, token), body))| {
-            let app = if i % 2 == 0 { &first } else { &second };
-            app.assign_body(token, body)
-        });
-    let answers = join_all(requests).await;
+    let answers = assign_all_at_once(&first, &second, 30).await;
     let statuses: Vec<StatusCode> = answers.iter().map(reqwest::Response::status).collect();
     assert!(
         statuses.iter().all(|s| *s == StatusCode::ACCEPTED),
@@ -674,20 +663,18 @@ async fn no_request_is_refused_while_a_slot_is_free() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_server_processes_keep_every_invariant() {
     use common::process::{Server, run, stdout};
-    use test_support::{TempDir, TestDatabase};
+    use test_support::{Fleet, TempDir, TestDatabase};
 
     let dir = TempDir::new();
     let db = TestDatabase::new();
-    db.execute(&format!(
-        "INSERT INTO hardware.region_to_ami (region_name, client_commit_hash, ami_id, ami_active)
-         VALUES ('us-east-1', '{HASH}', 'ami-1', true);
-         INSERT INTO hardware.instance_info
-             (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
-              aws_instance_type, mandelbox_capacity, last_updated_utc_unix_ms, ip)
-         SELECT 'i' || n, 'aws-' || n, 'ami-1', 'us-east-1', 'ACTIVE', '{HASH}',
-                'g4dn.xlarge', 4, 1700000000000, '10.0.0.' || n
-         FROM generate_series(1, 5) AS n;"
-    ));
+    db.seed_fleet(&Fleet {
+        region: "us-east-1",
+        commit_hash: HASH,
+        prefix: "i",
+        instances: 5,
+        capacity: 4,
+        mandelboxes_each: 0,
+    });
     let vars = [
         ("ENVIRONMENT", "local"),
         ("DATABASE_URL", db.url()),
