@@ -7,7 +7,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use auth::AuthError;
 use models::DbError;
-use scaling::AssignError;
+use scaling::hosts::HostError;
+use scaling::{AssignError, InvalidRequest};
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +69,24 @@ impl From<AssignError> for ApiError {
             AssignError::PaymentRequired(message) => Self::PaymentRequired(message),
             AssignError::Refused(failure) => Self::NoMandelbox(failure.code()),
             AssignError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<InvalidRequest> for ApiError {
+    fn from(err: InvalidRequest) -> Self {
+        Self::BadRequest(err.to_string())
+    }
+}
+
+impl From<HostError> for ApiError {
+    fn from(err: HostError) -> Self {
+        match err {
+            HostError::Invalid(invalid) => invalid.into(),
+            HostError::Unauthorized => Self::Unauthorized(HostError::Unauthorized.to_string()),
+            HostError::NotFound => Self::NotFound(HostError::NotFound.to_string()),
+            HostError::Unavailable => Self::ServiceUnavailable("database unavailable".to_owned()),
+            HostError::Internal(cause) => Self::Internal(cause),
         }
     }
 }

@@ -120,3 +120,30 @@ impl FromRequest for ApiState {
         )
     }
 }
+
+/// A host agent's credential (a `host_…` token), as the digest stored for it. Whether
+/// it names an instance is checked by the operation itself, in the same statement.
+#[derive(Debug, Clone)]
+pub struct HostAgent {
+    pub host_token_sha256: String,
+}
+
+impl FromRequest for HostAgent {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let digest = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .and_then(|(_, token)| auth::host::host_token_digest(token.trim()));
+        ready(
+            digest
+                .map(|host_token_sha256| Self { host_token_sha256 })
+                .ok_or_else(|| ApiError::Unauthorized("a host credential is required".to_owned())),
+        )
+    }
+}

@@ -6,6 +6,7 @@ mod error;
 pub mod extract;
 mod hasura;
 mod health;
+mod host_service;
 mod mandelbox;
 mod middleware;
 pub mod redact;
@@ -63,6 +64,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/hasura/auth").route(web::get().to(hasura::get_hasura_auth)))
         .service(
             web::resource("/mandelbox/assign").route(web::post().to(mandelbox::assign_mandelbox)),
+        )
+        .service(
+            web::resource("/host_service/register")
+                .route(web::post().to(host_service::register_host)),
+        )
+        .service(
+            web::resource("/host_service/heartbeat")
+                .route(web::post().to(host_service::heartbeat_host)),
+        )
+        .service(
+            web::resource("/host_service/mandelbox/{id}/status")
+                .route(web::put().to(host_service::update_host_mandelbox_status)),
+        )
+        .service(
+            web::resource("/host_service/mandelbox/{id}")
+                .route(web::delete().to(host_service::delete_host_mandelbox)),
         );
 }
 

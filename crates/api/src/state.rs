@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use auth::TokenVerifier;
 use models::Db;
 use scaling::Assigner;
+use scaling::hosts::HostService;
 
 /// What every handler may use.
 #[derive(Clone)]
@@ -11,6 +12,7 @@ pub struct ApiState {
     pub db: Db,
     pub verifier: Arc<TokenVerifier>,
     pub assigner: Arc<Assigner>,
+    pub hosts: HostService,
     pub lifecycle: Lifecycle,
     /// Whether the client's address is the first of `X-Forwarded-For` (behind a proxy
     /// that sets it) rather than the connection's peer.

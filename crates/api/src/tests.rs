@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, test, web};
 use auth::payments::NoPayments;
 use auth::{SigningKey, TokenVerifier, VerifierConfig};
 use models::{Db, PoolOptions};
+use scaling::hosts::HostService;
 use scaling::{AssignPolicy, Assigner, NoScaling};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -87,6 +88,7 @@ impl Fixture {
             AssignPolicy::default(),
         );
         web::Data::new(ApiState {
+            hosts: HostService::new(db.clone()),
             db,
             verifier: Arc::new(verifier),
             assigner: Arc::new(assigner),

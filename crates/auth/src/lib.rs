@@ -4,6 +4,7 @@
 //! Nothing here knows about HTTP; the `api` crate turns a [`Caller`] into extractors.
 
 mod caller;
+pub mod host;
 mod jwks;
 mod keys;
 pub mod payments;

@@ -45,6 +45,8 @@ pub struct NewInstance {
     pub status: InstanceStatus,
     pub commit_hash: CommitHash,
     pub aws_instance_type: String,
+    /// The argon2 hash of the secret the instance will register with.
+    pub bootstrap_secret_hash: Option<String>,
 }
 
 pub fn insert(conn: &mut PgConnection, new: &NewInstance) -> QueryResult<Instance> {
@@ -152,4 +154,112 @@ pub fn any_with_room(conn: &mut PgConnection, regions: &[Region]) -> QueryResult
             .filter(instance_info::free_slots.gt(0)),
     ))
     .get_result(conn)
+}
+
+/// What a host agent reports about its instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metrics {
+    pub memory_remaining_kb: i64,
+    pub nanocpus_remaining: i64,
+    pub gpu_vram_remaining_kb: i64,
+}
+
+/// A registration that was checked against its bootstrap secret.
+#[derive(Debug, Clone)]
+pub struct Registration<'a> {
+    pub ip: &'a str,
+    pub mandelbox_capacity: i64,
+    pub metrics: Metrics,
+    /// The digest of the host token handed back.
+    pub host_token_sha256: &'a str,
+    pub now: UnixMillis,
+}
+
+/// The bootstrap secret hash of an instance still waiting for its host to register.
+pub fn pending_bootstrap_hash(
+    conn: &mut PgConnection,
+    name: &InstanceName,
+) -> QueryResult<Option<String>> {
+    instance_info::table
+        .find(name)
+        .filter(instance_info::status.eq(InstanceStatus::PreConnection))
+        .select(instance_info::bootstrap_secret_hash)
+        .first::<Option<String>>(conn)
+        .optional()
+        .map(Option::flatten)
+}
+
+/// Makes the instance `ACTIVE` with what its host reported, if its bootstrap hash is
+/// still `expected_hash`: the secret is consumed, so only one registration wins, even
+/// when several race. Returns whether this one did.
+pub fn register(
+    conn: &mut PgConnection,
+    name: &InstanceName,
+    expected_hash: &str,
+    registration: &Registration<'_>,
+) -> QueryResult<bool> {
+    diesel::update(
+        instance_info::table
+            .find(name)
+            .filter(instance_info::status.eq(InstanceStatus::PreConnection))
+            .filter(instance_info::bootstrap_secret_hash.eq(expected_hash)),
+    )
+    .set((
+        instance_info::status.eq(InstanceStatus::Active),
+        instance_info::ip.eq(registration.ip),
+        instance_info::mandelbox_capacity.eq(registration.mandelbox_capacity),
+        instance_info::memory_remaining_kb.eq(registration.metrics.memory_remaining_kb),
+        instance_info::nanocpus_remaining.eq(registration.metrics.nanocpus_remaining),
+        instance_info::gpu_vram_remaining_kb.eq(registration.metrics.gpu_vram_remaining_kb),
+        instance_info::last_updated_utc_unix_ms.eq(registration.now),
+        instance_info::bootstrap_secret_hash.eq(None::<String>),
+        instance_info::host_token_sha256.eq(registration.host_token_sha256),
+    ))
+    .execute(conn)
+    .map(|updated| updated == 1)
+}
+
+/// Records a heartbeat from the host holding the token with this digest, in one
+/// statement (a HOT update: no indexed column changes). `dying` marks the instance
+/// `DRAINING`. Returns the instance, or `None` for an unknown token.
+pub fn heartbeat(
+    conn: &mut PgConnection,
+    host_token_sha256: &str,
+    metrics: Metrics,
+    dying: bool,
+    now: UnixMillis,
+) -> QueryResult<Option<InstanceName>> {
+    let target =
+        instance_info::table.filter(instance_info::host_token_sha256.eq(host_token_sha256));
+    let values = (
+        instance_info::memory_remaining_kb.eq(metrics.memory_remaining_kb),
+        instance_info::nanocpus_remaining.eq(metrics.nanocpus_remaining),
+        instance_info::gpu_vram_remaining_kb.eq(metrics.gpu_vram_remaining_kb),
+        instance_info::last_updated_utc_unix_ms.eq(now),
+    );
+    if dying {
+        diesel::update(target)
+            .set((values, instance_info::status.eq(InstanceStatus::Draining)))
+            .returning(instance_info::instance_name)
+            .get_result(conn)
+            .optional()
+    } else {
+        diesel::update(target)
+            .set(values)
+            .returning(instance_info::instance_name)
+            .get_result(conn)
+            .optional()
+    }
+}
+
+/// The instance whose host holds the token with this digest.
+pub fn by_host_token(
+    conn: &mut PgConnection,
+    host_token_sha256: &str,
+) -> QueryResult<Option<InstanceName>> {
+    instance_info::table
+        .filter(instance_info::host_token_sha256.eq(host_token_sha256))
+        .select(instance_info::instance_name)
+        .first(conn)
+        .optional()
 }

@@ -19,6 +19,38 @@ pub struct Mandelbox {
     pub creation_time_utc_unix_ms: UnixMillis,
 }
 
+/// Sets the status of mandelbox `id` if it is on `instance`; returns whether it was.
+pub fn set_status_on(
+    conn: &mut PgConnection,
+    id: &MandelboxId,
+    instance: &InstanceName,
+    status: MandelboxStatus,
+) -> QueryResult<bool> {
+    diesel::update(
+        mandelbox_info::table
+            .find(id)
+            .filter(mandelbox_info::instance_name.eq(instance)),
+    )
+    .set(mandelbox_info::status.eq(status))
+    .execute(conn)
+    .map(|updated| updated == 1)
+}
+
+/// Deletes mandelbox `id` if it is on `instance`; returns whether it was.
+pub fn delete_on(
+    conn: &mut PgConnection,
+    id: &MandelboxId,
+    instance: &InstanceName,
+) -> QueryResult<bool> {
+    diesel::delete(
+        mandelbox_info::table
+            .find(id)
+            .filter(mandelbox_info::instance_name.eq(instance)),
+    )
+    .execute(conn)
+    .map(|deleted| deleted == 1)
+}
+
 /// Serialises, until the end of the transaction, every transaction that takes this lock
 /// for the same user, in every server process.
 pub fn lock_user(conn: &mut PgConnection, user: &UserId) -> QueryResult<()> {

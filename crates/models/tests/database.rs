@@ -76,6 +76,7 @@ fn typed_rows_round_trip() {
         status: InstanceStatus::Active,
         commit_hash: CommitHash::parse("deadbeef").unwrap(),
         aws_instance_type: "g4dn.xlarge".to_owned(),
+        bootstrap_secret_hash: None,
     };
     let stored = instance::insert(&mut conn, &new).unwrap();
     assert_eq!(stored.instance_name, new.instance_name);

@@ -3,6 +3,7 @@
 
 pub mod assign;
 pub mod hook;
+pub mod hosts;
 pub mod neighbours;
 pub mod request;
 

@@ -33,14 +33,14 @@ pub struct InvalidRequest {
     pub problem: String,
 }
 
-fn invalid(field: &'static str, problem: impl Into<String>) -> InvalidRequest {
+pub(crate) fn invalid(field: &'static str, problem: impl Into<String>) -> InvalidRequest {
     InvalidRequest {
         field,
         problem: problem.into(),
     }
 }
 
-fn kind(value: &Value) -> &'static str {
+pub(crate) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -51,7 +51,7 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-fn string<'a>(
+pub(crate) fn string<'a>(
     body: &'a Map<String, Value>,
     field: &'static str,
 ) -> Result<&'a str, InvalidRequest> {
@@ -65,16 +65,44 @@ fn string<'a>(
     }
 }
 
+/// A required whole number within `range`.
+pub(crate) fn integer(
+    body: &Map<String, Value>,
+    field: &'static str,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, InvalidRequest> {
+    let value = body.get(field).ok_or_else(|| invalid(field, "required"))?;
+    value
+        .as_i64()
+        .filter(|number| range.contains(number))
+        .ok_or_else(|| {
+            invalid(
+                field,
+                format!(
+                    "expected a whole number from {} to {}, not {value}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
+}
+
+/// The body as a JSON object.
+pub(crate) fn object(body: &Value) -> Result<&Map<String, Value>, InvalidRequest> {
+    match body {
+        Value::Object(map) => Ok(map),
+        other => Err(invalid(
+            "body",
+            format!("expected a JSON object, not {}", kind(other)),
+        )),
+    }
+}
+
 impl TryFrom<&Value> for AssignRequest {
     type Error = InvalidRequest;
 
     fn try_from(body: &Value) -> Result<Self, InvalidRequest> {
-        let Value::Object(body) = body else {
-            return Err(invalid(
-                "body",
-                format!("expected a JSON object, not {}", kind(body)),
-            ));
-        };
+        let body = object(body)?;
         // `regions` wins when both are given: old servers read `region`.
         let regions = match body.get("regions") {
             Some(Value::Null) | None => {
@@ -112,19 +140,8 @@ impl TryFrom<&Value> for AssignRequest {
         };
         let username = UserId::parse(string(body, "username")?)
             .map_err(|err| invalid("username", err.to_string()))?;
-        let dpi = match body.get("dpi") {
-            None => return Err(invalid("dpi", "required")),
-            Some(value) => value
-                .as_i64()
-                .filter(|dpi| (1..=MAX_DPI).contains(dpi))
-                .and_then(|dpi| u32::try_from(dpi).ok())
-                .ok_or_else(|| {
-                    invalid(
-                        "dpi",
-                        format!("expected a whole number from 1 to {MAX_DPI}, not {value}"),
-                    )
-                })?,
-        };
+        let dpi = u32::try_from(integer(body, "dpi", 1..=MAX_DPI)?)
+            .map_err(|_| invalid("dpi", "out of range"))?;
         let client_commit_hash = CommitHash::parse(string(body, "client_commit_hash")?)
             .map_err(|err| invalid("client_commit_hash", err.to_string()))?;
         Ok(Self {

@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use auth::payments::{CachedSubscriptions, NoPayments, StripeClient, Subscriptions};
+use scaling::hosts::HostService;
 use scaling::{AssignPolicy, Assigner, NoScaling, ScalingHook};
 
 use crate::settings::{AuthSettings, Environment, Settings};
@@ -159,6 +160,7 @@ impl Application {
         let lifecycle = Lifecycle::default();
         let state = ApiState {
             assigner: Arc::new(Assigner::new(db.clone(), payments, scaling, policy)),
+            hosts: HostService::new(db.clone()),
             db,
             verifier,
             lifecycle: lifecycle.clone(),

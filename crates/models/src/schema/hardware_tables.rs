@@ -19,6 +19,9 @@ pub mod hardware {
             aws_instance_type -> Varchar,
             mandelbox_count -> Int8,
             free_slots -> Nullable<Int8>,
+            bootstrap_secret_hash -> Nullable<Varchar>,
+            host_token_sha256 -> Nullable<Varchar>,
+            status_changed_utc_unix_ms -> Nullable<Int8>,
         }
     }
 

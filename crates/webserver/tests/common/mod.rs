@@ -219,6 +219,85 @@ impl TestApp {
         ));
     }
 
+    /// Records a launched instance (`PRE_CONNECTION`) and returns the bootstrap secret
+    /// its host will register with; only its hash is stored.
+    pub fn launch_instance(&self, name: &str, region: &str, commit_hash: &str) -> String {
+        use secrecy::ExposeSecret;
+        let (secret, hash) = auth::host::new_bootstrap_secret().unwrap();
+        models::instance::insert(
+            &mut self.db.connect(),
+            &models::instance::NewInstance {
+                instance_name: models::InstanceName::parse(name).unwrap(),
+                cloud_provider_id: format!("test-{name}"),
+                creation_time_utc_unix_ms: models::UnixMillis::now(),
+                aws_ami_id: models::AmiId::parse(&format!("ami-{region}")).unwrap(),
+                location: models::Region::parse(region).unwrap(),
+                status: models::InstanceStatus::PreConnection,
+                commit_hash: models::CommitHash::parse(commit_hash).unwrap(),
+                aws_instance_type: "g4dn.xlarge".to_owned(),
+                bootstrap_secret_hash: Some(hash),
+            },
+        )
+        .unwrap();
+        secret.expose_secret().to_owned()
+    }
+
+    /// `POST /host_service/register` with `body`.
+    pub async fn register(&self, body: &Value) -> Response {
+        self.client
+            .post(self.url("/host_service/register"))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Launches an instance and registers its host; returns the host's credential.
+    pub async fn registered_host(
+        &self,
+        name: &str,
+        region: &str,
+        commit_hash: &str,
+        capacity: i64,
+    ) -> String {
+        let secret = self.launch_instance(name, region, commit_hash);
+        let response = self.register(&registration(name, &secret, capacity)).await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        json(response).await["auth_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A request of the host holding `token`.
+    pub fn as_host(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+
+    /// One column of one instance, as text.
+    pub fn instance_column(&self, name: &str, column: &str) -> String {
+        #[derive(diesel::QueryableByName)]
+        struct Text {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            value: Option<String>,
+        }
+        use diesel::RunQueryDsl;
+        diesel::sql_query(format!(
+            "SELECT {column}::text AS value FROM hardware.instance_info WHERE instance_name = '{name}'"
+        ))
+        .get_result::<Text>(&mut self.db.connect())
+        .unwrap()
+        .value
+        .unwrap_or_else(|| "NULL".to_owned())
+    }
+
     /// Puts `count` RUNNING mandelboxes of other users on `instance`, with plain SQL.
     pub fn add_mandelboxes(&self, instance: &str, count: i64) {
         if count > 0 {
@@ -259,6 +338,18 @@ impl TestApp {
             "mandelboxes assigned to unassignable instances"
         );
     }
+}
+
+/// A registration body for `name` with `secret` and `capacity`.
+pub fn registration(name: &str, secret: &str, capacity: i64) -> Value {
+    json!({
+        "instance_name": name,
+        "bootstrap_secret": secret,
+        "mandelbox_capacity": capacity,
+        "memory_remaining_kb": 16_000_000,
+        "nanocpus_remaining": 4_000_000_000_i64,
+        "gpu_vram_remaining_kb": 15_000_000,
+    })
 }
 
 pub fn assign_body(user: &str, region: &str, commit_hash: &str) -> Value {

@@ -1,0 +1,22 @@
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::mandelbox_id;
+use crate::ApiState;
+use crate::error::ApiError;
+use crate::extract::HostAgent;
+
+/// `DELETE /host_service/mandelbox/{id}`: the session ended; only for a mandelbox on the
+/// caller's instance (404 otherwise).
+pub async fn delete_host_mandelbox(
+    host: HostAgent,
+    state: ApiState,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = mandelbox_id(&path)?;
+    state
+        .hosts
+        .delete_mandelbox(host.host_token_sha256, id.clone())
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "mandelbox_id": id, "deleted": true })))
+}

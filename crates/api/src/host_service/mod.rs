@@ -1,0 +1,17 @@
+mod delete_mandelbox;
+mod heartbeat;
+mod register;
+mod update_mandelbox_status;
+
+pub use delete_mandelbox::delete_host_mandelbox;
+pub use heartbeat::heartbeat_host;
+pub use register::register_host;
+pub use update_mandelbox_status::update_host_mandelbox_status;
+
+use models::MandelboxId;
+
+use crate::error::ApiError;
+
+fn mandelbox_id(path: &str) -> Result<MandelboxId, ApiError> {
+    MandelboxId::parse(path).map_err(|err| ApiError::BadRequest(format!("mandelbox id: {err}")))
+}

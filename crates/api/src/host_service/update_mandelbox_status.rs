@@ -1,0 +1,25 @@
+use actix_web::{HttpResponse, web};
+use scaling::hosts::reported_status;
+use serde_json::{Value, json};
+
+use super::mandelbox_id;
+use crate::ApiState;
+use crate::error::ApiError;
+use crate::extract::HostAgent;
+
+/// `PUT /host_service/mandelbox/{id}/status`: `CONNECTING` or `RUNNING`, for a mandelbox
+/// on the caller's instance (404 otherwise).
+pub async fn update_host_mandelbox_status(
+    host: HostAgent,
+    state: ApiState,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = mandelbox_id(&path)?;
+    let status = reported_status(&body)?;
+    state
+        .hosts
+        .set_mandelbox_status(host.host_token_sha256, id.clone(), status)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "mandelbox_id": id, "status": status })))
+}
