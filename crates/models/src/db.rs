@@ -149,3 +149,19 @@ impl Db {
         .await
     }
 }
+
+/// Takes the advisory lock `key` until the end of the current transaction, if no other
+/// session holds it; returns whether it did. A lock taken this way cannot outlive its
+/// transaction, even if the process dies.
+pub fn try_lock_for_transaction(conn: &mut PgConnection, key: i64) -> diesel::QueryResult<bool> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+        .bind::<diesel::sql_types::BigInt, _>(key)
+        .get_result::<Locked>(conn)
+        .map(|row| row.locked)
+}

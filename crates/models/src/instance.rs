@@ -263,3 +263,61 @@ pub fn by_host_token(
         .first(conn)
         .optional()
 }
+
+/// An instance to terminate: its name and the cloud's id for it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = instance_info, check_for_backend(diesel::pg::Pg))]
+pub struct Doomed {
+    pub instance_name: InstanceName,
+    pub cloud_provider_id: String,
+}
+
+/// `ACTIVE` instances last heard from before `cutoff` become `HOST_SERVICE_UNRESPONSIVE`.
+pub fn mark_unresponsive(conn: &mut PgConnection, cutoff: UnixMillis) -> QueryResult<usize> {
+    diesel::update(
+        instance_info::table
+            .filter(instance_info::status.eq(InstanceStatus::Active))
+            .filter(instance_info::last_updated_utc_unix_ms.lt(cutoff)),
+    )
+    .set(instance_info::status.eq(InstanceStatus::HostServiceUnresponsive))
+    .execute(conn)
+}
+
+/// Locks, until the transaction ends, the instances whose time is up: `PRE_CONNECTION`
+/// ones created before `launched_before`, and `DRAINING` or unresponsive ones in that
+/// state since before `lingering_since` (rows that never recorded a status change count
+/// from their creation).
+pub fn lock_doomed(
+    conn: &mut PgConnection,
+    launched_before: UnixMillis,
+    lingering_since: UnixMillis,
+) -> QueryResult<Vec<Doomed>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::Bool;
+    instance_info::table
+        .filter(
+            instance_info::status
+                .eq(InstanceStatus::PreConnection)
+                .and(instance_info::creation_time_utc_unix_ms.lt(launched_before))
+                .or(instance_info::status
+                    .eq_any([
+                        InstanceStatus::Draining,
+                        InstanceStatus::HostServiceUnresponsive,
+                    ])
+                    .and(sql::<Bool>(&format!(
+                        "COALESCE(status_changed_utc_unix_ms, creation_time_utc_unix_ms) < {}",
+                        lingering_since.as_millis()
+                    )))),
+        )
+        .order(instance_info::instance_name)
+        .select(Doomed::as_select())
+        .for_update()
+        .skip_locked()
+        .load(conn)
+}
+
+/// Removes these instances (their mandelboxes go with them).
+pub fn delete(conn: &mut PgConnection, names: &[InstanceName]) -> QueryResult<usize> {
+    diesel::delete(instance_info::table.filter(instance_info::instance_name.eq_any(names)))
+        .execute(conn)
+}

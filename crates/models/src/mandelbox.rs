@@ -51,6 +51,17 @@ pub fn delete_on(
     .map(|deleted| deleted == 1)
 }
 
+/// Removes `ALLOCATED` mandelboxes created before `cutoff`: their hosts never picked
+/// them up. Returns how many.
+pub fn delete_allocated_before(conn: &mut PgConnection, cutoff: UnixMillis) -> QueryResult<usize> {
+    diesel::delete(
+        mandelbox_info::table
+            .filter(mandelbox_info::status.eq(MandelboxStatus::Allocated))
+            .filter(mandelbox_info::creation_time_utc_unix_ms.lt(cutoff)),
+    )
+    .execute(conn)
+}
+
 /// Serialises, until the end of the transaction, every transaction that takes this lock
 /// for the same user, in every server process.
 pub fn lock_user(conn: &mut PgConnection, user: &UserId) -> QueryResult<()> {

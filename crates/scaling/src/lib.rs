@@ -4,6 +4,7 @@
 pub mod assign;
 pub mod hook;
 pub mod hosts;
+pub mod lifecycle;
 pub mod neighbours;
 pub mod request;
 

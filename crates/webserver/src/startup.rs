@@ -13,6 +13,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use auth::payments::{CachedSubscriptions, NoPayments, StripeClient, Subscriptions};
 use scaling::hosts::HostService;
+use scaling::lifecycle::{self, LifecyclePolicy, LogTerminations, Terminator};
 use scaling::{AssignPolicy, Assigner, NoScaling, ScalingHook};
 
 use crate::settings::{AuthSettings, Environment, Settings};
@@ -74,6 +75,7 @@ pub fn verifier(settings: &AuthSettings) -> Result<TokenVerifier, KeyError> {
 #[derive(Default)]
 pub struct Overrides {
     pub scaling: Option<Arc<dyn ScalingHook>>,
+    pub terminator: Option<Arc<dyn Terminator>>,
 }
 
 /// The server, bound and ready to run.
@@ -81,6 +83,8 @@ pub struct Application {
     server: Server,
     port: u16,
     lifecycle: Lifecycle,
+    /// The periodic lifecycle pass; stopped with the server.
+    jobs: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -157,6 +161,20 @@ impl Application {
             ),
             neighbours: settings.neighbours.clone(),
         };
+        let terminator = overrides
+            .terminator
+            .unwrap_or_else(|| Arc::new(LogTerminations) as Arc<dyn Terminator>);
+        let jobs = tokio::spawn(lifecycle::run_periodically(
+            db.clone(),
+            LifecyclePolicy {
+                heartbeat_timeout: settings.scaling.heartbeat_timeout,
+                pre_connection_timeout: settings.scaling.pre_connection_timeout,
+                lingering_timeout: settings.scaling.lingering_timeout,
+                allocation_timeout: settings.scaling.allocation_timeout,
+            },
+            terminator,
+            settings.scaling.lifecycle_interval,
+        ));
         let lifecycle = Lifecycle::default();
         let state = ApiState {
             assigner: Arc::new(Assigner::new(db.clone(), payments, scaling, policy)),
@@ -177,6 +195,7 @@ impl Application {
             server,
             port,
             lifecycle,
+            jobs,
         })
     }
 
@@ -200,7 +219,9 @@ impl Application {
 
     /// Runs until stopped through a [`Stopper`].
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.jobs.abort();
+        result
     }
 
     /// Runs until `shutdown` completes (see [`ShutdownSignals`]), then shuts down

@@ -336,3 +336,22 @@ async fn hosts_update_and_remove_only_their_own_mandelboxes() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn the_server_marks_silent_hosts_unresponsive_on_its_own() {
+    let app = TestApp::spawn_with(&[
+        ("LIFECYCLE_INTERVAL_SECS", "1"),
+        ("HEARTBEAT_TIMEOUT_SECS", "1"),
+    ])
+    .await;
+    app.registered_host(NAME, "us-east-1", HASH, 4).await;
+    assert_eq!(app.instance_column(NAME, "status"), "ACTIVE");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.instance_column(NAME, "status") != "HOST_SERVICE_UNRESPONSIVE" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still ACTIVE after 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
