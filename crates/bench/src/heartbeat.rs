@@ -1,0 +1,155 @@
+//! `heartbeat-bench`: how many host heartbeats one server process sustains. Seeds N
+//! registered instances (each with its own host credential) into a scratch database,
+//! drives the real server with C concurrent hosts for T seconds, and prints
+//! heartbeats/s and latency percentiles.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark stops loudly at the first thing that goes wrong"
+)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use test_support::{Fleet, TempDir, TestDatabase};
+use webserver::{Application, Settings, Vars};
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmarks POST /host_service/heartbeat")]
+struct Args {
+    /// Registered instances (each client heartbeats for its share of them).
+    #[arg(long, default_value_t = 10_000)]
+    instances: u32,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Seconds the run lasts.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+fn main() {
+    let args = Args::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run(&args));
+}
+
+async fn run(args: &Args) {
+    let db = TestDatabase::new();
+    db.seed_fleet(&Fleet {
+        region: "us-east-1",
+        commit_hash: "bench",
+        prefix: "hb",
+        instances: args.instances,
+        capacity: 4,
+        mandelboxes_each: 0,
+    });
+    // Give every instance a host credential, as registration would.
+    let credentials: Vec<(String, String)> = (1..=args.instances)
+        .map(|n| {
+            let (token, digest) = auth::host::new_host_token().unwrap();
+            (
+                token.expose_secret().to_owned(),
+                format!("('hb-{n}', '{digest}')"),
+            )
+        })
+        .collect();
+    let values: Vec<&str> = credentials.iter().map(|(_, row)| row.as_str()).collect();
+    db.execute(&format!(
+        "UPDATE hardware.instance_info SET host_token_sha256 = credential.digest
+         FROM (VALUES {}) AS credential (name, digest)
+         WHERE instance_name = credential.name",
+        values.join(", ")
+    ));
+    let tokens: Vec<String> = credentials.into_iter().map(|(token, _)| token).collect();
+    db.execute("VACUUM ANALYZE");
+    println!("seeded {} registered instances", args.instances);
+
+    let data_dir = TempDir::new();
+    let data_dir_path = data_dir.path().display().to_string();
+    let settings = Settings::from_vars(
+        &[
+            ("ENVIRONMENT", "local"),
+            ("DATABASE_URL", db.url()),
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("LOCAL_DATA_DIR", data_dir_path.as_str()),
+            ("DATABASE_POOL_SIZE", "32"),
+        ]
+        .into_iter()
+        .collect::<Vars>(),
+    )
+    .unwrap();
+    let app = Application::build(&settings).await.unwrap();
+    let url = format!("http://127.0.0.1:{}/host_service/heartbeat", app.port());
+    let stopper = app.stopper();
+    let server = tokio::spawn(app.run_until_stopped());
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .build()
+        .unwrap();
+    let tokens = Arc::new(tokens);
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let clients = args.clients;
+    let workers: Vec<_> = (0..clients)
+        .map(|worker| {
+            let (client, url, tokens) = (client.clone(), url.clone(), tokens.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut next = worker;
+                while Instant::now() < deadline {
+                    let token = &tokens[next % tokens.len()];
+                    next += clients;
+                    let body = json!({
+                        "memory_remaining_kb": 1_000_000,
+                        "nanocpus_remaining": 2_000_000,
+                        "gpu_vram_remaining_kb": 3_000_000,
+                        "dying": false,
+                    });
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(token)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = response.status();
+                    let _ = response.bytes().await;
+                    assert_eq!(status, reqwest::StatusCode::OK);
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for worker in futures_util::future::join_all(workers).await {
+        latencies.extend(worker.unwrap());
+    }
+    let elapsed = started.elapsed();
+    stopper.stop().await;
+    let _ = server.await;
+    latencies.sort();
+    let percentile =
+        |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let heard = db.number(
+        "SELECT count(*) AS n FROM hardware.instance_info WHERE last_updated_utc_unix_ms > 1700000000000",
+    );
+    println!(
+        "{} heartbeats in {:.1} s: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms ({} instances heard from)",
+        latencies.len(),
+        elapsed.as_secs_f64(),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        percentile(0.50).as_secs_f64() * 1000.0,
+        percentile(0.99).as_secs_f64() * 1000.0,
+        heard
+    );
+}
