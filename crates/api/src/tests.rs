@@ -88,7 +88,7 @@ impl Fixture {
             AssignPolicy::default(),
         );
         web::Data::new(ApiState {
-            hosts: HostService::new(db.clone()),
+            hosts: HostService::new(db.clone(), db.clone()),
             db,
             verifier: Arc::new(verifier),
             assigner: Arc::new(assigner),

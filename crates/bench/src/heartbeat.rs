@@ -98,8 +98,16 @@ async fn run(args: &Args) {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let clients = args.clients;
+    // The same body every time, serialised once: the client's work is not what is measured.
+    let body = bytes_of(&json!({
+        "memory_remaining_kb": 1_000_000,
+        "nanocpus_remaining": 2_000_000,
+        "gpu_vram_remaining_kb": 3_000_000,
+        "dying": false,
+    }));
     let workers: Vec<_> = (0..clients)
         .map(|worker| {
+            let body = body.clone();
             let (client, url, tokens) = (client.clone(), url.clone(), tokens.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
@@ -107,17 +115,12 @@ async fn run(args: &Args) {
                 while Instant::now() < deadline {
                     let token = &tokens[next % tokens.len()];
                     next += clients;
-                    let body = json!({
-                        "memory_remaining_kb": 1_000_000,
-                        "nanocpus_remaining": 2_000_000,
-                        "gpu_vram_remaining_kb": 3_000_000,
-                        "dying": false,
-                    });
                     let sent = Instant::now();
                     let response = client
                         .post(&url)
                         .bearer_auth(token)
-                        .json(&body)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
                         .send()
                         .await
                         .unwrap();
@@ -152,4 +155,8 @@ async fn run(args: &Args) {
         percentile(0.99).as_secs_f64() * 1000.0,
         heard
     );
+}
+
+fn bytes_of(value: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap()
 }

@@ -54,6 +54,10 @@ pub struct PoolOptions {
     /// How long a statement may wait for a lock before failing with [`DbError::Busy`];
     /// zero waits forever.
     pub lock_timeout: Duration,
+    /// Whether commits wait for the write-ahead log to reach disk. Off only for
+    /// loss-tolerant writes (heartbeats): a crash may forget the last fraction of a
+    /// second of them, never corrupt anything.
+    pub synchronous_commit: bool,
 }
 
 impl Default for PoolOptions {
@@ -62,6 +66,7 @@ impl Default for PoolOptions {
             max_size: 16,
             connection_timeout: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(5),
+            synchronous_commit: true,
         }
     }
 }
@@ -70,16 +75,18 @@ impl Default for PoolOptions {
 #[derive(Debug)]
 struct SessionSettings {
     lock_timeout: Duration,
+    synchronous_commit: bool,
 }
 
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        use diesel::RunQueryDsl;
+        use diesel::connection::SimpleConnection;
         let millis = self.lock_timeout.as_millis();
-        diesel::sql_query(format!("SET lock_timeout = {millis}"))
-            .execute(conn)
-            .map(drop)
-            .map_err(diesel::r2d2::Error::QueryError)
+        let commit = if self.synchronous_commit { "on" } else { "off" };
+        conn.batch_execute(&format!(
+            "SET lock_timeout = {millis}; SET synchronous_commit = {commit}"
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -110,6 +117,7 @@ impl Db {
             .test_on_check_out(false)
             .connection_customizer(Box::new(SessionSettings {
                 lock_timeout: options.lock_timeout,
+                synchronous_commit: options.synchronous_commit,
             }))
             .build_unchecked(ConnectionManager::new(database_url));
         Self { pool }

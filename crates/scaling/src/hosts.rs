@@ -133,11 +133,14 @@ pub fn reported_status(body: &Value) -> Result<MandelboxStatus, InvalidRequest> 
 #[derive(Clone)]
 pub struct HostService {
     db: Db,
+    heartbeats: Db,
 }
 
 impl HostService {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    /// `heartbeats` may be a pool without synchronous commit: a heartbeat lost in a
+    /// crash is repeated seconds later. Registration and mandelbox changes use `db`.
+    pub fn new(db: Db, heartbeats: Db) -> Self {
+        Self { db, heartbeats }
     }
 
     /// Registers the instance's host: checks the bootstrap secret (argon2, off the
@@ -202,7 +205,7 @@ impl HostService {
         request: HeartbeatRequest,
     ) -> Result<InstanceName, HostError> {
         let instance = self
-            .db
+            .heartbeats
             .run(move |conn| {
                 Ok(instance::heartbeat(
                     conn,

@@ -130,6 +130,7 @@ fn migrate(vars: &Vars) -> Result<ExitCode, CliError> {
             connection_timeout: database.connect_timeout,
             // A migration may wait for other processes' locks as long as it takes.
             lock_timeout: Duration::ZERO,
+            ..PoolOptions::default()
         },
     );
     let mut conn = db

@@ -108,6 +108,16 @@ impl Application {
                 ..PoolOptions::default()
             },
         );
+        // Heartbeats: loss-tolerant, so their commits need not wait for the disk.
+        let heartbeats = Db::new(
+            settings.database.url.expose_secret(),
+            PoolOptions {
+                max_size: settings.database.pool_size.div_ceil(2),
+                connection_timeout: settings.database.connect_timeout,
+                synchronous_commit: false,
+                ..PoolOptions::default()
+            },
+        );
         let auto_migrate = settings.auto_migrate;
         let pending = db
             .run(move |conn| {
@@ -178,7 +188,7 @@ impl Application {
         let lifecycle = Lifecycle::default();
         let state = ApiState {
             assigner: Arc::new(Assigner::new(db.clone(), payments, scaling, policy)),
-            hosts: HostService::new(db.clone()),
+            hosts: HostService::new(db.clone(), heartbeats),
             db,
             verifier,
             lifecycle: lifecycle.clone(),
