@@ -1,3 +1,7 @@
-//! Cloud provisioning trait and the local simulated provider.
+//! The cloud side of the control plane.
 //!
-//! Empty until its issue lands; it builds so the workspace shape is in place.
+//! - [`host_agent`]: the host service agent's half of the host protocol (SPEC §6), for
+//!   simulated hosts and for a real host service to link.
+//! - The provisioning trait and the local provider come with fleet scaling.
+
+pub mod host_agent;
