@@ -11,11 +11,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bench::{BenchServer, percentile};
 use clap::Parser;
 use secrecy::ExposeSecret;
 use serde_json::json;
-use test_support::{Fleet, TempDir, TestDatabase};
-use webserver::{Application, Settings, Vars};
+use test_support::{Fleet, TestDatabase};
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks POST /host_service/heartbeat")]
@@ -71,24 +71,8 @@ async fn run(args: &Args) {
     db.execute("VACUUM ANALYZE");
     println!("seeded {} registered instances", args.instances);
 
-    let data_dir = TempDir::new();
-    let data_dir_path = data_dir.path().display().to_string();
-    let settings = Settings::from_vars(
-        &[
-            ("ENVIRONMENT", "local"),
-            ("DATABASE_URL", db.url()),
-            ("BIND_ADDR", "127.0.0.1:0"),
-            ("LOCAL_DATA_DIR", data_dir_path.as_str()),
-            ("DATABASE_POOL_SIZE", "32"),
-        ]
-        .into_iter()
-        .collect::<Vars>(),
-    )
-    .unwrap();
-    let app = Application::build(&settings).await.unwrap();
-    let url = format!("http://127.0.0.1:{}/host_service/heartbeat", app.port());
-    let stopper = app.stopper();
-    let server = tokio::spawn(app.run_until_stopped());
+    let server = BenchServer::start(&db).await;
+    let url = format!("{}/host_service/heartbeat", server.base_url);
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients)
@@ -138,11 +122,8 @@ async fn run(args: &Args) {
         latencies.extend(worker.unwrap());
     }
     let elapsed = started.elapsed();
-    stopper.stop().await;
-    let _ = server.await;
+    server.stop().await;
     latencies.sort();
-    let percentile =
-        |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     let heard = db.number(
         "SELECT count(*) AS n FROM hardware.instance_info WHERE last_updated_utc_unix_ms > 1700000000000",
     );
@@ -151,8 +132,8 @@ async fn run(args: &Args) {
         latencies.len(),
         elapsed.as_secs_f64(),
         latencies.len() as f64 / elapsed.as_secs_f64(),
-        percentile(0.50).as_secs_f64() * 1000.0,
-        percentile(0.99).as_secs_f64() * 1000.0,
+        percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
+        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
         heard
     );
 }

@@ -14,10 +14,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bench::{BenchServer, percentile};
 use clap::Parser;
 use serde_json::json;
 use test_support::{Fleet, TempDir, TestDatabase};
-use webserver::{Application, Settings, Vars};
 
 const HASH: &str = "bench";
 
@@ -123,30 +123,13 @@ async fn run(args: &Args, instances: u32) -> Run {
     let existing = db.number("SELECT count(*) AS n FROM hardware.mandelbox_info");
     println!("seeded in {:.1} s", seeding.elapsed().as_secs_f64());
 
-    let data_dir = TempDir::new();
-    let data_dir_path = data_dir.path().display().to_string();
-    let settings = Settings::from_vars(
-        &[
-            ("ENVIRONMENT", "local"),
-            ("DATABASE_URL", db.url()),
-            ("BIND_ADDR", "127.0.0.1:0"),
-            ("LOCAL_DATA_DIR", data_dir_path.as_str()),
-            ("RATE_LIMIT_PER_MINUTE", "0"),
-            ("DATABASE_POOL_SIZE", "32"),
-        ]
-        .into_iter()
-        .collect::<Vars>(),
-    )
-    .unwrap();
-    let app = Application::build(&settings).await.unwrap();
-    let url = format!("http://127.0.0.1:{}/mandelbox/assign", app.port());
-    let stopper = app.stopper();
-    let server = tokio::spawn(app.run_until_stopped());
-    let key = auth::load_or_create_dev_key(data_dir.path()).unwrap();
+    let server = BenchServer::start(&db).await;
+    let url = format!("{}/mandelbox/assign", server.base_url);
+    let key = auth::load_or_create_dev_key(server.data_dir.path()).unwrap();
     let token = key
         .mint(&auth::NewToken {
             subject: "bench".to_owned(),
-            audience: settings.auth.audience.clone(),
+            audience: server.settings.auth.audience.clone(),
             issuer: None,
             lifetime: Duration::from_secs(3600),
             scopes: vec![auth::ADMIN_SCOPE.to_owned()],
@@ -205,11 +188,8 @@ async fn run(args: &Args, instances: u32) -> Run {
         accepted += worker_accepted;
     }
     let elapsed = started.elapsed();
-    stopper.stop().await;
-    let _ = server.await;
+    server.stop().await;
     latencies.sort();
-    let percentile =
-        |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
 
     let violations = models::audit::violations(&mut db.connect(), 1).unwrap();
     println!(
@@ -230,8 +210,8 @@ async fn run(args: &Args, instances: u32) -> Run {
         requests: latencies.len(),
         accepted,
         assigns_per_sec: accepted as f64 / elapsed.as_secs_f64(),
-        p50: percentile(0.50),
-        p99: percentile(0.99),
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
         pgbench,
     }
 }

@@ -1,0 +1,64 @@
+//! What the benchmark binaries share: the real server, started in-process on a scratch
+//! database, and latency percentiles.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark stops loudly at the first thing that goes wrong"
+)]
+
+use std::time::Duration;
+
+use test_support::{TempDir, TestDatabase};
+use webserver::{Application, Settings, Stopper, Vars};
+
+/// The server under measurement, in the `local` environment, with the rate limit off.
+pub struct BenchServer {
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+    pub settings: Settings,
+    pub data_dir: TempDir,
+    stopper: Stopper,
+    running: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl BenchServer {
+    pub async fn start(db: &TestDatabase) -> Self {
+        let data_dir = TempDir::new();
+        let data_dir_path = data_dir.path().display().to_string();
+        let settings = Settings::from_vars(
+            &[
+                ("ENVIRONMENT", "local"),
+                ("DATABASE_URL", db.url()),
+                ("BIND_ADDR", "127.0.0.1:0"),
+                ("LOCAL_DATA_DIR", data_dir_path.as_str()),
+                ("RATE_LIMIT_PER_MINUTE", "0"),
+                ("DATABASE_POOL_SIZE", "32"),
+            ]
+            .into_iter()
+            .collect::<Vars>(),
+        )
+        .unwrap();
+        let app = Application::build(&settings).await.unwrap();
+        let base_url = format!("http://127.0.0.1:{}", app.port());
+        let stopper = app.stopper();
+        let running = tokio::spawn(app.run_until_stopped());
+        Self {
+            base_url,
+            settings,
+            data_dir,
+            stopper,
+            running,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.stopper.stop().await;
+        let _ = self.running.await;
+    }
+}
+
+/// The `p` quantile (0 to 1) of sorted latencies.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1));
+    sorted.get(index).copied().unwrap_or_default()
+}
