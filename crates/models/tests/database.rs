@@ -313,3 +313,82 @@ fn assignment_statements_are_prepared_once_per_connection() {
         3
     );
 }
+
+#[test]
+fn pool_sessions_carry_their_lock_timeout_and_commit_mode() {
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    use diesel::RunQueryDsl;
+    let db = TestDatabase::new();
+    let show = |pool: &Db, name: &str| {
+        diesel::sql_query(format!("SELECT current_setting('{name}') AS value"))
+            .get_result::<Setting>(&mut pool.get().unwrap())
+            .unwrap()
+            .value
+    };
+    let durable = Db::new(db.url(), PoolOptions::default());
+    assert_eq!(show(&durable, "lock_timeout"), "5s");
+    assert_eq!(show(&durable, "synchronous_commit"), "on");
+    let telemetry = Db::new(
+        db.url(),
+        PoolOptions {
+            synchronous_commit: false,
+            lock_timeout: Duration::ZERO,
+            ..PoolOptions::default()
+        },
+    );
+    assert_eq!(show(&telemetry, "synchronous_commit"), "off");
+    assert_eq!(show(&telemetry, "lock_timeout"), "0");
+}
+
+#[test]
+fn heartbeats_are_hot_updates() {
+    use diesel::Connection;
+    use models::instance::{Metrics, heartbeat};
+    #[derive(diesel::QueryableByName)]
+    struct Counts {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        updated: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        hot: i64,
+    }
+    use diesel::RunQueryDsl;
+    let db = TestDatabase::new();
+    db.execute(
+        "INSERT INTO hardware.instance_info
+             (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
+              aws_instance_type, mandelbox_capacity, last_updated_utc_unix_ms, host_token_sha256)
+         VALUES ('a', 'aws-a', 'ami', 'us-east-1', 'ACTIVE', 'h', 't', 4, 0, 'digest-a')",
+    );
+    let mut conn = db.connect();
+    let metrics = Metrics {
+        memory_remaining_kb: 1,
+        nanocpus_remaining: 2,
+        gpu_vram_remaining_kb: 3,
+    };
+    conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        for _ in 0..3 {
+            let beat = heartbeat(conn, "digest-a", metrics, false, UnixMillis::now())?;
+            assert_eq!(beat.unwrap().as_str(), "a");
+        }
+        let counts: Counts = diesel::sql_query(
+            "SELECT pg_stat_get_xact_tuples_updated('hardware.instance_info'::regclass) AS updated,
+                    pg_stat_get_xact_tuples_hot_updated('hardware.instance_info'::regclass) AS hot",
+        )
+        .get_result(conn)?;
+        assert_eq!(
+            (counts.updated, counts.hot),
+            (3, 3),
+            "every heartbeat is a HOT update"
+        );
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        heartbeat(&mut conn, "unknown", metrics, false, UnixMillis::now()).unwrap(),
+        None
+    );
+}
