@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/postgres.sh
 ensure_postgres
-export TEST_DATABASE_URL="$PG_ADMIN_URL"
+export TEST_DATABASE_URL="$PG_ADMIN_URL?sslmode=disable"
 command -v pgbench >/dev/null || apt_install postgresql-contrib
 bench=assign-bench
 if [ "${1:-}" = heartbeat ]; then bench=heartbeat-bench; shift; fi

@@ -14,6 +14,8 @@ started=$SECONDS
 if [ -n "${TEST_DATABASE_URL:-}" ]; then PG_ADMIN_URL="$TEST_DATABASE_URL"; fi
 ensure_postgres
 export TEST_DATABASE_URL="$PG_ADMIN_URL"
+# No TLS to a local server: see test_support::admin_url.
+case "$TEST_DATABASE_URL" in *\?*) ;; *) TEST_DATABASE_URL="$TEST_DATABASE_URL?sslmode=disable" ;; esac
 export AWS_EC2_METADATA_DISABLED=true
 
 # Databases left by an interrupted run (templates are rebuilt when needed).

@@ -92,4 +92,5 @@ ensure_postgres() {
 
 psql_admin() { psql "$PG_ADMIN_URL" -v ON_ERROR_STOP=1 "$@"; }
 
-database_url() { printf '%s/%s' "${PG_ADMIN_URL%/*}" "$1"; }
+# Local databases are reached without TLS (nothing to protect on loopback).
+database_url() { printf '%s/%s?sslmode=disable' "${PG_ADMIN_URL%/*}" "$1"; }

@@ -4,14 +4,43 @@ use diesel::sql_types::Text;
 
 /// The server the tests use, as a URL for a role that may create databases (on the
 /// `postgres` database). `scripts/test.sh` sets `TEST_DATABASE_URL`.
+///
+/// Tests talk to a local server without TLS: libpq's OpenSSL gains nothing on loopback,
+/// and its clean-up at process exit can race with pool threads still closing
+/// connections (seen as a SIGSEGV in libcrypto).
 pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://webserver:webserver@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+        "postgres://webserver:webserver@127.0.0.1:5432/postgres?sslmode=disable".to_owned()
+    })
 }
 
+/// `url` naming database `name` instead, its query string (`?sslmode=…`) kept.
 fn with_database(url: &str, name: &str) -> String {
-    let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
-    format!("{base}/{name}")
+    let (path, query) = url
+        .split_once('?')
+        .map_or((url, None), |(p, q)| (p, Some(q)));
+    let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn swapping_the_database_keeps_the_query() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/postgres?sslmode=disable", "t1"),
+            "postgres://u:p@h:5432/t1?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/postgres", "t2"),
+            "postgres://u@h/t2"
+        );
+    }
 }
 
 /// A fleet to seed with [`TestDatabase::seed_fleet`].
