@@ -1,5 +1,5 @@
-//! Mandelbox assignment and, later, fleet sizing: the business logic between the HTTP
-//! layer and the database.
+//! The business logic between the HTTP layer and the database: mandelbox assignment,
+//! the host protocol, the lifecycle jobs, and (as the decision table so far) fleet sizing.
 
 pub mod assign;
 pub mod hook;
@@ -7,6 +7,7 @@ pub mod hosts;
 pub mod lifecycle;
 pub mod neighbours;
 pub mod request;
+pub mod sizing;
 
 pub use assign::{AssignError, AssignPolicy, Assigner, Assignment, Failure};
 pub use hook::{NoScaling, ScaleCheck, ScalingHook};

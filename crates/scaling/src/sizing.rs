@@ -1,0 +1,269 @@
+//! How many instances one (region, image) should gain or lose (SPEC §7), as a pure
+//! function of a snapshot of its instances, so the rules are tested without a database
+//! or a cloud.
+
+use models::{InstanceName, InstanceStatus};
+
+/// One instance of the (region, image), as the decision sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceLoad {
+    pub name: InstanceName,
+    pub status: InstanceStatus,
+    pub capacity: i64,
+    pub mandelboxes: i64,
+}
+
+/// The (region, image) being sized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetView {
+    /// The region is known and enabled.
+    pub region_enabled: bool,
+    /// The image is the region's active one.
+    pub image_active: bool,
+    pub instances: Vec<InstanceLoad>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizingPolicy {
+    /// `DESIRED_FREE_MANDELBOXES`.
+    pub desired_free: i64,
+    /// `DEFAULT_INSTANCE_BUFFER`: the fewest instances a scale-up launches.
+    pub buffer: u32,
+    /// `MAX_INSTANCES_PER_REGION`: launches never take the fleet past it.
+    pub max_instances: Option<u32>,
+    /// The slots an instance is expected to bring while none has registered yet.
+    pub expected_capacity: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Nothing,
+    Launch(u32),
+    /// Drain these instances (all empty).
+    Drain(Vec<InstanceName>),
+}
+
+/// Instances that count as capacity: `ACTIVE` ones, and `PRE_CONNECTION` ones on their way.
+fn counts(instance: &InstanceLoad) -> bool {
+    matches!(
+        instance.status,
+        InstanceStatus::Active | InstanceStatus::PreConnection
+    )
+}
+
+/// Empty `ACTIVE` instances, the only ones ever drained, emptiest-capacity first.
+fn empty_active(view: &FleetView) -> Vec<InstanceName> {
+    let mut empty: Vec<&InstanceLoad> = view
+        .instances
+        .iter()
+        .filter(|i| i.status == InstanceStatus::Active && i.mandelboxes == 0)
+        .collect();
+    empty.sort_by(|a, b| a.capacity.cmp(&b.capacity).then(a.name.cmp(&b.name)));
+    empty.into_iter().map(|i| i.name.clone()).collect()
+}
+
+pub fn decide(view: &FleetView, policy: &SizingPolicy) -> Decision {
+    // A region we do not serve, or an image that is not the active one: everything of it
+    // goes, as soon as it is empty.
+    if !view.region_enabled || !view.image_active {
+        let empty = empty_active(view);
+        return if empty.is_empty() {
+            Decision::Nothing
+        } else {
+            Decision::Drain(empty)
+        };
+    }
+    let live: Vec<&InstanceLoad> = view.instances.iter().filter(|i| counts(i)).collect();
+    let registered: Vec<&&InstanceLoad> = live
+        .iter()
+        .filter(|i| i.status == InstanceStatus::Active)
+        .collect();
+    let average_capacity = if registered.is_empty() {
+        policy.expected_capacity
+    } else {
+        registered.iter().map(|i| i.capacity).sum::<i64>() / registered.len() as i64
+    }
+    .max(1);
+    let free: i64 = live
+        .iter()
+        .map(|i| match i.status {
+            InstanceStatus::PreConnection => average_capacity,
+            _ => (i.capacity - i.mandelboxes).max(0),
+        })
+        .sum();
+
+    let wanted = if live.is_empty() {
+        1
+    } else if free < policy.desired_free {
+        let shortfall = policy.desired_free - free;
+        // Both are positive here: shortfall > 0, average_capacity >= 1.
+        let instances = u32::try_from((shortfall + average_capacity - 1) / average_capacity)
+            .unwrap_or(u32::MAX);
+        instances.max(policy.buffer)
+    } else {
+        0
+    };
+    if wanted > 0 {
+        let existing = u32::try_from(view.instances.len()).unwrap_or(u32::MAX);
+        let allowed = policy
+            .max_instances
+            .map_or(wanted, |max| wanted.min(max.saturating_sub(existing)));
+        return if allowed == 0 {
+            Decision::Nothing
+        } else {
+            Decision::Launch(allowed)
+        };
+    }
+    if free >= policy.desired_free + average_capacity
+        && let Some(first) = empty_active(view).into_iter().next()
+    {
+        return Decision::Drain(vec![first]);
+    }
+    Decision::Nothing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: SizingPolicy = SizingPolicy {
+        desired_free: 10,
+        buffer: 1,
+        max_instances: None,
+        expected_capacity: 10,
+    };
+
+    fn instance(
+        name: &str,
+        status: InstanceStatus,
+        capacity: i64,
+        mandelboxes: i64,
+    ) -> InstanceLoad {
+        InstanceLoad {
+            name: InstanceName::parse(name).unwrap(),
+            status,
+            capacity,
+            mandelboxes,
+        }
+    }
+
+    fn active(name: &str, capacity: i64, mandelboxes: i64) -> InstanceLoad {
+        instance(name, InstanceStatus::Active, capacity, mandelboxes)
+    }
+
+    fn view(instances: Vec<InstanceLoad>) -> FleetView {
+        FleetView {
+            region_enabled: true,
+            image_active: true,
+            instances,
+        }
+    }
+
+    fn names(list: &[&str]) -> Vec<InstanceName> {
+        list.iter()
+            .map(|n| InstanceName::parse(n).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_fleet_launches_one() {
+        assert_eq!(decide(&view(vec![]), &POLICY), Decision::Launch(1));
+    }
+
+    #[test]
+    fn a_low_buffer_launches_enough_to_cover_the_shortfall() {
+        // 10 wanted free, 2 free: a shortfall of 8, one instance of 10 covers it.
+        assert_eq!(
+            decide(&view(vec![active("a", 10, 8)]), &POLICY),
+            Decision::Launch(1)
+        );
+        // All full: 10 short; instances of capacity 4 → three of them.
+        let full = vec![active("a", 4, 4), active("b", 4, 4)];
+        assert_eq!(decide(&view(full), &POLICY), Decision::Launch(3));
+        // At least the buffer, even when one would do.
+        let buffered = SizingPolicy {
+            buffer: 2,
+            ..POLICY
+        };
+        assert_eq!(
+            decide(&view(vec![active("a", 10, 9)]), &buffered),
+            Decision::Launch(2)
+        );
+    }
+
+    #[test]
+    fn instances_on_their_way_count_as_capacity() {
+        let booting = vec![
+            active("a", 10, 9),
+            instance("b", InstanceStatus::PreConnection, 0, 0),
+        ];
+        assert_eq!(decide(&view(booting), &POLICY), Decision::Nothing);
+    }
+
+    #[test]
+    fn draining_and_unresponsive_capacity_does_not_count() {
+        let fleet = vec![
+            active("a", 10, 10),
+            instance("b", InstanceStatus::Draining, 10, 0),
+            instance("c", InstanceStatus::HostServiceUnresponsive, 10, 0),
+        ];
+        assert_eq!(decide(&view(fleet), &POLICY), Decision::Launch(1));
+    }
+
+    #[test]
+    fn a_good_buffer_does_nothing() {
+        assert_eq!(
+            decide(&view(vec![active("a", 10, 0)]), &POLICY),
+            Decision::Nothing
+        );
+        let split = vec![active("a", 10, 5), active("b", 10, 5)];
+        assert_eq!(decide(&view(split), &POLICY), Decision::Nothing);
+    }
+
+    #[test]
+    fn an_overfull_buffer_drains_one_empty_instance() {
+        // 30 free, 10 wanted + 10 average: one empty instance goes.
+        let fleet = vec![active("a", 10, 0), active("b", 10, 0), active("c", 10, 0)];
+        assert_eq!(
+            decide(&view(fleet), &POLICY),
+            Decision::Drain(names(&["a"]))
+        );
+        // Too much room but nothing empty: nothing to drain.
+        let busy = vec![active("a", 20, 1), active("b", 20, 1)];
+        assert_eq!(decide(&view(busy), &POLICY), Decision::Nothing);
+    }
+
+    #[test]
+    fn a_disabled_region_or_inactive_image_drains_every_empty_instance() {
+        let fleet = vec![active("a", 10, 0), active("b", 10, 3), active("c", 10, 0)];
+        for (region_enabled, image_active) in [(false, true), (true, false)] {
+            let view = FleetView {
+                region_enabled,
+                image_active,
+                instances: fleet.clone(),
+            };
+            assert_eq!(decide(&view, &POLICY), Decision::Drain(names(&["a", "c"])));
+        }
+        let nothing_empty = FleetView {
+            region_enabled: false,
+            image_active: true,
+            instances: vec![active("b", 10, 3)],
+        };
+        assert_eq!(decide(&nothing_empty, &POLICY), Decision::Nothing);
+    }
+
+    #[test]
+    fn launches_stop_at_the_instance_cap() {
+        let capped = SizingPolicy {
+            max_instances: Some(3),
+            ..POLICY
+        };
+        let full = vec![active("a", 2, 2), active("b", 2, 2)];
+        assert_eq!(decide(&view(full.clone()), &capped), Decision::Launch(1));
+        let at_cap = SizingPolicy {
+            max_instances: Some(2),
+            ..POLICY
+        };
+        assert_eq!(decide(&view(full), &at_cap), Decision::Nothing);
+    }
+}
