@@ -32,20 +32,26 @@ struct TokenQuery {
     access_token: Option<String>,
 }
 
-/// The token the request carries, if any.
+/// The token of the `Authorization: Bearer …` header, if the request has that header.
+fn bearer(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("malformed Authorization header".to_owned()))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token.trim())),
+        _ => Err(ApiError::Unauthorized(
+            "the Authorization header must be \"Bearer <token>\"".to_owned(),
+        )),
+    }
+}
+
+/// The user token the request carries, if any: the Bearer header, else `access_token`.
 fn token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-        let value = value
-            .to_str()
-            .map_err(|_| ApiError::Unauthorized("malformed Authorization header".to_owned()))?;
-        return match value.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-                Ok(Some(token.trim().to_owned()))
-            }
-            _ => Err(ApiError::Unauthorized(
-                "the Authorization header must be \"Bearer <token>\"".to_owned(),
-            )),
-        };
+    if let Some(token) = bearer(req)? {
+        return Ok(Some(token.to_owned()));
     }
     let query = web::Query::<TokenQuery>::from_query(req.query_string())
         .map_err(|_| ApiError::BadRequest("malformed query string".to_owned()))?;
@@ -133,17 +139,13 @@ impl FromRequest for HostAgent {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let digest = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .and_then(|(_, token)| auth::host::host_token_digest(token.trim()));
-        ready(
-            digest
-                .map(|host_token_sha256| Self { host_token_sha256 })
-                .ok_or_else(|| ApiError::Unauthorized("a host credential is required".to_owned())),
-        )
+        let digest = bearer(req).map(|token| token.and_then(auth::host::host_token_digest));
+        ready(match digest {
+            Ok(Some(host_token_sha256)) => Ok(Self { host_token_sha256 }),
+            Ok(None) => Err(ApiError::Unauthorized(
+                "a host credential is required".to_owned(),
+            )),
+            Err(err) => Err(err),
+        })
     }
 }

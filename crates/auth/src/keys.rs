@@ -65,10 +65,7 @@ impl SigningKey {
         let modulus = public.modulus().big_endian_without_leading_zero().to_vec();
         let exponent = public.exponent().big_endian_without_leading_zero().to_vec();
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &modulus);
-        let kid = digest.as_ref()[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let kid = crate::hex(&digest.as_ref()[..12]);
         // jsonwebtoken signs from the PKCS#1 RSAPrivateKey that PKCS#8 wraps.
         let pkcs1 = pkcs1_from_pkcs8(der).ok_or(KeyError::Format)?;
         Ok(Self {

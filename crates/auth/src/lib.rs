@@ -10,6 +10,16 @@ mod keys;
 pub mod payments;
 mod verifier;
 
+/// Lowercase hexadecimal, for key ids and token digests.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
 pub use caller::{ADMIN_SCOPE, Caller};
 pub use keys::{KeyError, NewToken, SigningKey, load_or_create_dev_key};
 pub use verifier::{AuthError, TokenVerifier, VerifierConfig};

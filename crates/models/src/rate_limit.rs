@@ -56,7 +56,7 @@ pub fn hit(conn: &mut PgConnection, client: &str, now: UnixMillis) -> QueryResul
 
 /// Forgets windows that no longer count at `now` (all but the current and the previous
 /// one); returns how many.
-pub fn purge_before(conn: &mut PgConnection, now: UnixMillis) -> QueryResult<usize> {
+pub fn purge_stale(conn: &mut PgConnection, now: UnixMillis) -> QueryResult<usize> {
     let now = now.as_millis();
     let previous_start = now - now.rem_euclid(WINDOW_MILLIS) - WINDOW_MILLIS;
     diesel::delete(

@@ -250,7 +250,7 @@ fn rate_limit_windows_slide_and_old_ones_are_purged() {
 
     // Two windows later the first one no longer counts and is purged.
     assert_eq!(
-        rate_limit::purge_before(&mut conn, at(2 * WINDOW_MILLIS)).unwrap(),
+        rate_limit::purge_stale(&mut conn, at(2 * WINDOW_MILLIS)).unwrap(),
         2
     );
     let hits = rate_limit::hit(&mut conn, "a", at(2 * WINDOW_MILLIS)).unwrap();

@@ -113,7 +113,8 @@ pub struct Assigner {
     db: Db,
     payments: Arc<dyn Subscriptions>,
     scaling: Arc<dyn ScalingHook>,
-    policy: AssignPolicy,
+    /// Shared with each request's database work without copying it.
+    policy: Arc<AssignPolicy>,
     /// When this process last purged old rate-limit windows (Unix ms).
     last_purge: AtomicI64,
 }
@@ -139,7 +140,7 @@ impl Assigner {
             db,
             payments,
             scaling,
-            policy,
+            policy: Arc::new(policy),
             last_purge: AtomicI64::new(0),
         }
     }
@@ -207,7 +208,7 @@ impl Assigner {
             .db
             .run(move |conn| {
                 if purge {
-                    rate_limit::purge_before(conn, now)?;
+                    rate_limit::purge_stale(conn, now)?;
                 }
                 Ok(rate_limit::hit(conn, &key, now)?)
             })

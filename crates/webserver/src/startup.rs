@@ -13,7 +13,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use auth::payments::{CachedSubscriptions, NoPayments, StripeClient, Subscriptions};
 use scaling::hosts::HostService;
-use scaling::lifecycle::{self, LifecyclePolicy, LogTerminations, Terminator};
+use scaling::lifecycle::{self, LifecyclePolicy, LogTerminations};
 use scaling::{AssignPolicy, Assigner, NoScaling, ScalingHook};
 
 use crate::settings::{AuthSettings, Environment, Settings};
@@ -75,7 +75,6 @@ pub fn verifier(settings: &AuthSettings) -> Result<TokenVerifier, KeyError> {
 #[derive(Default)]
 pub struct Overrides {
     pub scaling: Option<Arc<dyn ScalingHook>>,
-    pub terminator: Option<Arc<dyn Terminator>>,
 }
 
 /// The server, bound and ready to run.
@@ -171,9 +170,6 @@ impl Application {
             ),
             neighbours: settings.neighbours.clone(),
         };
-        let terminator = overrides
-            .terminator
-            .unwrap_or_else(|| Arc::new(LogTerminations) as Arc<dyn Terminator>);
         let jobs = tokio::spawn(lifecycle::run_periodically(
             db.clone(),
             LifecyclePolicy {
@@ -182,7 +178,7 @@ impl Application {
                 lingering_timeout: settings.scaling.lingering_timeout,
                 allocation_timeout: settings.scaling.allocation_timeout,
             },
-            terminator,
+            Arc::new(LogTerminations),
             settings.scaling.lifecycle_interval,
         ));
         let lifecycle = Lifecycle::default();

@@ -93,7 +93,6 @@ impl TestApp {
         let scaling = Arc::new(RecordedScaling::default());
         let overrides = Overrides {
             scaling: Some(scaling.clone()),
-            ..Overrides::default()
         };
         let app = Application::build_with(&settings, overrides).await.unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());
