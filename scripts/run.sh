@@ -53,6 +53,10 @@ cat <<MSG
     curl -s -H "Authorization: Bearer $token" http://$BIND_ADDR/regions
     curl -s -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d '{"region": "us-east-1", "username": "dev-user", "dpi": 96, "client_commit_hash": "local_dev"}' http://$BIND_ADDR/mandelbox/assign
 
+  The first assign answers 503: the region has no instance yet. That refusal makes the
+  local cloud provider launch a simulated instance, whose host registers within a
+  second or two; run the same curl again and it answers 202 with the instance's IP.
+
   Ctrl-C stops it.
 
 MSG

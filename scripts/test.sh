@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: makes sure PostgreSQL is there (started or
-# installed if missing), then formatting, lints, every test, and the quick start.
+# installed if missing) and moto is installed, then formatting, lints, every test
+# (the AWS ones against moto on 127.0.0.1), and the quick start.
 #
 #   scripts/test.sh
 #
 # Honoured: TEST_DATABASE_URL (a server URL for a role that may create databases),
-# CARGO_TARGET_DIR.
+# CARGO_TARGET_DIR, MOTO_VENV.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/postgres.sh
+. scripts/lib/moto.sh
 
 started=$SECONDS
 if [ -n "${TEST_DATABASE_URL:-}" ]; then PG_ADMIN_URL="$TEST_DATABASE_URL"; fi
@@ -16,6 +18,8 @@ ensure_postgres
 export TEST_DATABASE_URL="$PG_ADMIN_URL"
 # No TLS to a local server: see test_support::admin_url.
 case "$TEST_DATABASE_URL" in *\?*) ;; *) TEST_DATABASE_URL="$TEST_DATABASE_URL?sslmode=disable" ;; esac
+ensure_moto
+# No test may wait on the instance metadata service.
 export AWS_EC2_METADATA_DISABLED=true
 
 # Databases left by an interrupted run (templates are rebuilt when needed).

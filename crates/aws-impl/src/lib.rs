@@ -1,3 +1,19 @@
-//! EC2 and Auto Scaling implementation of the cloud interface.
+//! The AWS backend of the cloud interface (SPEC §8).
 //!
-//! Empty until its issue lands; it builds so the workspace shape is in place.
+//! - [`AwsProvider`]: EC2 instances through aws-sdk-ec2 (RunInstances with the `Name`
+//!   tag, user data and instance profile; TerminateInstances; DescribeInstances).
+//! - [`AutoScalingGroups`]: fleets kept as Auto Scaling groups, one per (region, image),
+//!   sized by their desired capacity through aws-sdk-autoscaling.
+//!
+//! Credentials come from the standard AWS chain unless given; `endpoint_url` points both
+//! clients at another endpoint (a local emulator in tests). Every call has a connect and
+//! an operation timeout, so nothing waits forever on an unreachable endpoint.
+
+mod asg;
+mod config;
+mod ec2;
+mod errors;
+
+pub use asg::{AutoScalingGroups, GroupSpec};
+pub use config::{AwsOptions, StaticCredentials};
+pub use ec2::AwsProvider;

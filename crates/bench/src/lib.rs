@@ -33,6 +33,8 @@ impl BenchServer {
                 ("LOCAL_DATA_DIR", data_dir_path.as_str()),
                 ("RATE_LIMIT_PER_MINUTE", "0"),
                 ("DATABASE_POOL_SIZE", "32"),
+                // The assignment path alone: the seeded fleet is not to be resized.
+                ("AUTOSCALE", "false"),
             ]
             .into_iter()
             .collect::<Vars>(),

@@ -266,6 +266,7 @@ impl DrainEndpoint {
             )
         })
         .workers(1)
+        .shutdown_timeout(1)
         .disable_signals()
         .listen(listener)?
         .run();

@@ -22,6 +22,8 @@ impl fmt::Display for CloudInstanceId {
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct LaunchRequest {
+    /// The cloud region to start them in, e.g. `us-east-1`.
+    pub region: String,
     /// The machine image, e.g. `ami-0abc…`.
     pub image: String,
     /// The `Name` tag: the instance name of `hardware.instance_info`.
@@ -60,17 +62,24 @@ pub trait CloudProvider: Send + Sync {
     ) -> Result<Vec<CloudInstanceId>, CloudError>;
 
     /// Terminates instances; ones already gone are not an error.
-    async fn terminate_instances(&self, ids: &[CloudInstanceId]) -> Result<(), CloudError>;
+    async fn terminate_instances(
+        &self,
+        region: &str,
+        ids: &[CloudInstanceId],
+    ) -> Result<(), CloudError>;
 
-    /// The public IPs of instances, `None` for one that has none (yet).
+    /// The public IPs of instances, `None` for one that has none (yet). An id the cloud
+    /// does not know is a permanent error.
     async fn instance_ips(
         &self,
+        region: &str,
         ids: &[CloudInstanceId],
     ) -> Result<HashMap<CloudInstanceId, Option<IpAddr>>, CloudError>;
 
     /// Waits until every instance runs, or fails after `timeout`.
     async fn wait_until_running(
         &self,
+        region: &str,
         ids: &[CloudInstanceId],
         timeout: Duration,
     ) -> Result<(), CloudError>;
@@ -78,6 +87,7 @@ pub trait CloudProvider: Send + Sync {
     /// Waits until every instance is terminated, or fails after `timeout`.
     async fn wait_until_terminated(
         &self,
+        region: &str,
         ids: &[CloudInstanceId],
         timeout: Duration,
     ) -> Result<(), CloudError>;

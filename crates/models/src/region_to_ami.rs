@@ -56,3 +56,47 @@ pub fn active(conn: &mut PgConnection, region: &Region) -> QueryResult<Option<Re
         .first(conn)
         .optional()
 }
+
+/// Makes `image` the only active image of `region`. Two statements, so the
+/// one-active-per-region index never sees two at once.
+pub fn activate(conn: &mut PgConnection, region: &Region, image: &AmiId) -> QueryResult<usize> {
+    diesel::update(
+        region_to_ami::table
+            .filter(region_to_ami::region_name.eq(region))
+            .filter(region_to_ami::ami_active.eq(true)),
+    )
+    .set(region_to_ami::ami_active.eq(false))
+    .execute(conn)?;
+    diesel::update(
+        region_to_ami::table
+            .filter(region_to_ami::region_name.eq(region))
+            .filter(region_to_ami::ami_id.eq(image)),
+    )
+    .set(region_to_ami::ami_active.eq(true))
+    .execute(conn)
+}
+
+/// Every distinct region with a row, enabled or not, sorted.
+pub fn known_regions(conn: &mut PgConnection) -> QueryResult<Vec<Region>> {
+    region_to_ami::table
+        .select(region_to_ami::region_name)
+        .distinct()
+        .order(region_to_ami::region_name)
+        .load(conn)
+}
+
+/// Removes the (region, commit hash) row if it is not active: the undo of an upgrade
+/// that failed before its swap.
+pub fn delete_inactive(
+    conn: &mut PgConnection,
+    region: &Region,
+    commit_hash: &CommitHash,
+) -> QueryResult<usize> {
+    diesel::delete(
+        region_to_ami::table
+            .filter(region_to_ami::region_name.eq(region))
+            .filter(region_to_ami::client_commit_hash.eq(commit_hash))
+            .filter(region_to_ami::ami_active.eq(false)),
+    )
+    .execute(conn)
+}

@@ -21,6 +21,8 @@ pub struct FleetView {
     /// The image is the region's active one.
     pub image_active: bool,
     pub instances: Vec<InstanceLoad>,
+    /// Every instance of the region, of any image: what `MAX_INSTANCES_PER_REGION` caps.
+    pub region_instances: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +106,9 @@ pub fn decide(view: &FleetView, policy: &SizingPolicy) -> Decision {
         0
     };
     if wanted > 0 {
-        let existing = u32::try_from(view.instances.len()).unwrap_or(u32::MAX);
+        let existing = view
+            .region_instances
+            .max(u32::try_from(view.instances.len()).unwrap_or(u32::MAX));
         let allowed = policy
             .max_instances
             .map_or(wanted, |max| wanted.min(max.saturating_sub(existing)));
@@ -155,6 +159,7 @@ mod tests {
         FleetView {
             region_enabled: true,
             image_active: true,
+            region_instances: u32::try_from(instances.len()).unwrap(),
             instances,
         }
     }
@@ -241,6 +246,7 @@ mod tests {
                 region_enabled,
                 image_active,
                 instances: fleet.clone(),
+                region_instances: 3,
             };
             assert_eq!(decide(&view, &POLICY), Decision::Drain(names(&["a", "c"])));
         }
@@ -248,6 +254,7 @@ mod tests {
             region_enabled: false,
             image_active: true,
             instances: vec![active("b", 10, 3)],
+            region_instances: 1,
         };
         assert_eq!(decide(&nothing_empty, &POLICY), Decision::Nothing);
     }
@@ -264,6 +271,33 @@ mod tests {
             max_instances: Some(2),
             ..POLICY
         };
-        assert_eq!(decide(&view(full), &at_cap), Decision::Nothing);
+        assert_eq!(decide(&view(full.clone()), &at_cap), Decision::Nothing);
+        // The cap is per region: instances of other images count against it.
+        let crowded = FleetView {
+            region_instances: 3,
+            ..view(full)
+        };
+        assert_eq!(decide(&crowded, &capped), Decision::Nothing);
+    }
+
+    #[test]
+    fn a_buffer_split_across_instances_adds_up() {
+        // 3 + 3 + 4 free = 10: enough, nothing to do.
+        let split = vec![active("a", 10, 7), active("b", 10, 7), active("c", 10, 6)];
+        assert_eq!(decide(&view(split), &POLICY), Decision::Nothing);
+        // 3 + 3 + 3 = 9: one short, one more instance.
+        let short = vec![active("a", 10, 7), active("b", 10, 7), active("c", 10, 7)];
+        assert_eq!(decide(&view(short), &POLICY), Decision::Launch(1));
+    }
+
+    #[test]
+    fn a_large_shortfall_launches_many() {
+        // 50 wanted, none free, instances of 10: five of them.
+        let big = SizingPolicy {
+            desired_free: 50,
+            ..POLICY
+        };
+        let full = vec![active("a", 10, 10)];
+        assert_eq!(decide(&view(full), &big), Decision::Launch(5));
     }
 }

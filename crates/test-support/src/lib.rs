@@ -4,6 +4,7 @@
 //!   template database, dropped when the test ends.
 //! - [`TestIdentity`]: an RS256 key of the test's own, published by a local JWKS
 //!   server ([`JwksServer`]), and tokens signed with it.
+//! - [`Moto`]: moto's server, the local AWS the AWS tests run against.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,6 +14,7 @@
 mod database;
 mod identity;
 mod jwks_server;
+mod moto;
 mod stripe_stub;
 mod stub_server;
 mod temp_dir;
@@ -20,6 +22,7 @@ mod temp_dir;
 pub use database::{Fleet, TestDatabase, admin_url};
 pub use identity::{TEST_AUDIENCE, TEST_ISSUER, TestIdentity, unix_now_secs};
 pub use jwks_server::JwksServer;
+pub use moto::{MOTO_ACCESS_KEY_ID, MOTO_INSTANCE_PROFILE, MOTO_SECRET_ACCESS_KEY, Moto};
 pub use stripe_stub::{STRIPE_TEST_SECRET, StripeStub};
 pub use stub_server::{StubRequest, StubServer};
 pub use temp_dir::TempDir;

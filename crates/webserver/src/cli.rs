@@ -8,8 +8,11 @@ use models::{Db, PoolOptions, migrations};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
+use scaling::upgrade::{self, UpgradeRequest};
+
 use crate::settings::{
-    AuthSettings, ConfigError, DatabaseSettings, Environment, Settings, Vars, log_format,
+    AuthSettings, CloudProviderKind, ConfigError, DatabaseSettings, Environment, Settings, Vars,
+    log_format,
 };
 use crate::startup::{Application, ShutdownSignals, StartupError};
 use crate::telemetry;
@@ -39,11 +42,19 @@ enum Command {
     /// Apply pending database migrations. Safe to run again, and from several processes.
     Migrate,
     /// Roll the fleet onto new images: ami-upgrade <client_commit_hash> '{"region": "ami-id"}'.
+    ///
+    /// Records the new images inactive, launches DEFAULT_INSTANCE_BUFFER instances of each
+    /// and waits until their hosts register, then marks every older instance of the
+    /// region DRAINING, asks its host to drain, and makes the new image the active one.
+    /// All or nothing per region; exits 1 if any region was not upgraded.
     AmiUpgrade {
         /// The client commit hash the new images serve.
         client_commit_hash: String,
-        /// A JSON object from region name to AMI id.
+        /// A JSON object from region name to AMI id, e.g. '{"us-east-1": "ami-0abc"}'.
         region_to_ami: String,
+        /// How long the new instances may take to register before a region is rolled back.
+        #[arg(long, default_value_t = 900, value_name = "SECS")]
+        timeout_secs: u64,
     },
     /// Print a user token signed by the local development key (local and testing only).
     DevToken {
@@ -77,10 +88,16 @@ impl Cli {
         match self.command {
             Command::Serve { migrate } => serve(vars, migrate),
             Command::Migrate => migrate(vars),
-            Command::AmiUpgrade { .. } => {
-                eprintln!("ami-upgrade is not implemented yet");
-                Ok(ExitCode::from(2))
-            }
+            Command::AmiUpgrade {
+                client_commit_hash,
+                region_to_ami,
+                timeout_secs,
+            } => ami_upgrade(
+                vars,
+                &client_commit_hash,
+                &region_to_ami,
+                Duration::from_secs(timeout_secs),
+            ),
             Command::DevToken {
                 user,
                 admin,
@@ -102,7 +119,8 @@ fn serve(vars: &Vars, migrate: bool) -> Result<ExitCode, CliError> {
     let mut settings = Settings::from_vars(vars)?;
     settings.auto_migrate |= migrate;
     telemetry::init(settings.log_format);
-    runtime()?.block_on(async {
+    let runtime = runtime()?;
+    let result = runtime.block_on(async {
         let signals = ShutdownSignals::install()
             .map_err(|err| CliError::Failed(format!("cannot install signal handlers: {err}")))?;
         let app = Application::build(&settings).await?;
@@ -117,7 +135,11 @@ fn serve(vars: &Vars, migrate: bool) -> Result<ExitCode, CliError> {
             .map_err(|err| CliError::Failed(format!("server failed: {err}")))?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // Background work still running (a capacity check, a simulated host) gets a moment
+    // to finish, not a veto over the exit.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result
 }
 
 fn migrate(vars: &Vars) -> Result<ExitCode, CliError> {
@@ -148,6 +170,69 @@ fn migrate(vars: &Vars) -> Result<ExitCode, CliError> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn ami_upgrade(
+    vars: &Vars,
+    commit_hash: &str,
+    region_to_ami: &str,
+    timeout: Duration,
+) -> Result<ExitCode, CliError> {
+    let request = UpgradeRequest::parse(commit_hash, region_to_ami)
+        .map_err(|err| CliError::Failed(format!("ami-upgrade: {err}")))?;
+    let settings = Settings::from_vars(vars)?;
+    telemetry::init(settings.log_format);
+    let runtime = runtime()?;
+    let result = runtime.block_on(async {
+        let signals = ShutdownSignals::install()
+            .map_err(|err| CliError::Failed(format!("cannot install signal handlers: {err}")))?;
+        let db = Db::new(
+            settings.database.url.expose_secret(),
+            PoolOptions {
+                max_size: 4,
+                connection_timeout: settings.database.connect_timeout,
+                ..PoolOptions::default()
+            },
+        );
+        let fleet = crate::cloud::fleet(&settings, db, None, settings.cloud.webserver_url.clone());
+        let outcomes = upgrade::upgrade(&fleet, &request, timeout)
+            .await
+            .map_err(|err| CliError::Failed(format!("ami-upgrade: {err}; nothing was changed")))?;
+        let mut failed = 0;
+        for outcome in &outcomes {
+            match &outcome.result {
+                Ok(done) => println!(
+                    "{}: upgraded to {} ({} new instance(s) active, {} old asked to drain, {} unreachable)",
+                    outcome.region,
+                    outcome.image,
+                    done.launched.len(),
+                    done.drained.len(),
+                    done.unreachable.len()
+                ),
+                Err(err) => {
+                    failed += 1;
+                    println!(
+                        "{}: NOT upgraded to {}: {err}; the region is unchanged",
+                        outcome.region, outcome.image
+                    );
+                }
+            }
+        }
+        if settings.cloud.provider == CloudProviderKind::Local && failed < outcomes.len() {
+            // Simulated instances live in the process that started them.
+            println!(
+                "the new simulated instances run in this process: serving them until SIGINT or SIGTERM"
+            );
+            signals.received().await;
+        }
+        Ok(if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result
 }
 
 fn dev_token(

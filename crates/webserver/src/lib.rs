@@ -2,6 +2,7 @@
 //! application's startup. `main.rs` only parses the command line and calls in here.
 
 pub mod cli;
+pub mod cloud;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

@@ -279,6 +279,14 @@ pub struct CloudSettings {
     pub aws_endpoint_url: Option<Url>,
     pub aws_instance_type: String,
     pub aws_instance_profile: String,
+    /// `APP_GIT_BRANCH`: the branch part of instance names (default: the environment).
+    pub branch: String,
+    /// `LOCAL_BOOT_DELAY_MS`: how long a simulated instance takes to boot (local only).
+    pub local_boot_delay: Duration,
+    /// `LOCAL_MANDELBOX_CAPACITY`: slots each simulated host registers (local only).
+    pub local_mandelbox_capacity: i64,
+    /// `LOCAL_HEARTBEAT_SECS`: how often simulated hosts heartbeat (local only).
+    pub local_heartbeat_interval: Duration,
     /// What hosts are told to call back.
     pub webserver_url: Url,
 }
@@ -489,6 +497,18 @@ impl CloudSettings {
                 .unwrap_or("auto_scaling_instance_profile")
                 .to_owned(),
             webserver_url,
+            branch: vars
+                .get("APP_GIT_BRANCH")
+                .unwrap_or(environment.as_str())
+                .to_owned(),
+            local_boot_delay: Duration::from_millis(vars.parse_or("LOCAL_BOOT_DELAY_MS", 1000)?),
+            local_mandelbox_capacity: vars.parse_or("LOCAL_MANDELBOX_CAPACITY", 8)?,
+            local_heartbeat_interval: match vars.secs("LOCAL_HEARTBEAT_SECS", 10)? {
+                zero if zero.is_zero() => {
+                    return Err(problem("LOCAL_HEARTBEAT_SECS", "must be at least 1"));
+                }
+                interval => interval,
+            },
         })
     }
 }

@@ -12,9 +12,10 @@ use secrecy::ExposeSecret;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use auth::payments::{CachedSubscriptions, NoPayments, StripeClient, Subscriptions};
+use cloud_interface::CloudProvider;
 use scaling::hosts::HostService;
-use scaling::lifecycle::{self, LifecyclePolicy, LogTerminations};
-use scaling::{AssignPolicy, Assigner, NoScaling, ScalingHook};
+use scaling::lifecycle::{self, LifecyclePolicy};
+use scaling::{AssignPolicy, Assigner, FleetScaler, ScalingHook};
 
 use crate::settings::{AuthSettings, Environment, Settings};
 
@@ -75,6 +76,8 @@ pub fn verifier(settings: &AuthSettings) -> Result<TokenVerifier, KeyError> {
 #[derive(Default)]
 pub struct Overrides {
     pub scaling: Option<Arc<dyn ScalingHook>>,
+    /// A cloud provider, and the prefix of its ids, instead of `CLOUD_PROVIDER`'s.
+    pub cloud: Option<(Arc<dyn CloudProvider>, String)>,
 }
 
 /// The server, bound and ready to run.
@@ -82,7 +85,7 @@ pub struct Application {
     server: Server,
     port: u16,
     lifecycle: Lifecycle,
-    /// The periodic lifecycle pass; stopped with the server.
+    /// The periodic lifecycle and scaling passes; stopped with the server.
     jobs: tokio::task::JoinHandle<()>,
 }
 
@@ -158,9 +161,20 @@ impl Application {
             )),
             None => Arc::new(NoPayments),
         };
+        // WEBSERVER_URL defaults to BIND_ADDR; with port 0 there, to the port bound.
+        let mut webserver_url = settings.cloud.webserver_url.clone();
+        if webserver_url.port() == Some(0) {
+            let _ = webserver_url.set_port(Some(port));
+        }
+        let fleet = Arc::new(crate::cloud::fleet(
+            settings,
+            db.clone(),
+            overrides.cloud,
+            webserver_url,
+        ));
         let scaling = overrides
             .scaling
-            .unwrap_or_else(|| Arc::new(NoScaling) as Arc<dyn ScalingHook>);
+            .unwrap_or_else(|| Arc::new(FleetScaler::new(fleet.clone())) as Arc<dyn ScalingHook>);
         let policy = AssignPolicy {
             rate_limit_per_minute: settings.limits.rate_limit_per_minute,
             mandelbox_limit_per_user: settings.limits.mandelbox_limit_per_user,
@@ -170,7 +184,7 @@ impl Application {
             ),
             neighbours: settings.neighbours.clone(),
         };
-        let jobs = tokio::spawn(lifecycle::run_periodically(
+        let lifecycle_pass = lifecycle::run_periodically(
             db.clone(),
             LifecyclePolicy {
                 heartbeat_timeout: settings.scaling.heartbeat_timeout,
@@ -178,9 +192,13 @@ impl Application {
                 lingering_timeout: settings.scaling.lingering_timeout,
                 allocation_timeout: settings.scaling.allocation_timeout,
             },
-            Arc::new(LogTerminations),
+            fleet.clone(),
             settings.scaling.lifecycle_interval,
-        ));
+        );
+        let scaling_pass = fleet.run_periodically(settings.scaling.scale_down_interval);
+        let jobs = tokio::spawn(async move {
+            tokio::join!(lifecycle_pass, scaling_pass);
+        });
         let lifecycle = Lifecycle::default();
         let state = ApiState {
             assigner: Arc::new(Assigner::new(db.clone(), payments, scaling, policy)),

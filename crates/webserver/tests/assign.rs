@@ -679,6 +679,9 @@ async fn three_server_processes_keep_every_invariant() {
         ("ENVIRONMENT", "local"),
         ("DATABASE_URL", db.url()),
         ("RATE_LIMIT_PER_MINUTE", "0"),
+        // Twenty slots, all of them taken: the fleet is not to be resized meanwhile
+        // (20 free of 10 wanted would drain an empty instance).
+        ("AUTOSCALE", "false"),
     ];
     let token = stdout(&run(
         &dir,

@@ -421,15 +421,3 @@ fn every_command_has_help() {
         assert!(top.contains(command), "{command} missing from --help");
     }
 }
-
-#[test]
-fn ami_upgrade_is_not_implemented_yet() {
-    let dir = TempDir::new();
-    let output = run(
-        &dir,
-        &[],
-        &["ami-upgrade", "abc", "{\"us-east-1\": \"ami-1\"}"],
-    );
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("not implemented yet"));
-}

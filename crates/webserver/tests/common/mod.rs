@@ -7,6 +7,15 @@
 
 pub mod process;
 
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 use std::sync::{Arc, Mutex};
 
 use api::Lifecycle;
@@ -61,6 +70,17 @@ impl TestApp {
         Self::start(parts, overrides).await
     }
 
+    /// A server whose assignments drive the real fleet scaling (through the provider of
+    /// its settings) instead of recording the checks.
+    pub async fn spawn_scaling(overrides: &[(&str, &str)]) -> Self {
+        let parts = (
+            Arc::new(TestDatabase::new()),
+            Arc::new(TestIdentity::new()),
+            StripeStub::start(),
+        );
+        Self::start_with(parts, overrides, false).await
+    }
+
     /// A second server on the same database, identity provider and Stripe: another
     /// process of the same deployment.
     pub async fn spawn_sharing(&self, overrides: &[(&str, &str)]) -> Self {
@@ -69,8 +89,16 @@ impl TestApp {
     }
 
     async fn start(
+        parts: (Arc<TestDatabase>, Arc<TestIdentity>, StripeStub),
+        overrides: &[(&str, &str)],
+    ) -> Self {
+        Self::start_with(parts, overrides, true).await
+    }
+
+    async fn start_with(
         (db, identity, stripe): (Arc<TestDatabase>, Arc<TestIdentity>, StripeStub),
         overrides: &[(&str, &str)],
+        record_scaling: bool,
     ) -> Self {
         let data_dir = TempDir::new();
         let data_dir_path = data_dir.path().display().to_string();
@@ -92,7 +120,8 @@ impl TestApp {
         let settings = Settings::from_vars(&vars.into_iter().collect::<Vars>()).unwrap();
         let scaling = Arc::new(RecordedScaling::default());
         let overrides = Overrides {
-            scaling: Some(scaling.clone()),
+            scaling: record_scaling.then(|| scaling.clone() as Arc<dyn ScalingHook>),
+            cloud: None,
         };
         let app = Application::build_with(&settings, overrides).await.unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());

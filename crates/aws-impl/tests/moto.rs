@@ -1,0 +1,237 @@
+//! The AWS backend against moto's server on 127.0.0.1: the shared behaviour suite, what
+//! RunInstances sends, Auto Scaling groups, and failures that must not hang.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::time::Duration;
+
+use aws_impl::{AutoScalingGroups, AwsOptions, AwsProvider, GroupSpec, StaticCredentials};
+use cloud_interface::conformance::{self, Subject};
+use cloud_interface::{BootConfig, CloudError, CloudInstanceId, CloudProvider, LaunchRequest};
+use secrecy::{ExposeSecret, SecretString};
+use test_support::{MOTO_ACCESS_KEY_ID, MOTO_INSTANCE_PROFILE, MOTO_SECRET_ACCESS_KEY, Moto};
+
+fn options(endpoint: &str) -> AwsOptions {
+    AwsOptions {
+        endpoint_url: Some(endpoint.to_owned()),
+        credentials: Some(StaticCredentials {
+            access_key_id: MOTO_ACCESS_KEY_ID.to_owned(),
+            secret_access_key: MOTO_SECRET_ACCESS_KEY.to_owned(),
+        }),
+        instance_profile: MOTO_INSTANCE_PROFILE.to_owned(),
+        poll_interval: Duration::from_millis(100),
+        operation_timeout: Duration::from_secs(20),
+        ..AwsOptions::default()
+    }
+}
+
+fn moto_options() -> AwsOptions {
+    options(Moto::shared().endpoint())
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn user_data(name: &str) -> SecretString {
+    BootConfig {
+        instance_name: name.to_owned(),
+        webserver_url: url::Url::parse("http://127.0.0.1:7730/").unwrap(),
+        bootstrap_secret: SecretString::from("moto-test-secret".to_owned()),
+    }
+    .to_user_data()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ec2_passes_the_behaviour_suite() {
+    let provider = AwsProvider::new(moto_options());
+    let name = unique("conformance");
+    conformance::run(
+        &provider,
+        &Subject {
+            region: "us-east-1".to_owned(),
+            image: "ami-0123456789abcdef0".to_owned(),
+            instance_type: "g4dn.xlarge".to_owned(),
+            user_data: user_data(&name),
+            name,
+            unknown_id: CloudInstanceId("i-0000000000000000f".to_owned()),
+            timeout: Duration::from_secs(20),
+        },
+    )
+    .await;
+}
+
+/// DescribeInstances and DescribeInstanceAttribute, asked of moto directly (its query
+/// API, unsigned): what did RunInstances really send?
+async fn moto_query(region: &str, params: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(Moto::shared().endpoint()).unwrap();
+    url.query_pairs_mut()
+        .extend_pairs(params)
+        .append_pair("Version", "2016-11-15");
+    let auth = format!(
+        "AWS4-HMAC-SHA256 Credential={MOTO_ACCESS_KEY_ID}/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0"
+    );
+    reqwest::Client::new()
+        .get(url)
+        .header("Authorization", auth)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_instances_sends_the_name_tag_user_data_type_and_profile() {
+    let provider = AwsProvider::new(moto_options());
+    let name = unique("us-west-1-main-abcdef0-uid");
+    let ids = provider
+        .start_instances(&LaunchRequest {
+            region: "us-west-1".to_owned(),
+            image: "ami-0fedcba9876543210".to_owned(),
+            name: name.clone(),
+            count: 1,
+            instance_type: "g4dn.2xlarge".to_owned(),
+            user_data: user_data(&name),
+        })
+        .await
+        .unwrap();
+    let id = ids[0].0.as_str();
+
+    let described = moto_query(
+        "us-west-1",
+        &[("Action", "DescribeInstances"), ("InstanceId.1", id)],
+    )
+    .await;
+    assert!(
+        described.contains(&format!("<value>{name}</value>")),
+        "{described}"
+    );
+    assert!(described.contains("<key>Name</key>"), "{described}");
+    assert!(described.contains("g4dn.2xlarge"), "{described}");
+    assert!(described.contains("ami-0fedcba9876543210"), "{described}");
+    assert!(described.contains(MOTO_INSTANCE_PROFILE), "{described}");
+
+    let attribute = moto_query(
+        "us-west-1",
+        &[
+            ("Action", "DescribeInstanceAttribute"),
+            ("InstanceId", id),
+            ("Attribute", "userData"),
+        ],
+    )
+    .await;
+    let encoded = attribute
+        .split("<value>")
+        .nth(1)
+        .and_then(|rest| rest.split("</value>").next())
+        .unwrap_or_else(|| panic!("no user data in {attribute}"));
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .unwrap();
+    let boot = BootConfig::from_user_data(std::str::from_utf8(&decoded).unwrap()).unwrap();
+    assert_eq!(boot.instance_name, name);
+    assert_eq!(boot.webserver_url.as_str(), "http://127.0.0.1:7730/");
+    assert_eq!(boot.bootstrap_secret.expose_secret(), "moto-test-secret");
+
+    // The region is the request's: the instance is not in another one.
+    let elsewhere = provider.instance_ips("eu-west-1", &ids).await.unwrap_err();
+    assert!(
+        matches!(elsewhere, CloudError::Permanent(_)),
+        "{elsewhere:?}"
+    );
+    provider
+        .terminate_instances("us-west-1", &ids)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_instance_profile_is_a_permanent_failure() {
+    let provider = AwsProvider::new(AwsOptions {
+        instance_profile: unique("no-such-profile"),
+        ..moto_options()
+    });
+    let name = unique("profile");
+    let err = provider
+        .start_instances(&LaunchRequest {
+            region: "us-east-1".to_owned(),
+            image: "ami-0123456789abcdef0".to_owned(),
+            name: name.clone(),
+            count: 1,
+            instance_type: "g4dn.xlarge".to_owned(),
+            user_data: user_data(&name),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CloudError::Permanent(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_endpoint_fails_fast_as_temporary() {
+    // Nothing listens on port 9 of loopback: connection refused, no metadata probing.
+    let provider = AwsProvider::new(AwsOptions {
+        max_attempts: 1,
+        ..options("http://127.0.0.1:9")
+    });
+    let started = std::time::Instant::now();
+    let err = provider
+        .instance_ips("us-east-1", &[CloudInstanceId("i-0123".to_owned())])
+        .await
+        .unwrap_err();
+    assert!(err.is_temporary(), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_scaling_groups_are_sized_per_region_and_image() {
+    let groups = AutoScalingGroups::new(moto_options());
+    let image = format!("ami-{}", &uuid::Uuid::new_v4().simple().to_string()[..17]);
+    assert_eq!(groups.describe("us-east-2", &image).await.unwrap(), None);
+
+    let spec = GroupSpec {
+        region: "us-east-2".to_owned(),
+        image: image.clone(),
+        instance_type: "g4dn.xlarge".to_owned(),
+        user_data: user_data("asg"),
+        max_size: 5,
+    };
+    let name = groups.ensure(&spec).await.unwrap();
+    assert_eq!(name, AutoScalingGroups::group_name(&image));
+    // Ensuring again finds what is there.
+    groups.ensure(&spec).await.unwrap();
+    let (desired, instances) = groups.describe("us-east-2", &image).await.unwrap().unwrap();
+    assert_eq!((desired, instances.len()), (0, 0));
+
+    groups
+        .set_desired_capacity("us-east-2", &image, 3)
+        .await
+        .unwrap();
+    let (desired, instances) = groups.describe("us-east-2", &image).await.unwrap().unwrap();
+    assert_eq!(desired, 3);
+    assert_eq!(instances.len(), 3, "{instances:?}");
+    // The group's instances are EC2 instances of that image.
+    let provider = AwsProvider::new(moto_options());
+    provider
+        .wait_until_running("us-east-2", &instances, Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    groups
+        .set_desired_capacity("us-east-2", &image, 1)
+        .await
+        .unwrap();
+    let (desired, instances) = groups.describe("us-east-2", &image).await.unwrap().unwrap();
+    assert_eq!((desired, instances.len()), (1, 1));
+
+    groups.delete("us-east-2", &image).await.unwrap();
+    assert_eq!(groups.describe("us-east-2", &image).await.unwrap(), None);
+    groups.delete("us-east-2", &image).await.unwrap();
+}

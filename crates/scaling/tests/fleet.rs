@@ -1,0 +1,505 @@
+//! Fleet scaling against PostgreSQL with the mocked cloud: what is launched, drained and
+//! terminated, what is recorded, and what two processes deciding at once do.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cloud_interface::host_agent::DrainEndpoint;
+use cloud_interface::provider::MockCloudProvider;
+use cloud_interface::{BootConfig, CloudError, CloudInstanceId};
+use models::{AmiId, Db, PoolOptions, Region};
+use scaling::sizing::Decision;
+use scaling::{Fleet, FleetScaler, FleetSettings, ScaleCheck, ScalingHook};
+use secrecy::ExposeSecret;
+use test_support::TestDatabase;
+
+const REGION: &str = "us-east-1";
+const AMI: &str = "ami-current";
+const COMMIT: &str = "abcdef0123456789";
+
+fn region(name: &str) -> Region {
+    Region::parse(name).unwrap()
+}
+
+fn ami(name: &str) -> AmiId {
+    AmiId::parse(name).unwrap()
+}
+
+fn settings(host_port: u16) -> FleetSettings {
+    FleetSettings {
+        host_service_port: host_port,
+        launch_backoff: Duration::from_millis(10),
+        drain_timeout: Duration::from_millis(500),
+        branch: "test".to_owned(),
+        ..FleetSettings::new(url::Url::parse("http://127.0.0.1:7730/").unwrap(), "mock-")
+    }
+}
+
+fn fleet_with(db: &TestDatabase, cloud: MockCloudProvider, settings: FleetSettings) -> Fleet {
+    Fleet::new(
+        Db::new(db.url(), PoolOptions::default()),
+        Arc::new(cloud),
+        settings,
+    )
+}
+
+/// A region whose active image is AMI for COMMIT.
+fn serve_region(db: &TestDatabase, name: &str) {
+    db.execute(&format!(
+        "INSERT INTO hardware.region_to_ami (region_name, client_commit_hash, ami_id, ami_active)
+         VALUES ('{name}', '{COMMIT}', '{AMI}', true)"
+    ));
+}
+
+/// An instance with `mandelboxes` of `capacity` slots taken.
+fn add(db: &TestDatabase, name: &str, image: &str, status: &str, capacity: i64, mandelboxes: i64) {
+    add_in(
+        db,
+        REGION,
+        name,
+        image,
+        status,
+        capacity,
+        mandelboxes,
+        "127.0.0.1",
+    );
+}
+
+#[allow(clippy::too_many_arguments, reason = "a row has many columns")]
+fn add_in(
+    db: &TestDatabase,
+    region: &str,
+    name: &str,
+    image: &str,
+    status: &str,
+    capacity: i64,
+    mandelboxes: i64,
+    ip: &str,
+) {
+    db.execute(&format!(
+        "INSERT INTO hardware.instance_info (instance_name, cloud_provider_id,
+             creation_time_utc_unix_ms, mandelbox_capacity, last_updated_utc_unix_ms, ip,
+             aws_ami_id, location, status, commit_hash, aws_instance_type)
+         VALUES ('{name}', 'mock-i-{name}', 0, {capacity}, 1, '{ip}', '{image}', '{region}',
+                 '{status}', '{COMMIT}', 'g4dn.xlarge')"
+    ));
+    for _ in 0..mandelboxes {
+        db.execute(&format!(
+            "INSERT INTO hardware.mandelbox_info
+                 (mandelbox_id, user_id, instance_name, status, creation_time_utc_unix_ms)
+             VALUES (gen_random_uuid()::text, 'user', '{name}', 'RUNNING', 0)"
+        ));
+    }
+}
+
+fn count(db: &TestDatabase, filter: &str) -> i64 {
+    db.number(&format!(
+        "SELECT count(*) AS n FROM hardware.instance_info WHERE {filter}"
+    ))
+}
+
+/// A cloud that starts instances (counting them) and terminates what it is told.
+fn launching_cloud(started: Arc<AtomicUsize>) -> MockCloudProvider {
+    let mut cloud = MockCloudProvider::new();
+    cloud.expect_start_instances().returning(move |request| {
+        let n = started.fetch_add(1, Ordering::SeqCst);
+        Ok(vec![CloudInstanceId(format!("i-{n:04}-{}", request.name))])
+    });
+    cloud
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_region_launches_one_instance_and_records_it() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    let mut cloud = MockCloudProvider::new();
+    cloud
+        .expect_start_instances()
+        .times(1)
+        .withf(|request| {
+            let boot = BootConfig::from_user_data(request.user_data.expose_secret()).unwrap();
+            request.region == REGION
+                && request.image == AMI
+                && request.count == 1
+                && request.instance_type == "g4dn.xlarge"
+                && request.name.starts_with("us-east-1-test-abcdef0-uid-")
+                && request.name.len() == "us-east-1-test-abcdef0-uid-".len() + 10
+                && boot.instance_name == request.name
+                && boot.webserver_url.as_str() == "http://127.0.0.1:7730/"
+        })
+        .returning(|_| Ok(vec![CloudInstanceId("i-0abc".to_owned())]));
+    let fleet = fleet_with(&db, cloud, settings(9));
+
+    let report = fleet
+        .check(&region(REGION), None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(report.decision, Decision::Launch(1));
+    assert_eq!(report.launched.len(), 1);
+    let name = report.launched[0].as_str();
+    assert_eq!(
+        count(
+            &db,
+            &format!(
+                "instance_name = '{name}' AND status = 'PRE_CONNECTION' AND cloud_provider_id = 'mock-i-0abc'
+                 AND aws_ami_id = '{AMI}' AND commit_hash = '{COMMIT}' AND location = '{REGION}'
+                 AND bootstrap_secret_hash IS NOT NULL"
+            )
+        ),
+        1
+    );
+    // The instance on its way counts: a second check launches nothing.
+    let again = fleet
+        .check(&region(REGION), None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(again.decision, Decision::Nothing);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_shortfall_launches_many() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    add(&db, "full", AMI, "ACTIVE", 10, 10);
+    let started = Arc::new(AtomicUsize::new(0));
+    let fleet = fleet_with(
+        &db,
+        launching_cloud(started.clone()),
+        FleetSettings {
+            desired_free: 30,
+            ..settings(9)
+        },
+    );
+    let report = fleet
+        .check(&region(REGION), None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(report.decision, Decision::Launch(3));
+    assert_eq!(started.load(Ordering::SeqCst), 3);
+    assert_eq!(count(&db, "status = 'PRE_CONNECTION'"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn launches_stop_at_the_regions_cap() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    add(&db, "full", AMI, "ACTIVE", 10, 10);
+    add(&db, "old-image", "ami-old", "DRAINING", 10, 1);
+    let started = Arc::new(AtomicUsize::new(0));
+    let fleet = fleet_with(
+        &db,
+        launching_cloud(started.clone()),
+        FleetSettings {
+            desired_free: 30,
+            max_instances_per_region: Some(3),
+            ..settings(9)
+        },
+    );
+    let report = fleet
+        .check(&region(REGION), None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(report.decision, Decision::Launch(1));
+    assert_eq!(count(&db, "true"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn temporary_launch_failures_are_retried_and_permanent_ones_leave_nothing() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let mut cloud = MockCloudProvider::new();
+    let counter = attempts.clone();
+    cloud.expect_start_instances().returning(move |_| {
+        if counter.fetch_add(1, Ordering::SeqCst) < 2 {
+            Err(CloudError::Temporary(
+                "InsufficientInstanceCapacity".to_owned(),
+            ))
+        } else {
+            Ok(vec![CloudInstanceId("i-third-time".to_owned())])
+        }
+    });
+    let fleet = fleet_with(&db, cloud, settings(9));
+    let report = fleet
+        .check(&region(REGION), None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    assert_eq!(report.launched.len(), 1);
+    assert_eq!(count(&db, "cloud_provider_id = 'mock-i-third-time'"), 1);
+
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    let mut cloud = MockCloudProvider::new();
+    cloud
+        .expect_start_instances()
+        .times(1)
+        .returning(|_| Err(CloudError::Permanent("InvalidAMIID.NotFound".to_owned())));
+    let fleet = fleet_with(&db, cloud, settings(9));
+    let err = fleet
+        .check(&region(REGION), None, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("InvalidAMIID"), "{err}");
+    assert_eq!(count(&db, "true"), 0);
+
+    // Temporary failures that never end give up after the configured attempts.
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    let mut cloud = MockCloudProvider::new();
+    cloud
+        .expect_start_instances()
+        .times(4)
+        .returning(|_| Err(CloudError::Temporary("RequestLimitExceeded".to_owned())));
+    let fleet = fleet_with(&db, cloud, settings(9));
+    assert!(
+        fleet
+            .check(&region(REGION), None, Duration::from_secs(5))
+            .await
+            .is_err()
+    );
+    assert_eq!(count(&db, "true"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn too_much_room_drains_one_empty_instance_through_its_host() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    let mut drain = DrainEndpoint::start(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    add(&db, "a-busy", AMI, "ACTIVE", 10, 2);
+    add(&db, "b-empty", AMI, "ACTIVE", 10, 0);
+    add(&db, "c-empty", AMI, "ACTIVE", 10, 0);
+    // The cloud is not called: the host drains itself.
+    let fleet = fleet_with(&db, MockCloudProvider::new(), settings(drain.port()));
+
+    let report = fleet
+        .check(&region(REGION), None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(report.drained.len(), 1, "{report:?}");
+    let drained = report.drained[0].as_str();
+    assert!(drained.ends_with("-empty"), "{drained}");
+    assert_eq!(count(&db, "status = 'DRAINING'"), 1);
+    assert_eq!(
+        count(&db, "instance_name = 'a-busy' AND status = 'ACTIVE'"),
+        1
+    );
+    tokio::time::timeout(Duration::from_secs(5), drain.requested())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_host_is_terminated_through_the_cloud_and_removed() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    add(&db, "a-empty", AMI, "ACTIVE", 10, 0);
+    add(&db, "b-empty", AMI, "ACTIVE", 10, 0);
+    add(&db, "c-empty", AMI, "ACTIVE", 10, 0);
+    let mut cloud = MockCloudProvider::new();
+    cloud
+        .expect_terminate_instances()
+        .times(1)
+        .withf(|region, ids| region == REGION && ids == [CloudInstanceId("i-a-empty".to_owned())])
+        .returning(|_, _| Ok(()));
+    // Port 9 on loopback: nothing listens.
+    let fleet = fleet_with(&db, cloud, settings(9));
+    let report = fleet
+        .check(&region(REGION), None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(report.terminated.len(), 1, "{report:?}");
+    assert_eq!(count(&db, "instance_name = 'a-empty'"), 0);
+    assert_eq!(count(&db, "true"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_empty_instances_are_drained() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    // Lots of room, none of it empty.
+    add(&db, "a", AMI, "ACTIVE", 20, 1);
+    add(&db, "b", AMI, "ACTIVE", 20, 1);
+    let fleet = fleet_with(&db, MockCloudProvider::new(), settings(9));
+    let report = fleet
+        .check(&region(REGION), None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(report.decision, Decision::Nothing);
+
+    // An instance that gains a mandelbox between the decision and the drain is spared.
+    let name = models::InstanceName::parse("a").unwrap();
+    assert_eq!(fleet.drain_if_empty(&name).await.unwrap(), None);
+    assert_eq!(count(&db, "status = 'ACTIVE'"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_images_and_disabled_regions_drain_every_empty_instance() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    let mut drain = DrainEndpoint::start(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    add(&db, "old-1", "ami-old", "ACTIVE", 10, 0);
+    add(&db, "old-2", "ami-old", "ACTIVE", 10, 0);
+    add(&db, "old-busy", "ami-old", "ACTIVE", 10, 3);
+    add(&db, "cur-1", AMI, "ACTIVE", 10, 0);
+    // A region that is no longer served.
+    db.execute(&format!(
+        "INSERT INTO hardware.region_to_ami (region_name, client_commit_hash, ami_id, ami_active, region_enabled)
+         VALUES ('eu-west-1', '{COMMIT}', 'ami-eu', true, false)"
+    ));
+    add_in(
+        &db,
+        "eu-west-1",
+        "eu-1",
+        "ami-eu",
+        "ACTIVE",
+        10,
+        0,
+        "127.0.0.1",
+    );
+    let fleet = fleet_with(&db, MockCloudProvider::new(), settings(drain.port()));
+
+    let reports = fleet.run_pass().await.unwrap();
+    let drained: Vec<String> = reports
+        .iter()
+        .flat_map(|r| r.drained.iter().map(|n| n.as_str().to_owned()))
+        .collect();
+    let mut drained_sorted = drained.clone();
+    drained_sorted.sort();
+    assert_eq!(drained_sorted, ["eu-1", "old-1", "old-2"], "{reports:?}");
+    assert_eq!(
+        count(&db, "instance_name = 'old-busy' AND status = 'ACTIVE'"),
+        1
+    );
+    assert_eq!(
+        count(&db, "instance_name = 'cur-1' AND status = 'ACTIVE'"),
+        1
+    );
+    tokio::time::timeout(Duration::from_secs(5), drain.requested())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn regions_are_sized_each_on_their_own() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    serve_region(&db, "us-west-1");
+    // us-east-1 has a good buffer; us-west-1 is full.
+    add(&db, "east", AMI, "ACTIVE", 20, 0);
+    add_in(&db, "us-west-1", "west", AMI, "ACTIVE", 10, 10, "127.0.0.1");
+    let started = Arc::new(AtomicUsize::new(0));
+    let fleet = fleet_with(&db, launching_cloud(started.clone()), settings(9));
+    let reports = fleet.run_pass().await.unwrap();
+    assert_eq!(started.load(Ordering::SeqCst), 1, "{reports:?}");
+    assert_eq!(
+        count(&db, "location = 'us-west-1' AND status = 'PRE_CONNECTION'"),
+        1
+    );
+    assert_eq!(count(&db, "location = 'us-east-1'"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn autoscale_off_freezes_the_pass_and_the_hook() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    add(&db, "a", AMI, "ACTIVE", 10, 0);
+    add(&db, "b", AMI, "ACTIVE", 10, 0);
+    add(&db, "c", AMI, "ACTIVE", 10, 0);
+    let fleet = Arc::new(fleet_with(
+        &db,
+        MockCloudProvider::new(),
+        FleetSettings {
+            autoscale: false,
+            ..settings(9)
+        },
+    ));
+    assert!(fleet.run_pass().await.unwrap().is_empty());
+    let scaler = FleetScaler::new(fleet.clone());
+    scaler.check(ScaleCheck {
+        region: region("us-west-2"),
+        ami: None,
+    });
+    scaler.idle().await;
+    assert_eq!(count(&db, "status = 'ACTIVE'"), 3);
+    assert_eq!(count(&db, "true"), 3);
+}
+
+/// Many refusals at once, in two processes: one decision at a time per fleet, so the
+/// shortfall is launched once, not once per refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_checks_in_two_processes_launch_the_shortfall_once() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    add(&db, "full", AMI, "ACTIVE", 10, 8);
+    let started = Arc::new(AtomicUsize::new(0));
+    let slow_cloud = |started: Arc<AtomicUsize>| {
+        let mut cloud = MockCloudProvider::new();
+        cloud.expect_start_instances().returning(move |request| {
+            // A slow cloud widens the window in which a second decision could race.
+            std::thread::sleep(Duration::from_millis(150));
+            let n = started.fetch_add(1, Ordering::SeqCst);
+            Ok(vec![CloudInstanceId(format!("i-{n}-{}", request.name))])
+        });
+        cloud
+    };
+    let first = Arc::new(fleet_with(&db, slow_cloud(started.clone()), settings(9)));
+    let second = Arc::new(fleet_with(&db, slow_cloud(started.clone()), settings(9)));
+
+    let mut checks = Vec::new();
+    for i in 0..16 {
+        let fleet = if i % 2 == 0 { &first } else { &second }.clone();
+        checks.push(tokio::spawn(async move {
+            fleet
+                .check(&region(REGION), None, Duration::from_secs(20))
+                .await
+                .unwrap()
+        }));
+    }
+    // And the hooks of both processes, folding their own bursts.
+    let hooks = [
+        FleetScaler::new(first.clone()),
+        FleetScaler::new(second.clone()),
+    ];
+    for _ in 0..20 {
+        for hook in &hooks {
+            hook.check(ScaleCheck {
+                region: region(REGION),
+                ami: None,
+            });
+        }
+    }
+    let mut launched = 0;
+    for check in checks {
+        launched += check.await.unwrap().launched.len();
+    }
+    for hook in &hooks {
+        hook.idle().await;
+    }
+    // 2 free of 10 wanted: one instance of 10 covers the shortfall.
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    assert_eq!(launched, 1);
+    assert_eq!(count(&db, "status = 'PRE_CONNECTION'"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_check_skips_a_fleet_another_process_is_deciding() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    let pool = Db::new(db.url(), PoolOptions::default());
+    let held = pool
+        .advisory_lock(&format!("fleet:{REGION}:{AMI}"), Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    let fleet = fleet_with(&db, MockCloudProvider::new(), settings(9));
+    let report = fleet
+        .check(&region(REGION), Some(&ami(AMI)), Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert!(report.skipped);
+    held.release().await;
+}

@@ -1,0 +1,86 @@
+//! Fleet scaling through the HTTP API on the local provider: a refusal launches an
+//! instance, its simulated host registers, and the next assignment lands on it.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestApp, free_port};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const REGION: &str = "us-east-1";
+const COMMIT: &str = "local-loop-commit";
+
+async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_launches_a_local_instance_whose_host_registers_and_takes_the_next_assign() {
+    let port = free_port().to_string();
+    let app = TestApp::spawn_scaling(&[
+        ("CLOUD_PROVIDER", "local"),
+        ("HOST_SERVICE_PORT", &port),
+        ("LOCAL_BOOT_DELAY_MS", "100"),
+        ("LOCAL_MANDELBOX_CAPACITY", "4"),
+        ("DESIRED_FREE_MANDELBOXES", "2"),
+        ("MANDELBOX_LIMIT_PER_USER", "10"),
+    ])
+    .await;
+    app.add_region(REGION, COMMIT, "ami-local", true, true);
+
+    let refused = app.assign("alice", REGION, COMMIT).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // The refusal's capacity check launched one instance; its host boots and registers.
+    wait_for(
+        "the simulated host to register",
+        Duration::from_secs(20),
+        async || {
+            app.db.number(
+                "SELECT count(*) AS n FROM hardware.instance_info
+             WHERE status = 'ACTIVE' AND cloud_provider_id LIKE 'local-%'",
+            ) == 1
+        },
+    )
+    .await;
+    let assigned = app.assign("alice", REGION, COMMIT).await;
+    assert_eq!(assigned.status(), StatusCode::ACCEPTED);
+    let body: Value = assigned.json().await.unwrap();
+    let ip = body["ip"].as_str().unwrap();
+    assert!(ip.starts_with("127.") && ip != "127.0.0.1", "{body}");
+    assert_eq!(
+        app.db.number(&format!(
+            "SELECT count(*) AS n FROM hardware.instance_info
+             WHERE ip = '{ip}' AND mandelbox_capacity = 4 AND aws_ami_id = 'ami-local'
+               AND commit_hash = '{COMMIT}' AND last_updated_utc_unix_ms > 0"
+        )),
+        1
+    );
+
+    // 3 of 4 free after that assign: above the 2 wanted, so nothing more launches.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.db
+            .number("SELECT count(*) AS n FROM hardware.instance_info"),
+        1
+    );
+
+    // Fill it: the buffer runs low and a second instance comes.
+    for user in ["bob", "carol"] {
+        let response = app.assign(user, REGION, COMMIT).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    wait_for("a second instance", Duration::from_secs(20), async || {
+        app.db
+            .number("SELECT count(*) AS n FROM hardware.instance_info WHERE status = 'ACTIVE'")
+            == 2
+    })
+    .await;
+}
