@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: makes sure PostgreSQL is there (started or
-# installed if missing) and moto is installed, then formatting, lints, every test
-# (the AWS ones against moto on 127.0.0.1), and the quick start.
+# installed if missing) and the Python test tools are installed (moto, aiosmtpd), then
+# formatting, lints, every test (the AWS ones against moto on 127.0.0.1, the SMTP ones
+# against aiosmtpd), and the quick start.
 #
 #   scripts/test.sh
 #
 # Honoured: TEST_DATABASE_URL (a server URL for a role that may create databases),
-# CARGO_TARGET_DIR, MOTO_VENV.
+# CARGO_TARGET_DIR, TOOLS_VENV.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/postgres.sh
-. scripts/lib/moto.sh
+. scripts/lib/python-tools.sh
 
 started=$SECONDS
 if [ -n "${TEST_DATABASE_URL:-}" ]; then PG_ADMIN_URL="$TEST_DATABASE_URL"; fi
@@ -18,7 +19,7 @@ ensure_postgres
 export TEST_DATABASE_URL="$PG_ADMIN_URL"
 # No TLS to a local server: see test_support::admin_url.
 case "$TEST_DATABASE_URL" in *\?*) ;; *) TEST_DATABASE_URL="$TEST_DATABASE_URL?sslmode=disable" ;; esac
-ensure_moto
+ensure_python_tools
 # No test may wait on the instance metadata service.
 export AWS_EC2_METADATA_DISABLED=true
 

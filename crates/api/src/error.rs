@@ -30,6 +30,9 @@ pub enum ApiError {
     /// No mandelbox was assigned: 503 `{"ip": null, "mandelbox_id": null, "error": code}`.
     #[error("{0}")]
     NoMandelbox(&'static str),
+    /// A mail was not sent: 400 `{"verified": false, "status": 400, "error": why}`.
+    #[error("{0}")]
+    MailNotSent(String),
     /// A bug or an unexpected failure: the client sees only "internal error".
     #[error("internal error")]
     Internal(String),
@@ -94,7 +97,7 @@ impl From<HostError> for ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::MailNotSent(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -120,6 +123,9 @@ impl ResponseError for ApiError {
             }
             Self::NoMandelbox(code) => {
                 return response.json(json!({ "ip": null, "mandelbox_id": null, "error": code }));
+            }
+            Self::MailNotSent(why) => {
+                return response.json(json!({ "verified": false, "status": 400, "error": why }));
             }
             _ => {}
         }

@@ -7,11 +7,15 @@ pub mod extract;
 mod hasura;
 mod health;
 mod host_service;
+mod mail;
 mod mandelbox;
+mod metrics;
 mod middleware;
+pub mod openapi;
 pub mod redact;
 mod regions;
 mod state;
+mod stripe;
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -56,31 +60,35 @@ impl Default for HttpOptions {
     }
 }
 
-/// The route table.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/healthz").route(web::get().to(health::get_healthz)))
-        .service(web::resource("/readyz").route(web::get().to(health::get_readyz)))
-        .service(web::resource("/regions").route(web::get().to(regions::list_regions)))
-        .service(web::resource("/hasura/auth").route(web::get().to(hasura::get_hasura_auth)))
-        .service(
-            web::resource("/mandelbox/assign").route(web::post().to(mandelbox::assign_mandelbox)),
-        )
-        .service(
-            web::resource("/host_service/register")
-                .route(web::post().to(host_service::register_host)),
-        )
-        .service(
-            web::resource("/host_service/heartbeat")
-                .route(web::post().to(host_service::heartbeat_host)),
-        )
-        .service(
-            web::resource("/host_service/mandelbox/{id}/status")
-                .route(web::put().to(host_service::update_host_mandelbox_status)),
-        )
-        .service(
-            web::resource("/host_service/mandelbox/{id}")
-                .route(web::delete().to(host_service::delete_host_mandelbox)),
-        );
+/// Declares the route table once: `routes` registers it, and [`ROUTES`] lists it (the
+/// OpenAPI document is checked against that list).
+macro_rules! route_table {
+    ($($method:ident $path:literal => $handler:path,)*) => {
+        /// Every route of the API.
+        pub fn routes(cfg: &mut web::ServiceConfig) {
+            $(cfg.service(web::resource($path).route(web::$method().to($handler)));)*
+        }
+
+        /// Every registered route, as (method, path).
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path),)*];
+    };
+}
+
+route_table! {
+    get "/healthz" => health::get_healthz,
+    get "/readyz" => health::get_readyz,
+    get "/regions" => regions::list_regions,
+    get "/hasura/auth" => hasura::get_hasura_auth,
+    post "/mandelbox/assign" => mandelbox::assign_mandelbox,
+    post "/host_service/register" => host_service::register_host,
+    post "/host_service/heartbeat" => host_service::heartbeat_host,
+    put "/host_service/mandelbox/{id}/status" => host_service::update_host_mandelbox_status,
+    delete "/host_service/mandelbox/{id}" => host_service::delete_host_mandelbox,
+    post "/mail" => mail::send_mail,
+    post "/stripe/customer_portal" => stripe::create_customer_portal,
+    get "/metrics" => metrics::get_metrics,
+    get "/openapi.json" => openapi::get_openapi,
+    get "/docs" => openapi::get_docs,
 }
 
 async fn no_such_route() -> Result<actix_web::HttpResponse, ApiError> {

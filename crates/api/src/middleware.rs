@@ -17,7 +17,8 @@ use crate::redact::redact_query;
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
-/// One log line per request: method, path, route, redacted query, status and latency.
+/// One log line per request (method, path, route, redacted query, status and latency),
+/// and the request's count and latency in the metrics.
 pub async fn log_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -38,6 +39,12 @@ pub async fn log_request(
         Ok(response) => {
             let status = response.status().as_u16();
             let route = response.request().match_pattern().unwrap_or_default();
+            let label = if route.is_empty() {
+                "unmatched"
+            } else {
+                route.as_str()
+            };
+            crate::metrics::observe(&method, label, status, started.elapsed().as_secs_f64());
             if status >= 500 {
                 tracing::error!(status, %route, %query, %peer, latency_ms, "request failed");
             } else {

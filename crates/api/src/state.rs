@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use auth::TokenVerifier;
+use auth::payments::BillingPortal;
 use models::Db;
 use scaling::Assigner;
 use scaling::hosts::HostService;
@@ -13,6 +14,10 @@ pub struct ApiState {
     pub verifier: Arc<TokenVerifier>,
     pub assigner: Arc<Assigner>,
     pub hosts: HostService,
+    /// `None` where no mail transport is configured.
+    pub mailer: Option<Arc<mail::Mailer>>,
+    /// Stripe's customer portal.
+    pub portal: Arc<dyn BillingPortal>,
     pub lifecycle: Lifecycle,
     /// Whether the client's address is the first of `X-Forwarded-For` (behind a proxy
     /// that sets it) rather than the connection's peer.

@@ -89,6 +89,8 @@ impl Fixture {
         );
         web::Data::new(ApiState {
             hosts: HostService::new(db.clone(), db.clone()),
+            portal: Arc::new(NoPayments),
+            mailer: None,
             db,
             verifier: Arc::new(verifier),
             assigner: Arc::new(assigner),

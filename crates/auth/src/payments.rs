@@ -153,3 +153,87 @@ impl<S: Subscriptions> Subscriptions for CachedSubscriptions<S> {
         Ok(paying)
     }
 }
+
+/// Why a billing-portal session was not created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortalError {
+    #[error("payments are not configured")]
+    NotConfigured,
+    /// Stripe said no (unknown customer, a return URL it does not accept, …).
+    #[error("Stripe refused: {0}")]
+    Refused(String),
+    #[error("the payment provider is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Stripe's customer portal: a session URL where a customer manages their billing.
+#[async_trait]
+pub trait BillingPortal: Send + Sync {
+    async fn portal_session(&self, customer: &str, return_url: &Url) -> Result<Url, PortalError>;
+}
+
+#[derive(Deserialize)]
+struct PortalSession {
+    url: String,
+}
+
+#[derive(Deserialize)]
+struct StripeErrorBody {
+    error: StripeErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct StripeErrorDetail {
+    message: String,
+}
+
+#[async_trait]
+impl BillingPortal for StripeClient {
+    async fn portal_session(&self, customer: &str, return_url: &Url) -> Result<Url, PortalError> {
+        let url = self
+            .base
+            .join("v1/billing_portal/sessions")
+            .map_err(|err| PortalError::Unavailable(err.to_string()))?;
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("customer", customer)
+            .append_pair("return_url", return_url.as_str())
+            .finish();
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(self.secret.expose_secret())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .map_err(|err| PortalError::Unavailable(format!("request failed: {err}")))?;
+        let status = response.status();
+        if status.is_client_error() {
+            let message = response
+                .json::<StripeErrorBody>()
+                .await
+                .map(|body| body.error.message)
+                .unwrap_or_else(|_| format!("Stripe answered {status}"));
+            tracing::info!(%customer, %status, %message, "Stripe refused a portal session");
+            return Err(PortalError::Refused(message));
+        }
+        if !status.is_success() {
+            return Err(PortalError::Unavailable(format!(
+                "Stripe answered {status}"
+            )));
+        }
+        let session: PortalSession = response
+            .json()
+            .await
+            .map_err(|err| PortalError::Unavailable(format!("unexpected answer: {err}")))?;
+        Url::parse(&session.url)
+            .map_err(|err| PortalError::Unavailable(format!("unexpected session URL: {err}")))
+    }
+}
+
+#[async_trait]
+impl BillingPortal for NoPayments {
+    async fn portal_session(&self, _customer: &str, _return_url: &Url) -> Result<Url, PortalError> {
+        Err(PortalError::NotConfigured)
+    }
+}

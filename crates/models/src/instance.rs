@@ -455,3 +455,32 @@ pub fn doomed_by_name(conn: &mut PgConnection, names: &[InstanceName]) -> QueryR
         .select(Doomed::as_select())
         .load(conn)
 }
+
+/// The instances of one region in one status, summed.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct StatusTotals {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub region: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub instances: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub capacity: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub free_slots: i64,
+}
+
+/// Instances, slots and free slots per (region, status), for the fleet gauges.
+pub fn totals_by_region_and_status(conn: &mut PgConnection) -> QueryResult<Vec<StatusTotals>> {
+    diesel::sql_query(
+        "SELECT location AS region, status, count(*)::bigint AS instances,
+                coalesce(sum(mandelbox_capacity), 0)::bigint AS capacity,
+                coalesce(sum(greatest(mandelbox_capacity - mandelbox_count, 0)), 0)::bigint
+                    AS free_slots
+         FROM hardware.instance_info
+         GROUP BY location, status
+         ORDER BY location, status",
+    )
+    .load(conn)
+}

@@ -132,3 +132,26 @@ pub fn on_instance(
         .select(Mandelbox::as_select())
         .load(conn)
 }
+
+/// The mandelboxes of one region in one status.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct StatusCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub region: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub mandelboxes: i64,
+}
+
+/// Mandelboxes per (region of their instance, status), for the fleet gauges.
+pub fn counts_by_region_and_status(conn: &mut PgConnection) -> QueryResult<Vec<StatusCount>> {
+    diesel::sql_query(
+        "SELECT i.location AS region, m.status, count(*)::bigint AS mandelboxes
+         FROM hardware.mandelbox_info m
+         JOIN hardware.instance_info i USING (instance_name)
+         GROUP BY i.location, m.status
+         ORDER BY 1, 2",
+    )
+    .load(conn)
+}

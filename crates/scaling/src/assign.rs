@@ -153,6 +153,27 @@ impl Assigner {
         request: AssignRequest,
         client: &str,
     ) -> Result<Assignment, AssignError> {
+        let result = self.assign_counted(caller, request, client).await;
+        let outcome = match &result {
+            Ok(_) => "ASSIGNED",
+            Err(AssignError::Refused(failure)) => failure.code(),
+            Err(AssignError::Forbidden(_)) => "FORBIDDEN",
+            Err(AssignError::RateLimited { .. }) => "RATE_LIMITED",
+            Err(AssignError::PaymentRequired(_)) => "PAYMENT_REQUIRED",
+            Err(AssignError::Internal(_)) => "ERROR",
+        };
+        crate::metrics::ASSIGN_OUTCOMES
+            .with_label_values(&[outcome])
+            .inc();
+        result
+    }
+
+    async fn assign_counted(
+        &self,
+        caller: &Caller,
+        request: AssignRequest,
+        client: &str,
+    ) -> Result<Assignment, AssignError> {
         if request.username != caller.user_id && !caller.is_admin() {
             return Err(AssignError::Forbidden(
                 "username does not match the token's user".to_owned(),

@@ -20,6 +20,7 @@ use models::{AmiId, CommitHash, Db, DbError, InstanceName, InstanceStatus, Regio
 
 use crate::hook::{ScaleCheck, ScalingHook};
 use crate::lifecycle::Terminator;
+use crate::metrics;
 use crate::sizing::{Decision, FleetView, InstanceLoad, SizingPolicy, decide};
 
 #[derive(Debug, Clone)]
@@ -362,7 +363,13 @@ impl Fleet {
             instance_type: self.settings.instance_type.clone(),
             user_data,
         };
-        let ids = self.start_with_retries(&request).await?;
+        let ids = match self.start_with_retries(&request).await {
+            Ok(ids) => ids,
+            Err(err) => {
+                metrics::fleet_action("launch_failed", row.region_name.as_str(), 1);
+                return Err(err);
+            }
+        };
         let Some(id) = ids.first().cloned() else {
             return Err(FleetError::Launch(
                 "the cloud started no instance".to_owned(),
@@ -390,6 +397,7 @@ impl Fleet {
             return Err(err.into());
         }
         tracing::info!(instance = %name, cloud_id = %id, image = %row.ami_id, "instance launched");
+        metrics::fleet_action("launched", row.region_name.as_str(), 1);
         Ok(name)
     }
 
@@ -459,6 +467,7 @@ impl Fleet {
         match self.http.post(&url).send().await {
             Ok(response) if response.status().is_success() => {
                 tracing::info!(instance = %target.instance_name, "host asked to drain");
+                metrics::fleet_action("drained", target.location.as_str(), 1);
                 true
             }
             Ok(response) => {
@@ -510,6 +519,7 @@ impl Fleet {
         for (region, ids) in by_region {
             self.cloud.terminate_instances(region, &ids).await?;
             tracing::info!(region, ids = ?ids, "instances terminated");
+            metrics::fleet_action("terminated", region, ids.len() as u64);
         }
         Ok(())
     }
@@ -564,7 +574,9 @@ impl Fleet {
         ticks.tick().await;
         loop {
             ticks.tick().await;
-            if let Err(err) = self.run_pass().await {
+            let result = self.run_pass().await;
+            metrics::job_run("scaling", result.is_ok());
+            if let Err(err) = result {
                 tracing::error!(error = %err, "scaling pass failed");
             }
         }

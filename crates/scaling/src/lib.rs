@@ -2,10 +2,12 @@
 //! the host protocol, the lifecycle jobs, fleet scaling and image upgrades.
 
 pub mod assign;
+pub mod billing;
 pub mod fleet;
 pub mod hook;
 pub mod hosts;
 pub mod lifecycle;
+pub mod metrics;
 pub mod neighbours;
 pub mod request;
 pub mod sizing;

@@ -146,7 +146,9 @@ pub async fn run_periodically(
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        match run_pass(&db, policy, terminator.clone(), UnixMillis::now()).await {
+        let result = run_pass(&db, policy, terminator.clone(), UnixMillis::now()).await;
+        crate::metrics::job_run("lifecycle", result.is_ok());
+        match result {
             Ok(report) => {
                 if report.marked_unresponsive + report.expired_allocations + report.terminated.len()
                     > 0

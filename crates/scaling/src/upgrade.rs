@@ -101,8 +101,10 @@ pub struct RegionOutcome {
     pub result: Result<Upgraded, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Upgraded {
+    /// The image was already the region's active one: nothing was done.
+    pub already_active: bool,
     /// The new instances, all `ACTIVE`.
     pub launched: Vec<InstanceName>,
     /// Old instances whose hosts were asked to drain.
@@ -111,8 +113,12 @@ pub struct Upgraded {
     pub unreachable: Vec<InstanceName>,
 }
 
-/// Records the new images (step 1). Errors change nothing.
-pub async fn record_images(fleet: &Fleet, request: &UpgradeRequest) -> Result<(), UpgradeError> {
+/// Records the new images (step 1) and returns the regions where the image is already
+/// the active one. Errors change nothing.
+pub async fn record_images(
+    fleet: &Fleet,
+    request: &UpgradeRequest,
+) -> Result<Vec<Region>, UpgradeError> {
     let request = request.clone();
     fleet
         .db()
@@ -129,6 +135,7 @@ pub async fn record_images(fleet: &Fleet, request: &UpgradeRequest) -> Result<()
                 if !unknown.is_empty() {
                     return Err(UpgradeError::UnknownRegions(unknown));
                 }
+                let mut done = Vec::new();
                 for (region, image) in &request.images {
                     let rows = region_to_ami::for_region(conn, region)?;
                     if let Some(row) = rows
@@ -140,6 +147,9 @@ pub async fn record_images(fleet: &Fleet, request: &UpgradeRequest) -> Result<()
                                 "{region} already has {} for commit {}",
                                 row.ami_id, request.commit_hash
                             )));
+                        }
+                        if row.ami_active {
+                            done.push(region.clone());
                         }
                         continue;
                     }
@@ -160,7 +170,7 @@ pub async fn record_images(fleet: &Fleet, request: &UpgradeRequest) -> Result<()
                         },
                     )?;
                 }
-                Ok(())
+                Ok(done)
             }))
         })
         .await?
@@ -174,11 +184,19 @@ pub async fn upgrade(
     request: &UpgradeRequest,
     ready_timeout: Duration,
 ) -> Result<Vec<RegionOutcome>, UpgradeError> {
-    record_images(fleet, request).await?;
+    let done = record_images(fleet, request).await?;
+    let done = &done;
     let regions = request.images.iter().map(|(region, image)| async move {
-        let result = upgrade_region(fleet, region, image, &request.commit_hash, ready_timeout)
-            .await
-            .map_err(|err| err.to_string());
+        let result = if done.contains(region) {
+            Ok(Upgraded {
+                already_active: true,
+                ..Upgraded::default()
+            })
+        } else {
+            upgrade_region(fleet, region, image, &request.commit_hash, ready_timeout)
+                .await
+                .map_err(|err| err.to_string())
+        };
         if let Err(err) = &result {
             tracing::error!(region = %region, image = %image, error = %err, "region not upgraded");
         }
@@ -265,8 +283,7 @@ async fn upgrade_locked(
     };
     let mut upgraded = Upgraded {
         launched,
-        drained: Vec::new(),
-        unreachable: Vec::new(),
+        ..Upgraded::default()
     };
     for target in &targets {
         if fleet.ask_to_drain(target).await {

@@ -4,7 +4,8 @@
 //!   template database, dropped when the test ends.
 //! - [`TestIdentity`]: an RS256 key of the test's own, published by a local JWKS
 //!   server ([`JwksServer`]), and tokens signed with it.
-//! - [`Moto`]: moto's server, the local AWS the AWS tests run against.
+//! - [`Moto`]: moto's server, the local AWS the AWS tests run against; [`SmtpServer`]:
+//!   aiosmtpd, a real SMTP server.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,6 +16,7 @@ mod database;
 mod identity;
 mod jwks_server;
 mod moto;
+mod smtp_server;
 mod stripe_stub;
 mod stub_server;
 mod temp_dir;
@@ -23,6 +25,13 @@ pub use database::{Fleet, TestDatabase, admin_url};
 pub use identity::{TEST_AUDIENCE, TEST_ISSUER, TestIdentity, unix_now_secs};
 pub use jwks_server::JwksServer;
 pub use moto::{MOTO_ACCESS_KEY_ID, MOTO_INSTANCE_PROFILE, MOTO_SECRET_ACCESS_KEY, Moto};
+pub use smtp_server::{ReceivedMail, SmtpServer};
 pub use stripe_stub::{STRIPE_TEST_SECRET, StripeStub};
 pub use stub_server::{StubRequest, StubServer};
 pub use temp_dir::TempDir;
+
+/// The Python interpreter that has the test tools (moto, aiosmtpd): `TEST_PYTHON`, as
+/// `scripts/test.sh` sets it, else `python3`.
+pub(crate) fn python() -> String {
+    std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}

@@ -3,7 +3,7 @@
 //!
 //! It runs under a small Python wrapper that stops it when its standard input closes,
 //! which happens when the test process exits, however it exits. The interpreter is
-//! `MOTO_PYTHON` (set by `scripts/test.sh` to its virtualenv), else `python3`.
+//! `TEST_PYTHON` (set by `scripts/test.sh` to its virtualenv), else `python3`.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -69,7 +69,7 @@ impl Moto {
     }
 
     fn start() -> Result<Self, String> {
-        let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        let python = crate::python();
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|err| format!("no free port for moto: {err}"))?
@@ -104,7 +104,7 @@ impl Moto {
                 Err(format!(
                     "moto's server did not start with {python}. Run the tests through \
                      scripts/test.sh, which installs it, or `pip install 'moto[server]'` \
-                     and set MOTO_PYTHON to that interpreter"
+                     and set TEST_PYTHON to that interpreter"
                 ))
             }
         }

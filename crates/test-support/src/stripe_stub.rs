@@ -8,8 +8,10 @@ use crate::StubServer;
 
 pub const STRIPE_TEST_SECRET: &str = "sk_test_stub";
 
-/// Stripe's subscription API, standing in: customers with the statuses of their
-/// subscriptions. Unknown customers get Stripe's 404; requests without the test secret
+/// Stripe's subscription and billing-portal APIs, standing in: customers with the
+/// statuses of their subscriptions; a portal session for a known customer answers
+/// `https://billing.stripe.com/p/session/test_<customer>`. Unknown customers get Stripe's
+/// 404 (400 for a portal session); requests without the test secret
 /// get 401; `set_down(true)` answers 500.
 #[derive(Clone)]
 pub struct StripeStub {
@@ -31,6 +33,30 @@ impl StripeStub {
                 == Some(&format!("Bearer {STRIPE_TEST_SECRET}"));
             if !authorized {
                 return (401, json!({"error": {"message": "Invalid API Key"}}));
+            }
+            if request.method == "POST" && request.path == "/v1/billing_portal/sessions" {
+                let form: HashMap<String, String> = url::form_urlencoded::parse(&request.body)
+                    .into_owned()
+                    .collect();
+                let customer = form.get("customer").cloned().unwrap_or_default();
+                if !known.lock().unwrap().contains_key(&customer) {
+                    return (
+                        400,
+                        json!({"error": {"message": format!("No such customer: '{customer}'")}}),
+                    );
+                }
+                let Some(return_url) = form.get("return_url") else {
+                    return (400, json!({"error": {"message": "Missing return_url"}}));
+                };
+                return (
+                    200,
+                    json!({
+                        "object": "billing_portal.session",
+                        "customer": customer,
+                        "return_url": return_url,
+                        "url": format!("https://billing.stripe.com/p/session/test_{customer}"),
+                    }),
+                );
             }
             if request.method != "GET" || request.path != "/v1/subscriptions" {
                 return (

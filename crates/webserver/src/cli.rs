@@ -201,6 +201,10 @@ fn ami_upgrade(
         let mut failed = 0;
         for outcome in &outcomes {
             match &outcome.result {
+                Ok(done) if done.already_active => println!(
+                    "{}: {} is already the active image; nothing to do",
+                    outcome.region, outcome.image
+                ),
                 Ok(done) => println!(
                     "{}: upgraded to {} ({} new instance(s) active, {} old asked to drain, {} unreachable)",
                     outcome.region,
@@ -218,7 +222,10 @@ fn ami_upgrade(
                 }
             }
         }
-        if settings.cloud.provider == CloudProviderKind::Local && failed < outcomes.len() {
+        let launched = outcomes
+            .iter()
+            .any(|o| o.result.as_ref().is_ok_and(|done| !done.launched.is_empty()));
+        if settings.cloud.provider == CloudProviderKind::Local && launched {
             // Simulated instances live in the process that started them.
             println!(
                 "the new simulated instances run in this process: serving them until SIGINT or SIGTERM"

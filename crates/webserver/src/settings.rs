@@ -303,6 +303,8 @@ pub struct StripeSettings {
 #[derive(Debug, Clone)]
 pub struct MailSettings {
     pub sendgrid_api_key: Option<SecretString>,
+    /// `SENDGRID_API_BASE`: SendGrid's API (or a stand-in).
+    pub sendgrid_api_base: Url,
     /// May carry a password.
     pub smtp_url: Option<SecretString>,
     pub default_from: String,
@@ -364,6 +366,11 @@ impl Settings {
             stripe: StripeSettings::from_vars(vars, environment)?,
             mail: MailSettings {
                 sendgrid_api_key: vars.secret("SENDGRID_API_KEY"),
+                sendgrid_api_base: match vars.url("SENDGRID_API_BASE")? {
+                    Some(url) => url,
+                    None => Url::parse("https://api.sendgrid.com/")
+                        .map_err(|err| problem("SENDGRID_API_BASE", err.to_string()))?,
+                },
                 smtp_url: vars.secret("SMTP_URL"),
                 default_from: vars
                     .get("MAIL_DEFAULT_FROM")

@@ -11,7 +11,7 @@ use models::{Db, DbError, PoolOptions, migrations};
 use secrecy::ExposeSecret;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use auth::payments::{CachedSubscriptions, NoPayments, StripeClient, Subscriptions};
+use auth::payments::{BillingPortal, CachedSubscriptions, NoPayments, StripeClient, Subscriptions};
 use cloud_interface::CloudProvider;
 use scaling::hosts::HostService;
 use scaling::lifecycle::{self, LifecyclePolicy};
@@ -39,6 +39,8 @@ pub enum StartupError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Mail(String),
     #[error("cannot start the HTTP server: {0}")]
     Server(std::io::Error),
 }
@@ -72,12 +74,49 @@ pub fn verifier(settings: &AuthSettings) -> Result<TokenVerifier, KeyError> {
     Ok(verifier)
 }
 
+/// The mailer of the settings: SMTP if `SMTP_URL` is set, else SendGrid if
+/// `SENDGRID_API_KEY` is, else (outside production and staging) an outbox that only logs.
+fn mailer(
+    settings: &Settings,
+    db: &Db,
+    transport: Option<Arc<dyn mail::Transport>>,
+) -> Result<Option<Arc<mail::Mailer>>, StartupError> {
+    let mail_settings = &settings.mail;
+    let transport: Arc<dyn mail::Transport> = match transport {
+        Some(transport) => transport,
+        None => match (&mail_settings.smtp_url, &mail_settings.sendgrid_api_key) {
+            (Some(url), _) => Arc::new(
+                mail::SmtpTransport::from_url(url.expose_secret())
+                    .map_err(|err| StartupError::Mail(format!("SMTP_URL: {err}")))?,
+            ),
+            (None, Some(key)) => Arc::new(mail::SendGrid::new(
+                mail_settings.sendgrid_api_base.clone(),
+                key.clone(),
+            )),
+            (None, None) if settings.environment.is_deployed() => {
+                tracing::warn!("no SMTP_URL or SENDGRID_API_KEY: POST /mail answers 503");
+                return Ok(None);
+            }
+            (None, None) => Arc::new(mail::Outbox::default()),
+        },
+    };
+    let from = mail::Address::parse(&mail_settings.default_from)
+        .map_err(|err| StartupError::Mail(format!("MAIL_DEFAULT_FROM: {err}")))?;
+    Ok(Some(Arc::new(mail::Mailer::new(
+        mail::TemplateSource::new(db.clone()),
+        transport,
+        from,
+    ))))
+}
+
 /// Parts of the application to replace.
 #[derive(Default)]
 pub struct Overrides {
     pub scaling: Option<Arc<dyn ScalingHook>>,
     /// A cloud provider, and the prefix of its ids, instead of `CLOUD_PROVIDER`'s.
     pub cloud: Option<(Arc<dyn CloudProvider>, String)>,
+    /// A mail transport instead of `SMTP_URL`'s or SendGrid.
+    pub mail: Option<Arc<dyn mail::Transport>>,
 }
 
 /// The server, bound and ready to run.
@@ -154,13 +193,20 @@ impl Application {
             source,
         })?;
         let port = listener.local_addr().map_err(StartupError::Server)?.port();
-        let payments: Arc<dyn Subscriptions> = match &settings.stripe.secret {
-            Some(secret) => Arc::new(CachedSubscriptions::new(
-                StripeClient::new(settings.stripe.api_base.clone(), secret.clone()),
-                settings.stripe.cache_ttl,
-            )),
-            None => Arc::new(NoPayments),
-        };
+        let (payments, portal): (Arc<dyn Subscriptions>, Arc<dyn BillingPortal>) =
+            match &settings.stripe.secret {
+                Some(secret) => (
+                    Arc::new(CachedSubscriptions::new(
+                        StripeClient::new(settings.stripe.api_base.clone(), secret.clone()),
+                        settings.stripe.cache_ttl,
+                    )),
+                    Arc::new(StripeClient::new(
+                        settings.stripe.api_base.clone(),
+                        secret.clone(),
+                    )),
+                ),
+                None => (Arc::new(NoPayments), Arc::new(NoPayments)),
+            };
         // WEBSERVER_URL defaults to BIND_ADDR; with port 0 there, to the port bound.
         let mut webserver_url = settings.cloud.webserver_url.clone();
         if webserver_url.port() == Some(0) {
@@ -199,10 +245,13 @@ impl Application {
         let jobs = tokio::spawn(async move {
             tokio::join!(lifecycle_pass, scaling_pass);
         });
+        let mailer = mailer(settings, &db, overrides.mail)?;
         let lifecycle = Lifecycle::default();
         let state = ApiState {
             assigner: Arc::new(Assigner::new(db.clone(), payments, scaling, policy)),
             hosts: HostService::new(db.clone(), heartbeats),
+            portal,
+            mailer,
             db,
             verifier,
             lifecycle: lifecycle.clone(),

@@ -314,6 +314,23 @@ async fn ami_upgrade_rolls_the_fleet_over_on_the_local_provider() {
         .unwrap();
     assert_eq!(assigned.status(), StatusCode::ACCEPTED);
 
+    // Running it again finds the image active and does nothing.
+    let instances = db.number("SELECT count(*) AS n FROM hardware.instance_info");
+    let again = run(
+        &dir,
+        &vars,
+        &["ami-upgrade", "new-commit", "{\"us-east-1\": \"ami-new\"}"],
+    );
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        stdout(&again).trim(),
+        "us-east-1: ami-new is already the active image; nothing to do"
+    );
+    assert_eq!(
+        db.number("SELECT count(*) AS n FROM hardware.instance_info"),
+        instances
+    );
+
     let status = std::process::Command::new("kill")
         .args(["-TERM", &upgrade.id().to_string()])
         .status()

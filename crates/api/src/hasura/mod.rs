@@ -1,3 +1,3 @@
 mod auth;
 
-pub use auth::get_hasura_auth;
+pub use auth::{__path_get_hasura_auth, get_hasura_auth};

@@ -1,5 +1,5 @@
 mod healthz;
 mod readyz;
 
-pub use healthz::get_healthz;
-pub use readyz::get_readyz;
+pub use healthz::{__path_get_healthz, get_healthz};
+pub use readyz::{__path_get_readyz, get_readyz};

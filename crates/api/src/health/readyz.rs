@@ -11,6 +11,15 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /readyz`: 200 when the database answers; 503 when it does not, or while the
 /// server is shutting down.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "The database answers", body = crate::openapi::Status),
+        (status = 503, description = "The database does not answer, or shutdown began", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn get_readyz(state: ApiState) -> Result<HttpResponse, ApiError> {
     if state.lifecycle.is_shutting_down() {
         return Err(ApiError::ServiceUnavailable("shutting down".to_owned()));

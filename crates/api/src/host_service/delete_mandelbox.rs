@@ -8,6 +8,20 @@ use crate::extract::HostAgent;
 
 /// `DELETE /host_service/mandelbox/{id}`: the session ended; only for a mandelbox on the
 /// caller's instance (404 otherwise).
+#[utoipa::path(
+    delete,
+    path = "/host_service/mandelbox/{id}",
+    tag = "host service",
+    security(("host_token" = [])),
+    params(("id" = String, Path, description = "The mandelbox id (a UUID)")),
+    responses(
+        (status = 200, description = "Removed", body = crate::openapi::Status),
+        (status = 400, description = "Malformed id", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or unknown host credential", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such mandelbox on the caller's instance", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn delete_host_mandelbox(
     host: HostAgent,
     state: ApiState,

@@ -7,6 +7,19 @@ use crate::error::ApiError;
 use crate::extract::HostAgent;
 
 /// `POST /host_service/heartbeat`: the host's metrics; `dying: true` drains the instance.
+#[utoipa::path(
+    post,
+    path = "/host_service/heartbeat",
+    tag = "host service",
+    security(("host_token" = [])),
+    request_body = crate::openapi::HeartbeatBody,
+    responses(
+        (status = 200, description = "Recorded", body = crate::openapi::Status),
+        (status = 400, description = "Malformed body", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or unknown host credential", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn heartbeat_host(
     host: HostAgent,
     state: ApiState,

@@ -8,6 +8,18 @@ use crate::error::ApiError;
 
 /// `POST /host_service/register`: the host of a launched instance trades its bootstrap
 /// secret (single use) for a credential. 200 `{"auth_token"}`.
+#[utoipa::path(
+    post,
+    path = "/host_service/register",
+    tag = "host service",
+    request_body = crate::openapi::RegisterBody,
+    responses(
+        (status = 200, description = "Registered: the instance is ACTIVE", body = crate::openapi::Registered),
+        (status = 400, description = "Malformed body", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Unknown instance, or wrong or used bootstrap secret", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn register_host(
     state: ApiState,
     req: HttpRequest,

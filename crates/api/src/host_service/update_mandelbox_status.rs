@@ -9,6 +9,21 @@ use crate::extract::HostAgent;
 
 /// `PUT /host_service/mandelbox/{id}/status`: `CONNECTING` or `RUNNING`, for a mandelbox
 /// on the caller's instance (404 otherwise).
+#[utoipa::path(
+    put,
+    path = "/host_service/mandelbox/{id}/status",
+    tag = "host service",
+    security(("host_token" = [])),
+    params(("id" = String, Path, description = "The mandelbox id (a UUID)")),
+    request_body = crate::openapi::MandelboxStatusBody,
+    responses(
+        (status = 200, description = "Recorded", body = crate::openapi::Status),
+        (status = 400, description = "Malformed id or body", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or unknown host credential", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such mandelbox on the caller's instance", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn update_host_mandelbox_status(
     host: HostAgent,
     state: ApiState,

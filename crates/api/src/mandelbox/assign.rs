@@ -8,6 +8,22 @@ use crate::extract::User;
 
 /// `POST /mandelbox/assign`: a mandelbox on the fullest instance with room in the
 /// user's region (or a neighbouring one). 202 `{"ip", "mandelbox_id"}`.
+#[utoipa::path(
+    post,
+    path = "/mandelbox/assign",
+    tag = "users",
+    security(("user_token" = [])),
+    request_body = crate::openapi::AssignBody,
+    responses(
+        (status = 202, description = "Assigned", body = crate::openapi::Assigned),
+        (status = 400, description = "Malformed body, naming the field", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = crate::openapi::ErrorBody),
+        (status = 402, description = "No active subscription", body = crate::openapi::ErrorBody),
+        (status = 403, description = "username is not the token's user", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Not assigned: REGION_NOT_ENABLED, COMMIT_HASH_MISMATCH, NO_INSTANCE_AVAILABLE, USER_ALREADY_ACTIVE or SERVICE_UNAVAILABLE", body = crate::openapi::NotAssigned),
+    )
+)]
 pub async fn assign_mandelbox(
     User(caller): User,
     state: ApiState,

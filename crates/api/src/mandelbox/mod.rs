@@ -1,3 +1,3 @@
 mod assign;
 
-pub use assign::assign_mandelbox;
+pub use assign::{__path_assign_mandelbox, assign_mandelbox};

@@ -1,3 +1,3 @@
 mod list;
 
-pub use list::list_regions;
+pub use list::{__path_list_regions, list_regions};

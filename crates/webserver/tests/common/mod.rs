@@ -49,6 +49,8 @@ pub struct TestApp {
     pub identity: Arc<TestIdentity>,
     pub stripe: StripeStub,
     pub scaling: Arc<RecordedScaling>,
+    /// What `POST /mail` sent.
+    pub outbox: Arc<mail::Outbox>,
     pub client: reqwest::Client,
     pub lifecycle: Lifecycle,
     pub stopper: Stopper,
@@ -117,11 +119,17 @@ impl TestApp {
             ("RATE_LIMIT_PER_MINUTE", "0"),
         ];
         vars.extend_from_slice(overrides);
+        let configures_mail = vars
+            .iter()
+            .any(|(name, _)| matches!(*name, "SMTP_URL" | "SENDGRID_API_KEY"));
         let settings = Settings::from_vars(&vars.into_iter().collect::<Vars>()).unwrap();
         let scaling = Arc::new(RecordedScaling::default());
+        let outbox = Arc::new(mail::Outbox::default());
         let overrides = Overrides {
             scaling: record_scaling.then(|| scaling.clone() as Arc<dyn ScalingHook>),
             cloud: None,
+            // The outbox, unless the test configures a real transport.
+            mail: (!configures_mail).then(|| outbox.clone() as Arc<dyn mail::Transport>),
         };
         let app = Application::build_with(&settings, overrides).await.unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());
@@ -134,6 +142,7 @@ impl TestApp {
             identity,
             stripe,
             scaling,
+            outbox,
             client: reqwest::Client::new(),
             lifecycle,
             stopper,

@@ -1,0 +1,3 @@
+mod send;
+
+pub use send::{__path_send_mail, send_mail};

@@ -1,0 +1,51 @@
+use actix_web::{HttpResponse, web};
+use mail::{MailError, MailRequest};
+use models::DbError;
+use serde_json::{Value, json};
+
+use crate::ApiState;
+use crate::error::ApiError;
+use crate::extract::Admin;
+
+/// `POST /mail` (admin scope) `{email_id, to_email, from_email?, email_args}`: renders
+/// the template and sends it. 200 `{"verified": true, "status": 200}`; a mail that
+/// cannot be sent, for whatever reason of the request's or the transport's, is 400
+/// `{"verified": false, "status": 400, "error"}`.
+#[utoipa::path(
+    post,
+    path = "/mail",
+    tag = "operators",
+    security(("user_token" = ["admin"])),
+    request_body = crate::openapi::MailBody,
+    responses(
+        (status = 200, description = "Sent", body = crate::openapi::MailResult),
+        (status = 400, description = "Not sent: bad request, unknown template, missing argument, or the transport refused or failed", body = crate::openapi::MailResult),
+        (status = 401, description = "No or invalid token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Mail not configured, or database unavailable", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn send_mail(
+    Admin(_caller): Admin,
+    state: ApiState,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(mailer) = state.mailer.as_ref() else {
+        return Err(ApiError::ServiceUnavailable(
+            "mail is not configured".to_owned(),
+        ));
+    };
+    let request =
+        MailRequest::try_from(&*body).map_err(|err| ApiError::MailNotSent(err.to_string()))?;
+    match mailer.send(&request).await {
+        Ok(()) => Ok(HttpResponse::Ok().json(json!({ "verified": true, "status": 200 }))),
+        Err(MailError::Database(err @ (DbError::Unavailable(_) | DbError::Busy(_)))) => {
+            Err(err.into())
+        }
+        Err(MailError::Database(err)) => Err(ApiError::Internal(err.to_string())),
+        Err(err) => {
+            tracing::warn!(template = %request.email_id, to = %request.to, error = %err, "mail not sent");
+            Err(ApiError::MailNotSent(err.to_string()))
+        }
+    }
+}

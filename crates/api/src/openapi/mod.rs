@@ -1,0 +1,102 @@
+//! The OpenAPI 3 document of every route, generated from the handlers' `#[utoipa::path]`
+//! annotations and the schemas below (`GET /openapi.json`), and a browsable view of it
+//! served from the binary (`GET /docs`, no CDN).
+
+mod schemas;
+
+use std::sync::LazyLock;
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+pub use schemas::*;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "webserver",
+        description = "Control plane of the GPU streaming service: mandelbox assignment, the host service protocol, mail, billing and operations.",
+    ),
+    paths(
+        crate::health::get_healthz,
+        crate::health::get_readyz,
+        crate::regions::list_regions,
+        crate::hasura::get_hasura_auth,
+        crate::mandelbox::assign_mandelbox,
+        crate::host_service::register_host,
+        crate::host_service::heartbeat_host,
+        crate::host_service::update_host_mandelbox_status,
+        crate::host_service::delete_host_mandelbox,
+        crate::mail::send_mail,
+        crate::stripe::create_customer_portal,
+        crate::metrics::get_metrics,
+        get_openapi,
+        get_docs,
+    ),
+    modifiers(&Security),
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "user_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "The identity provider's RS256 access token (or the access_token query parameter); the admin scope marks operators.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "host_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The auth_token a host received at registration."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+static DOCUMENT: LazyLock<String> =
+    LazyLock::new(|| ApiDoc::openapi().to_json().unwrap_or_default());
+
+/// `GET /openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "documentation",
+    responses((status = 200, description = "This document", content_type = "application/json"))
+)]
+pub async fn get_openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(DOCUMENT.as_str())
+}
+
+/// `GET /docs`: a page that lists every route of `/openapi.json` with its parameters,
+/// bodies, answers and security.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = "documentation",
+    responses((status = 200, description = "The browsable documentation", content_type = "text/html"))
+)]
+pub async fn get_docs() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'",
+        ))
+        .body(include_str!("docs.html"))
+}

@@ -1,0 +1,3 @@
+mod customer_portal;
+
+pub use customer_portal::{__path_create_customer_portal, create_customer_portal};

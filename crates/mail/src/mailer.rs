@@ -1,0 +1,199 @@
+//! `POST /mail`: the request, the template, the rendering and the sending.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use models::{Db, DbError, email_template};
+use serde_json::{Map, Value};
+
+use crate::message::{Address, Message};
+use crate::render::{RenderError, render};
+use crate::transport::{SendError, Transport};
+
+/// The most template text fetched from a URL.
+const MAX_TEMPLATE_BYTES: usize = 1 << 20;
+
+/// `{email_id, to_email, from_email?, email_args?}`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailRequest {
+    pub email_id: String,
+    pub to: Address,
+    pub from: Option<Address>,
+    pub args: Map<String, Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("unknown email_id {0:?}")]
+    UnknownTemplate(String),
+    #[error("{0}")]
+    Render(#[from] RenderError),
+    #[error("the template's text could not be fetched: {0}")]
+    TemplateUnavailable(String),
+    #[error("the mail was not sent: {0}")]
+    Send(#[from] SendError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+fn text<'a>(body: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, MailError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(MailError::Invalid(format!("{field}: expected a string"))),
+    }
+}
+
+impl TryFrom<&Value> for MailRequest {
+    type Error = MailError;
+
+    fn try_from(body: &Value) -> Result<Self, MailError> {
+        let Value::Object(body) = body else {
+            return Err(MailError::Invalid(
+                "body: expected a JSON object".to_owned(),
+            ));
+        };
+        let email_id = text(body, "email_id")?
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| MailError::Invalid("email_id: required".to_owned()))?
+            .to_owned();
+        let address = |field: &str, value: &str| {
+            Address::parse(value).map_err(|err| MailError::Invalid(format!("{field}: {err}")))
+        };
+        let to = text(body, "to_email")?
+            .ok_or_else(|| MailError::Invalid("to_email: required".to_owned()))
+            .and_then(|to| address("to_email", to))?;
+        let from = text(body, "from_email")?
+            .map(|from| address("from_email", from))
+            .transpose()?;
+        let args = match body.get("email_args") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(args)) => args.clone(),
+            Some(_) => {
+                return Err(MailError::Invalid(
+                    "email_args: expected an object".to_owned(),
+                ));
+            }
+        };
+        Ok(Self {
+            email_id,
+            to,
+            from,
+            args,
+        })
+    }
+}
+
+/// Where templates come from: `sales.email_templates`.
+#[derive(Clone)]
+pub struct TemplateSource {
+    db: Db,
+    http: reqwest::Client,
+}
+
+impl TemplateSource {
+    pub fn new(db: Db) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Self { db, http }
+    }
+
+    /// The subject and text of template `id`.
+    async fn load(&self, id: &str) -> Result<(String, String), MailError> {
+        let key = id.to_owned();
+        let template = self
+            .db
+            .run(move |conn| Ok(email_template::find(conn, &key)?))
+            .await?
+            .ok_or_else(|| MailError::UnknownTemplate(id.to_owned()))?;
+        let text = match template.body {
+            Some(body) => body,
+            None => self.fetch(&template.url).await?,
+        };
+        Ok((template.title, text))
+    }
+
+    async fn fetch(&self, location: &str) -> Result<String, MailError> {
+        let unavailable =
+            |why: String| MailError::TemplateUnavailable(format!("{location}: {why}"));
+        let url = url::Url::parse(location).map_err(|err| unavailable(err.to_string()))?;
+        let bytes = match url.scheme() {
+            "https" | "http" => {
+                let response = self
+                    .http
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|err| unavailable(err.to_string()))?;
+                if !response.status().is_success() {
+                    return Err(unavailable(format!("answered {}", response.status())));
+                }
+                response
+                    .bytes()
+                    .await
+                    .map_err(|err| unavailable(err.to_string()))?
+                    .to_vec()
+            }
+            "file" => {
+                let path = url
+                    .to_file_path()
+                    .map_err(|()| unavailable("not a file path".to_owned()))?;
+                tokio::task::spawn_blocking(move || std::fs::read(path))
+                    .await
+                    .map_err(|err| unavailable(err.to_string()))?
+                    .map_err(|err| unavailable(err.to_string()))?
+            }
+            other => return Err(unavailable(format!("unsupported scheme {other:?}"))),
+        };
+        if bytes.len() > MAX_TEMPLATE_BYTES {
+            return Err(unavailable(format!(
+                "larger than {MAX_TEMPLATE_BYTES} bytes"
+            )));
+        }
+        String::from_utf8(bytes).map_err(|_| unavailable("not UTF-8".to_owned()))
+    }
+}
+
+/// Renders templates and sends them through one transport.
+pub struct Mailer {
+    templates: TemplateSource,
+    transport: Arc<dyn Transport>,
+    default_from: Address,
+}
+
+impl Mailer {
+    pub fn new(
+        templates: TemplateSource,
+        transport: Arc<dyn Transport>,
+        default_from: Address,
+    ) -> Self {
+        Self {
+            templates,
+            transport,
+            default_from,
+        }
+    }
+
+    /// Sends template `request.email_id` to `request.to`, rendered with its arguments.
+    pub async fn send(&self, request: &MailRequest) -> Result<(), MailError> {
+        let (subject, text) = self.templates.load(&request.email_id).await?;
+        let html = render(&text, &request.args)?;
+        let message = Message {
+            from: request
+                .from
+                .clone()
+                .unwrap_or_else(|| self.default_from.clone()),
+            to: request.to.clone(),
+            subject,
+            html,
+        };
+        self.transport.send(&message).await?;
+        tracing::info!(template = %request.email_id, to = %message.to, "mail sent");
+        Ok(())
+    }
+}
