@@ -61,7 +61,7 @@ done
 # configured here); any other 5xx fails the run.
 cat >"$data/schemathesis.toml" <<'TOML'
 [checks.not_a_server_error]
-expected-statuses = ["503"]
+expected-statuses = ["2xx", "3xx", "4xx", "503"]
 TOML
 
 log "schemathesis: $max_examples examples per operation"

@@ -41,6 +41,9 @@ pub enum MailError {
 fn text<'a>(body: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, MailError> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if text.contains('\0') => Err(MailError::Invalid(format!(
+            "{field}: must not contain NUL characters"
+        ))),
         Some(Value::String(text)) => Ok(Some(text)),
         Some(_) => Err(MailError::Invalid(format!("{field}: expected a string"))),
     }

@@ -57,6 +57,10 @@ pub(crate) fn string<'a>(
 ) -> Result<&'a str, InvalidRequest> {
     match body.get(field) {
         None => Err(invalid(field, "required")),
+        // PostgreSQL text cannot hold NUL.
+        Some(Value::String(text)) if text.contains('\0') => {
+            Err(invalid(field, "must not contain NUL characters"))
+        }
         Some(Value::String(text)) => Ok(text),
         Some(other) => Err(invalid(
             field,
@@ -201,6 +205,7 @@ mod tests {
             ("username", json!(null)),
             ("username", json!("")),
             ("username", json!(["alice"])),
+            ("username", json!("al\u{0}ice")),
             ("dpi", json!(null)),
             ("dpi", json!("96")),
             ("dpi", json!(0)),

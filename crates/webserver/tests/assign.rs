@@ -525,6 +525,8 @@ async fn bad_input_is_4xx_and_writes_nothing() {
         ("huge body", vec![b' '; 10_000], json_type, StatusCode::PAYLOAD_TOO_LARGE, None),
         ("null region", with("region", Value::Null), json_type, StatusCode::BAD_REQUEST, Some("region")),
         ("missing username", without("username"), json_type, StatusCode::BAD_REQUEST, Some("username")),
+        // Found by scripts/fuzz-api.sh: PostgreSQL text cannot hold NUL (it was a 500).
+        ("NUL in username", with("username", json!("al\u{0}ice")), json_type, StatusCode::BAD_REQUEST, Some("username")),
         ("null dpi", with("dpi", Value::Null), json_type, StatusCode::BAD_REQUEST, Some("dpi")),
         ("huge dpi", b"{\"region\":\"us-east-1\",\"username\":\"alice\",\"dpi\":1e400,\"client_commit_hash\":\"abc\"}".to_vec(), json_type, StatusCode::BAD_REQUEST, None),
         ("huge integer dpi", with("dpi", json!(u64::MAX)), json_type, StatusCode::BAD_REQUEST, Some("dpi")),

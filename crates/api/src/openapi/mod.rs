@@ -34,7 +34,7 @@ pub use schemas::*;
         get_openapi,
         get_docs,
     ),
-    modifiers(&Security),
+    modifiers(&Security, &BodyRefusals),
 )]
 pub struct ApiDoc;
 
@@ -64,6 +64,44 @@ impl Modify for Security {
                     .build(),
             ),
         );
+    }
+}
+
+/// Every route that reads a JSON body also answers 413 (too large) and 415 (not JSON),
+/// from the middleware and extractor shared by all of them.
+struct BodyRefusals;
+
+impl Modify for BodyRefusals {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::Ref;
+        use utoipa::openapi::{ContentBuilder, ResponseBuilder};
+        let refusal = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.post, &mut item.put].into_iter().flatten() {
+                if operation.request_body.is_none() {
+                    continue;
+                }
+                let responses = &mut operation.responses.responses;
+                responses.insert(
+                    "413".to_owned(),
+                    refusal("The body is larger than MAX_BODY_BYTES").into(),
+                );
+                responses.insert(
+                    "415".to_owned(),
+                    refusal("The body is not application/json").into(),
+                );
+            }
+        }
     }
 }
 

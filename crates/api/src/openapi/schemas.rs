@@ -124,11 +124,13 @@ pub struct MailBody {
     pub email_args: Option<std::collections::HashMap<String, serde_json::Value>>,
 }
 
+/// The answer of `POST /mail`. A body that is not even JSON gets the plain error shape
+/// (`error` only), as on every route.
 #[derive(ToSchema)]
 pub struct MailResult {
-    pub verified: bool,
+    pub verified: Option<bool>,
     #[schema(example = 200)]
-    pub status: u16,
+    pub status: Option<u16>,
     /// Why it was not sent (400 only).
     pub error: Option<String>,
 }
