@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_impl::{AwsOptions, AwsProvider};
 use cloud_interface::{CloudProvider, LocalOptions, LocalProvider};
 use models::Db;
 use scaling::{Fleet, FleetSettings};
@@ -11,11 +10,19 @@ use scaling::{Fleet, FleetSettings};
 use crate::settings::{CloudProviderKind, Settings};
 
 /// The provider of `CLOUD_PROVIDER`, and the prefix its ids get in `cloud_provider_id`.
-pub fn provider(settings: &Settings) -> (Arc<dyn CloudProvider>, &'static str) {
+/// Fails only for `aws` in a binary built without the `aws` feature.
+pub fn provider(settings: &Settings) -> Result<(Arc<dyn CloudProvider>, &'static str), String> {
     let cloud = &settings.cloud;
-    match cloud.provider {
+    Ok(match cloud.provider {
+        #[cfg(not(feature = "aws"))]
+        CloudProviderKind::Aws => {
+            return Err(
+                "CLOUD_PROVIDER: \"aws\" needs a binary built with the `aws` feature".to_owned(),
+            );
+        }
+        #[cfg(feature = "aws")]
         CloudProviderKind::Aws => (
-            Arc::new(AwsProvider::new(AwsOptions {
+            Arc::new(aws_impl::AwsProvider::new(aws_impl::AwsOptions {
                 endpoint_url: cloud.aws_endpoint_url.as_ref().map(|url| {
                     // The SDK wants no trailing slash.
                     url.as_str().trim_end_matches('/').to_owned()
@@ -23,7 +30,7 @@ pub fn provider(settings: &Settings) -> (Arc<dyn CloudProvider>, &'static str) {
                 // The standard chain: environment, profile files, the instance's role.
                 credentials: None,
                 instance_profile: cloud.aws_instance_profile.clone(),
-                ..AwsOptions::default()
+                ..aws_impl::AwsOptions::default()
             })),
             "aws-",
         ),
@@ -37,7 +44,7 @@ pub fn provider(settings: &Settings) -> (Arc<dyn CloudProvider>, &'static str) {
             })),
             "",
         ),
-    }
+    })
 }
 
 /// The scaling settings of `settings`, for a provider whose ids get `prefix`, telling
@@ -63,13 +70,17 @@ pub fn fleet(
     db: Db,
     cloud: Option<(Arc<dyn CloudProvider>, String)>,
     webserver_url: url::Url,
-) -> Fleet {
+) -> Result<Fleet, String> {
     let (cloud, prefix) = match cloud {
         Some((cloud, prefix)) => (cloud, prefix),
         None => {
-            let (cloud, prefix) = provider(settings);
+            let (cloud, prefix) = provider(settings)?;
             (cloud, prefix.to_owned())
         }
     };
-    Fleet::new(db, cloud, fleet_settings(settings, &prefix, webserver_url))
+    Ok(Fleet::new(
+        db,
+        cloud,
+        fleet_settings(settings, &prefix, webserver_url),
+    ))
 }

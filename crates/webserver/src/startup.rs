@@ -41,6 +41,8 @@ pub enum StartupError {
     },
     #[error("{0}")]
     Mail(String),
+    #[error("{0}")]
+    Cloud(String),
     #[error("cannot start the HTTP server: {0}")]
     Server(std::io::Error),
 }
@@ -212,12 +214,10 @@ impl Application {
         if webserver_url.port() == Some(0) {
             let _ = webserver_url.set_port(Some(port));
         }
-        let fleet = Arc::new(crate::cloud::fleet(
-            settings,
-            db.clone(),
-            overrides.cloud,
-            webserver_url,
-        ));
+        let fleet = Arc::new(
+            crate::cloud::fleet(settings, db.clone(), overrides.cloud, webserver_url)
+                .map_err(StartupError::Cloud)?,
+        );
         let scaling = overrides
             .scaling
             .unwrap_or_else(|| Arc::new(FleetScaler::new(fleet.clone())) as Arc<dyn ScalingHook>);
