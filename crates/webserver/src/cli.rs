@@ -194,8 +194,9 @@ fn ami_upgrade(
                 ..PoolOptions::default()
             },
         );
-let fleet = crate::cloud::fleet(&settings, db, None, settings.cloud.webserver_url.clone())
-            .map_err(|err| CliError::Failed(format!("ami-upgrade: {err}")))?;
+        let fleet =
+            crate::cloud::fleet(&settings, db, None, settings.cloud.webserver_url.clone())
+                .map_err(|err| CliError::Failed(format!("ami-upgrade: {err}")))?;
         let outcomes = upgrade::upgrade(&fleet, &request, timeout)
             .await
             .map_err(|err| CliError::Failed(format!("ami-upgrade: {err}; nothing was changed")))?;
