@@ -71,7 +71,7 @@ async fn run(args: &Args) {
     db.execute("VACUUM ANALYZE");
     println!("seeded {} registered instances", args.instances);
 
-    let server = BenchServer::start(&db).await;
+    let server = BenchServer::start(&db, false).await;
     let url = format!("{}/host_service/heartbeat", server.base_url);
 
     let client = reqwest::Client::builder()

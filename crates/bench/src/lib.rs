@@ -22,7 +22,9 @@ pub struct BenchServer {
 }
 
 impl BenchServer {
-    pub async fn start(db: &TestDatabase) -> Self {
+    /// The server on `db`; with `autoscale`, every assignment is followed by a capacity
+    /// check, as in production.
+    pub async fn start(db: &TestDatabase, autoscale: bool) -> Self {
         let data_dir = TempDir::new();
         let data_dir_path = data_dir.path().display().to_string();
         let settings = Settings::from_vars(
@@ -33,8 +35,8 @@ impl BenchServer {
                 ("LOCAL_DATA_DIR", data_dir_path.as_str()),
                 ("RATE_LIMIT_PER_MINUTE", "0"),
                 ("DATABASE_POOL_SIZE", "32"),
-                // The assignment path alone: the seeded fleet is not to be resized.
-                ("AUTOSCALE", "false"),
+                // By default the assignment path alone: the seeded fleet is not resized.
+                ("AUTOSCALE", if autoscale { "true" } else { "false" }),
             ]
             .into_iter()
             .collect::<Vars>(),

@@ -36,6 +36,9 @@ struct Args {
     /// Skip the pgbench comparison.
     #[arg(long)]
     no_pgbench: bool,
+    /// Follow every assignment with its capacity check (AUTOSCALE=true), as in production.
+    #[arg(long)]
+    autoscale: bool,
 }
 
 struct Run {
@@ -123,7 +126,7 @@ async fn run(args: &Args, instances: u32) -> Run {
     let existing = db.number("SELECT count(*) AS n FROM hardware.mandelbox_info");
     println!("seeded in {:.1} s", seeding.elapsed().as_secs_f64());
 
-    let server = BenchServer::start(&db).await;
+    let server = BenchServer::start(&db, args.autoscale).await;
     let url = format!("{}/mandelbox/assign", server.base_url);
     let key = auth::load_or_create_dev_key(server.data_dir.path()).unwrap();
     let token = key

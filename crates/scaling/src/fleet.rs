@@ -51,6 +51,9 @@ pub struct FleetSettings {
     pub lock_wait: Duration,
     /// How long a host has to answer a drain request.
     pub drain_timeout: Duration,
+    /// The least time between two capacity checks of one fleet from the assignment hook
+    /// in one process: checks asked for meanwhile fold into one at the end of it.
+    pub check_interval: Duration,
 }
 
 impl FleetSettings {
@@ -70,6 +73,7 @@ impl FleetSettings {
             launch_backoff: Duration::from_secs(1),
             lock_wait: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(5),
+            check_interval: Duration::from_secs(1),
         }
     }
 }
@@ -596,8 +600,9 @@ impl Terminator for Fleet {
 type Running = Mutex<HashMap<(Region, Option<AmiId>), bool>>;
 
 /// The scaling hook assignment calls: each check runs in the background, and checks of
-/// a fleet already being checked in this process fold into one more run after it, so a
-/// burst of refusals costs one decision (and one pooled connection), not one each.
+/// a fleet already being checked in this process (or checked less than
+/// `check_interval` ago) fold into one more run after it, so a burst of assignments or
+/// refusals costs one decision (and one pooled connection) per interval, not one each.
 pub struct FleetScaler {
     fleet: Arc<Fleet>,
     running: Arc<Running>,
@@ -651,6 +656,8 @@ impl ScalingHook for FleetScaler {
                 if let Err(err) = fleet.check(&key.0, key.1.as_ref(), wait).await {
                     tracing::error!(region = %key.0, error = %err, "capacity check failed");
                 }
+                // Checks asked for from now on wait for the end of the interval.
+                tokio::time::sleep(fleet.settings.check_interval).await;
                 let mut running = running
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);

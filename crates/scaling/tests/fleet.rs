@@ -33,6 +33,7 @@ fn settings(host_port: u16) -> FleetSettings {
         host_service_port: host_port,
         launch_backoff: Duration::from_millis(10),
         drain_timeout: Duration::from_millis(500),
+        check_interval: Duration::from_millis(10),
         branch: "test".to_owned(),
         ..FleetSettings::new(url::Url::parse("http://127.0.0.1:7730/").unwrap(), "mock-")
     }
