@@ -163,11 +163,6 @@ impl Db {
 /// transaction, even if the process dies.
 pub fn try_lock_for_transaction(conn: &mut PgConnection, key: i64) -> diesel::QueryResult<bool> {
     use diesel::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Locked {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        locked: bool,
-    }
     diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
         .bind::<diesel::sql_types::BigInt, _>(key)
         .get_result::<Locked>(conn)

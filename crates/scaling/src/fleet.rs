@@ -148,27 +148,26 @@ impl std::fmt::Debug for Fleet {
     }
 }
 
-/// `<region>-<branch>-<commit7>-uid-<10 [a-z0-9]>`.
-fn instance_name(region: &Region, branch: &str, commit: &CommitHash) -> InstanceName {
+/// `<region>-<branch>-<commit7>-uid-<10 [a-z0-9]>`, the branch reduced to at most 32
+/// letters, digits and hyphens.
+fn instance_name(
+    region: &Region,
+    branch: &str,
+    commit: &CommitHash,
+) -> Result<InstanceName, FleetError> {
     let commit7: String = commit.as_str().chars().take(7).collect();
-    let uid: String = uuid::Uuid::new_v4()
-        .simple()
-        .to_string()
-        .chars()
-        .take(10)
-        .collect();
+    let uid = &uuid::Uuid::new_v4().simple().to_string()[..10];
     let branch: String = branch
         .chars()
+        .take(32)
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    let name = format!("{region}-{branch}-{commit7}-uid-{uid}");
-    // Every part is printable ASCII, so this parses.
-    InstanceName::parse(&name).unwrap_or_else(|_| {
-        InstanceName::parse(&format!("{region}-uid-{uid}")).unwrap_or_else(|_| unreachable!())
-    })
+    InstanceName::parse(&format!("{region}-{branch}-{commit7}-uid-{uid}"))
+        .map_err(|err| FleetError::Launch(err.to_string()))
 }
 
-fn lock_name(region: &Region, image: &AmiId) -> String {
+/// The advisory lock under which one (region, image) is decided or upgraded.
+pub(crate) fn lock_name(region: &Region, image: &AmiId) -> String {
     format!("fleet:{region}:{image}")
 }
 
@@ -349,7 +348,7 @@ impl Fleet {
             &row.region_name,
             &self.settings.branch,
             &row.client_commit_hash,
-        );
+        )?;
         let (secret, hash) = auth::host::new_bootstrap_secret()
             .map_err(|err| FleetError::Launch(err.to_string()))?;
         let user_data = BootConfig {
@@ -450,8 +449,12 @@ impl Fleet {
         if self.ask_to_drain(&target).await {
             return Ok(Some(DrainOutcome::Asked));
         }
-        self.terminate_targets(std::slice::from_ref(&target))
-            .await?;
+        self.terminate_and_remove(&[Doomed {
+            instance_name: target.instance_name,
+            location: target.location,
+            cloud_provider_id: target.cloud_provider_id,
+        }])
+        .await?;
         Ok(Some(DrainOutcome::Unreachable))
     }
 
@@ -486,17 +489,9 @@ impl Fleet {
     }
 
     /// Terminates these instances through the cloud, then removes their rows.
-    async fn terminate_targets(&self, targets: &[DrainTarget]) -> Result<(), FleetError> {
-        let doomed: Vec<Doomed> = targets
-            .iter()
-            .map(|t| Doomed {
-                instance_name: t.instance_name.clone(),
-                location: t.location.clone(),
-                cloud_provider_id: t.cloud_provider_id.clone(),
-            })
-            .collect();
-        self.terminate_in_cloud(&doomed).await?;
-        let names: Vec<InstanceName> = doomed.into_iter().map(|d| d.instance_name).collect();
+    pub async fn terminate_and_remove(&self, doomed: &[Doomed]) -> Result<(), FleetError> {
+        self.terminate_in_cloud(doomed).await?;
+        let names: Vec<InstanceName> = doomed.iter().map(|d| d.instance_name.clone()).collect();
         self.db
             .run(move |conn| Ok(instance::delete(conn, &names)?))
             .await?;
@@ -599,6 +594,27 @@ impl Terminator for Fleet {
 /// Fleets with a check running in this process; `true` when another was asked for meanwhile.
 type Running = Mutex<HashMap<(Region, Option<AmiId>), bool>>;
 
+fn lock_running(
+    running: &Running,
+) -> std::sync::MutexGuard<'_, HashMap<(Region, Option<AmiId>), bool>> {
+    running
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Takes a fleet out of [`Running`] when its check task ends, however it ends: a check
+/// that panicked must not stop that fleet's checks in this process for good.
+struct Finished {
+    running: Arc<Running>,
+    key: (Region, Option<AmiId>),
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        lock_running(&self.running).remove(&self.key);
+    }
+}
+
 /// The scaling hook assignment calls: each check runs in the background, and checks of
 /// a fleet already being checked in this process (or checked less than
 /// `check_interval` ago) fold into one more run after it, so a burst of assignments or
@@ -627,9 +643,7 @@ impl FleetScaler {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Region, Option<AmiId>), bool>> {
-        self.running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock_running(&self.running)
     }
 }
 
@@ -651,22 +665,21 @@ impl ScalingHook for FleetScaler {
         let fleet = self.fleet.clone();
         let running = self.running.clone();
         self.runtime.spawn(async move {
+            let finished = Finished { running, key };
+            let (region, image) = &finished.key;
             loop {
                 let wait = fleet.settings.lock_wait;
-                if let Err(err) = fleet.check(&key.0, key.1.as_ref(), wait).await {
-                    tracing::error!(region = %key.0, error = %err, "capacity check failed");
+                if let Err(err) = fleet.check(region, image.as_ref(), wait).await {
+                    tracing::error!(region = %region, error = %err, "capacity check failed");
                 }
                 // Checks asked for from now on wait for the end of the interval.
                 tokio::time::sleep(fleet.settings.check_interval).await;
-                let mut running = running
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                match running.get_mut(&key) {
-                    Some(again) if *again => *again = false,
-                    _ => {
-                        running.remove(&key);
-                        return;
-                    }
+                let again = match lock_running(&finished.running).get_mut(&finished.key) {
+                    Some(again) => std::mem::take(again),
+                    None => false,
+                };
+                if !again {
+                    return;
                 }
             }
         });

@@ -29,23 +29,6 @@ pub trait Terminator: Send + Sync {
     async fn terminate(&self, instances: &[Doomed]) -> Result<(), String>;
 }
 
-/// Until fleet scaling lands: terminations are only logged.
-pub struct LogTerminations;
-
-#[async_trait]
-impl Terminator for LogTerminations {
-    async fn terminate(&self, instances: &[Doomed]) -> Result<(), String> {
-        for doomed in instances {
-            tracing::info!(
-                instance = %doomed.instance_name,
-                cloud_id = %doomed.cloud_provider_id,
-                "terminating (no cloud provider yet)"
-            );
-        }
-        Ok(())
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 pub struct LifecyclePolicy {
     pub heartbeat_timeout: Duration,

@@ -18,7 +18,8 @@ use models::{Db, DbError, instance, mandelbox};
 use prometheus::core::Collector;
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 
-fn registered<C: Collector + Clone + 'static>(collector: C) -> C {
+/// `collector`, registered in the default registry (for the HTTP layer's metrics too).
+pub fn registered<C: Collector + Clone + 'static>(collector: C) -> C {
     // Registering twice is the only failure, and each metric is registered once.
     let _ = prometheus::default_registry().register(Box::new(collector.clone()));
     collector

@@ -216,7 +216,7 @@ async fn upgrade_region(
     commit_hash: &CommitHash,
     ready_timeout: Duration,
 ) -> Result<Upgraded, FleetError> {
-    let lock_name = format!("fleet:{region}:{image}");
+    let lock_name = crate::fleet::lock_name(region, image);
     let Some(lock) = fleet
         .db()
         .advisory_lock(&lock_name, fleet.settings().lock_wait)
@@ -369,7 +369,7 @@ async fn roll_back(
     commit_hash: &CommitHash,
     launched: &[InstanceName],
 ) {
-    let (names, region_c, commit) = (launched.to_vec(), region.clone(), commit_hash.clone());
+    let names = launched.to_vec();
     let doomed = fleet
         .db()
         .run(move |conn| Ok(instance::doomed_by_name(conn, &names)?))
@@ -381,18 +381,14 @@ async fn roll_back(
             Vec::new()
         }
     };
-    if let Err(err) = fleet.terminate_in_cloud(&doomed).await {
+    if let Err(err) = fleet.terminate_and_remove(&doomed).await {
         tracing::error!(region = %region, error = %err, "rollback could not terminate the new instances; the lifecycle job will retry");
         return;
     }
-    let names: Vec<InstanceName> = doomed.into_iter().map(|d| d.instance_name).collect();
+    let (region_c, commit) = (region.clone(), commit_hash.clone());
     let undone = fleet
         .db()
-        .run(move |conn| {
-            instance::delete(conn, &names)?;
-            region_to_ami::delete_inactive(conn, &region_c, &commit)?;
-            Ok(())
-        })
+        .run(move |conn| Ok(region_to_ami::delete_inactive(conn, &region_c, &commit)?))
         .await;
     if let Err(err) = undone {
         tracing::error!(region = %region, error = %err, "rollback could not remove the new rows");

@@ -266,6 +266,38 @@ async fn temporary_launch_failures_are_retried_and_permanent_ones_leave_nothing(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_instance_that_cannot_be_recorded_is_terminated() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    // Every insert into instance_info fails, as if the database refused the row.
+    db.execute(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT ON hardware.instance_info
+             FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+    let mut cloud = MockCloudProvider::new();
+    cloud
+        .expect_start_instances()
+        .times(1)
+        .returning(|_| Ok(vec![CloudInstanceId("i-unrecorded".to_owned())]));
+    cloud
+        .expect_terminate_instances()
+        .times(1)
+        .withf(|region, ids| {
+            region == REGION && ids == [CloudInstanceId("i-unrecorded".to_owned())]
+        })
+        .returning(|_, _| Ok(()));
+    let fleet = fleet_with(&db, cloud, settings(9));
+    let err = fleet
+        .check(&region(REGION), None, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("refused by the test"), "{err}");
+    assert_eq!(count(&db, "true"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn too_much_room_drains_one_empty_instance_through_its_host() {
     let db = TestDatabase::new();
     serve_region(&db, REGION);
@@ -419,9 +451,11 @@ async fn autoscale_off_freezes_the_pass_and_the_hook() {
         },
     ));
     assert!(fleet.run_pass().await.unwrap().is_empty());
+    // The same fleet through the hook: with autoscale on, it would drain an empty
+    // instance (and the mock, expecting nothing, would fail the test).
     let scaler = FleetScaler::new(fleet.clone());
     scaler.check(ScaleCheck {
-        region: region("us-west-2"),
+        region: region(REGION),
         ami: None,
     });
     scaler.idle().await;

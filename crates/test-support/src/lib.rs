@@ -16,6 +16,7 @@ mod database;
 mod identity;
 mod jwks_server;
 mod moto;
+mod python;
 mod smtp_server;
 mod stripe_stub;
 mod stub_server;
@@ -29,9 +30,3 @@ pub use smtp_server::{ReceivedMail, SmtpServer};
 pub use stripe_stub::{STRIPE_TEST_SECRET, StripeStub};
 pub use stub_server::{StubRequest, StubServer};
 pub use temp_dir::TempDir;
-
-/// The Python interpreter that has the test tools (moto, aiosmtpd): `TEST_PYTHON`, as
-/// `scripts/test.sh` sets it, else `python3`.
-pub(crate) fn python() -> String {
-    std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}

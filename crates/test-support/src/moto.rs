@@ -1,15 +1,11 @@
 //! moto's server, the local AWS emulator the AWS tests run against: one per test
 //! process, on a free port of 127.0.0.1, started on first use.
 //!
-//! It runs under a small Python wrapper that stops it when its standard input closes,
-//! which happens when the test process exits, however it exits. The interpreter is
-//! `TEST_PYTHON` (set by `scripts/test.sh` to its virtualenv), else `python3`.
+//! It runs under a small Python wrapper that stops it when the test process exits (see
+//! `crate::python`).
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::ChildStdin;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 /// The access key the tests sign with; moto accepts any.
 pub const MOTO_ACCESS_KEY_ID: &str = "testing";
@@ -69,44 +65,15 @@ impl Moto {
     }
 
     fn start() -> Result<Self, String> {
-        let python = crate::python();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|err| format!("no free port for moto: {err}"))?
-            .port();
-        let mut child = Command::new(&python)
-            .arg("-c")
-            .arg(WRAPPER)
-            .arg(port.to_string())
-            .arg(MOTO_INSTANCE_PROFILE)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|err| format!("cannot run {python} for moto: {err}"))?;
-        let stdin = child.stdin.take().ok_or("moto: no stdin")?;
-        let stdout = child.stdout.take().ok_or("moto: no stdout")?;
-        let (tell, ready) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tell.send(line);
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        match ready.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) if line.trim() == "ready" => Ok(Self {
-                endpoint: format!("http://127.0.0.1:{port}"),
-                _stdin: Mutex::new(stdin),
-            }),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!(
-                    "moto's server did not start with {python}. Run the tests through \
-                     scripts/test.sh, which installs it, or `pip install 'moto[server]'` \
-                     and set TEST_PYTHON to that interpreter"
-                ))
-            }
-        }
+        let server = crate::python::start(
+            "moto's server",
+            "'moto[server]'",
+            WRAPPER,
+            &[MOTO_INSTANCE_PROFILE],
+        )?;
+        Ok(Self {
+            endpoint: format!("http://127.0.0.1:{}", server.port),
+            _stdin: Mutex::new(server.stdin),
+        })
     }
 }

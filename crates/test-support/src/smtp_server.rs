@@ -1,10 +1,8 @@
 //! A real SMTP server (aiosmtpd) on a free port of 127.0.0.1, for the mail tests. It
 //! accepts every recipient except those starting with `reject`, which get 550, and
-//! keeps what it receives. It stops when the test process exits (see [`crate::Moto`]).
+//! keeps what it receives. It stops when the test process exits (see `crate::python`).
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::ChildStdin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,33 +51,13 @@ pub struct SmtpServer {
 
 impl SmtpServer {
     pub fn start() -> Self {
-        let python = crate::python();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let mut child = Command::new(&python)
-            .arg("-c")
-            .arg(WRAPPER)
-            .arg(port.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot run {python} for aiosmtpd: {err}"));
-        let stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = lines.next().and_then(Result::ok);
-        assert_eq!(
-            ready.as_deref(),
-            Some("ready"),
-            "aiosmtpd did not start with {python}: run the tests through scripts/test.sh, \
-             which installs it, or `pip install aiosmtpd` and set TEST_PYTHON"
-        );
+        let server = crate::python::start("aiosmtpd", "aiosmtpd", WRAPPER, &[])
+            .unwrap_or_else(|err| panic!("{err}"));
         let received: Arc<Mutex<Vec<ReceivedMail>>> = Arc::default();
         let sink = received.clone();
+        let lines = server.lines;
         std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
+            for line in lines {
                 let Ok(mail) = serde_json::from_str::<Value>(&line) else {
                     continue;
                 };
@@ -96,12 +74,11 @@ impl SmtpServer {
                     data: mail["data"].as_str().unwrap_or_default().to_owned(),
                 });
             }
-            let _ = child.wait();
         });
         Self {
-            port,
+            port: server.port,
             received,
-            _stdin: stdin,
+            _stdin: server.stdin,
         }
     }
 

@@ -15,7 +15,7 @@ use crate::extract::HostAgent;
     security(("host_token" = [])),
     params(("id" = String, Path, description = "The mandelbox id (a UUID)")),
     responses(
-        (status = 200, description = "Removed", body = crate::openapi::Status),
+        (status = 200, description = "Removed", body = crate::openapi::MandelboxDeleted),
         (status = 400, description = "Malformed id", body = crate::openapi::ErrorBody),
         (status = 401, description = "No or unknown host credential", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such mandelbox on the caller's instance", body = crate::openapi::ErrorBody),

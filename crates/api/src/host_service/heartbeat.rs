@@ -14,7 +14,7 @@ use crate::extract::HostAgent;
     security(("host_token" = [])),
     request_body = crate::openapi::HeartbeatBody,
     responses(
-        (status = 200, description = "Recorded", body = crate::openapi::Status),
+        (status = 200, description = "Recorded", body = crate::openapi::HeartbeatRecorded),
         (status = 400, description = "Malformed body", body = crate::openapi::ErrorBody),
         (status = 401, description = "No or unknown host credential", body = crate::openapi::ErrorBody),
         (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),

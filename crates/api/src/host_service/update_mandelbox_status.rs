@@ -17,7 +17,7 @@ use crate::extract::HostAgent;
     params(("id" = String, Path, description = "The mandelbox id (a UUID)")),
     request_body = crate::openapi::MandelboxStatusBody,
     responses(
-        (status = 200, description = "Recorded", body = crate::openapi::Status),
+        (status = 200, description = "Recorded", body = crate::openapi::MandelboxStatusRecorded),
         (status = 400, description = "Malformed id or body", body = crate::openapi::ErrorBody),
         (status = 401, description = "No or unknown host credential", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such mandelbox on the caller's instance", body = crate::openapi::ErrorBody),

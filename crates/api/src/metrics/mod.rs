@@ -17,10 +17,7 @@ static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         &["method", "route", "status"],
     );
     match counter {
-        Ok(counter) => {
-            let _ = prometheus::default_registry().register(Box::new(counter.clone()));
-            counter
-        }
+        Ok(counter) => scaling::metrics::registered(counter),
         Err(err) => unreachable!("malformed metric: {err}"),
     }
 });
@@ -37,10 +34,7 @@ static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
         &["method", "route", "status"],
     );
     match histogram {
-        Ok(histogram) => {
-            let _ = prometheus::default_registry().register(Box::new(histogram.clone()));
-            histogram
-        }
+        Ok(histogram) => scaling::metrics::registered(histogram),
         Err(err) => unreachable!("malformed metric: {err}"),
     }
 });

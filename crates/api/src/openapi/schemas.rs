@@ -97,11 +97,29 @@ pub struct HeartbeatBody {
     pub dying: bool,
 }
 
+#[derive(ToSchema)]
+pub struct HeartbeatRecorded {
+    /// The caller's instance.
+    pub instance_name: String,
+}
+
 /// `PUT /host_service/mandelbox/{id}/status`.
 #[derive(ToSchema)]
 pub struct MandelboxStatusBody {
     #[schema(example = "RUNNING")]
     pub status: MandelboxState,
+}
+
+#[derive(ToSchema)]
+pub struct MandelboxStatusRecorded {
+    pub mandelbox_id: String,
+    pub status: MandelboxState,
+}
+
+#[derive(ToSchema)]
+pub struct MandelboxDeleted {
+    pub mandelbox_id: String,
+    pub deleted: bool,
 }
 
 #[derive(ToSchema, serde::Serialize)]
