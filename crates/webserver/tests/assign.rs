@@ -597,6 +597,16 @@ async fn assign_all_at_once(
     join_all(requests).await
 }
 
+/// Each answer's status and JSON body, for assertions that show them all when they fail.
+async fn statuses_and_bodies(answers: Vec<reqwest::Response>) -> Vec<(StatusCode, Value)> {
+    let mut read = Vec::with_capacity(answers.len());
+    for answer in answers {
+        let status = answer.status();
+        read.push((status, json(answer).await));
+    }
+    read
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_assigns_never_exceed_capacity() {
     let first = app_with_region("us-east-1", &[]).await;
@@ -604,16 +614,18 @@ async fn concurrent_assigns_never_exceed_capacity() {
     for i in 0..5 {
         first.add_instance(&format!("i{i}"), "us-east-1", HASH, 3, 0);
     }
-    let answers = assign_all_at_once(&first, &second, 40).await;
+    let answers = statuses_and_bodies(assign_all_at_once(&first, &second, 40).await).await;
     let accepted = answers
         .iter()
-        .filter(|r| r.status() == StatusCode::ACCEPTED)
+        .filter(|(status, _)| *status == StatusCode::ACCEPTED)
         .count();
     let refused = answers
         .iter()
-        .filter(|r| r.status() == StatusCode::SERVICE_UNAVAILABLE)
+        .filter(|(status, body)| {
+            *status == StatusCode::SERVICE_UNAVAILABLE && body["error"] == "NO_INSTANCE_AVAILABLE"
+        })
         .count();
-    assert_eq!((accepted, refused), (15, 25));
+    assert_eq!((accepted, refused), (15, 25), "{answers:?}");
     assert_eq!(first.mandelboxes(), 15);
     first.assert_invariants(1);
 }
@@ -653,11 +665,12 @@ async fn no_request_is_refused_while_a_slot_is_free() {
     for i in 0..3 {
         first.add_instance(&format!("i{i}"), "us-east-1", HASH, 10, 0);
     }
-    let answers = assign_all_at_once(&first, &second, 30).await;
-    let statuses: Vec<StatusCode> = answers.iter().map(reqwest::Response::status).collect();
+    let answers = statuses_and_bodies(assign_all_at_once(&first, &second, 30).await).await;
     assert!(
-        statuses.iter().all(|s| *s == StatusCode::ACCEPTED),
-        "{statuses:?}"
+        answers
+            .iter()
+            .all(|(status, _)| *status == StatusCode::ACCEPTED),
+        "{answers:?}"
     );
     first.assert_invariants(1);
 }
