@@ -27,6 +27,21 @@ use test_support::{
 };
 use webserver::{Application, Overrides, Settings, Stopper, Vars};
 
+/// Sends the servers' warnings and errors to the test's captured output, so a failing
+/// test shows why the server answered as it did (`RUST_LOG` widens it).
+pub fn capture_server_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
 /// Records the scaling checks assignment asks for.
 #[derive(Default)]
 pub struct RecordedScaling(Mutex<Vec<ScaleCheck>>);
@@ -102,6 +117,7 @@ impl TestApp {
         overrides: &[(&str, &str)],
         record_scaling: bool,
     ) -> Self {
+        capture_server_logs();
         let data_dir = TempDir::new();
         let data_dir_path = data_dir.path().display().to_string();
         let mut vars: Vec<(&str, &str)> = vec![
