@@ -2,16 +2,18 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
-    IamInstanceProfileSpecification, InstanceStateName, InstanceType, ResourceType, Tag,
+    Filter, IamInstanceProfileSpecification, InstanceStateName, InstanceType, ResourceType, Tag,
     TagSpecification,
 };
 use base64::Engine;
-use cloud_interface::{CloudError, CloudInstanceId, CloudProvider, LaunchRequest};
+use cloud_interface::{
+    CloudError, CloudInstance, CloudInstanceId, CloudProvider, LaunchRequest, OWNER_TAG,
+};
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
@@ -159,6 +161,7 @@ impl CloudProvider for AwsProvider {
                 TagSpecification::builder()
                     .resource_type(ResourceType::Instance)
                     .tags(Tag::builder().key("Name").value(&request.name).build())
+                    .tags(Tag::builder().key(OWNER_TAG).value(&request.owner).build())
                     .build(),
             );
         let profile = &self.clients.options().instance_profile;
@@ -232,6 +235,60 @@ impl CloudProvider for AwsProvider {
                 None => Err(CloudError::Permanent(format!("unknown instance {id}"))),
             })
             .collect()
+    }
+
+    async fn list_instances(
+        &self,
+        region: &str,
+        owner: &str,
+    ) -> Result<Vec<CloudInstance>, CloudError> {
+        let client = self.clients.client(region).await;
+        let filter = |name: &str, values: &[&str]| {
+            Filter::builder()
+                .name(name)
+                .set_values(Some(values.iter().map(|v| (*v).to_owned()).collect()))
+                .build()
+        };
+        let mut found = Vec::new();
+        let mut next_token = None;
+        loop {
+            let output = client
+                .describe_instances()
+                .filters(filter(&format!("tag:{OWNER_TAG}"), &[owner]))
+                .filters(filter(
+                    "instance-state-name",
+                    &["pending", "running", "stopping", "stopped"],
+                ))
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|err| classify("DescribeInstances", &err))?;
+            for instance in output.reservations().iter().flat_map(|r| r.instances()) {
+                let Some(id) = instance.instance_id() else {
+                    continue;
+                };
+                let name = instance
+                    .tags()
+                    .iter()
+                    .find(|tag| tag.key() == Some("Name"))
+                    .and_then(|tag| tag.value())
+                    .unwrap_or_default();
+                // An instance without a launch time counts as just launched.
+                let launched_at = instance
+                    .launch_time()
+                    .and_then(|at| SystemTime::try_from(*at).ok())
+                    .unwrap_or_else(SystemTime::now);
+                found.push(CloudInstance {
+                    id: CloudInstanceId(id.to_owned()),
+                    name: name.to_owned(),
+                    launched_at,
+                });
+            }
+            match output.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                _ => return Ok(found),
+            }
+        }
     }
 
     async fn wait_until_running(

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use aws_impl::{AutoScalingGroups, AwsOptions, AwsProvider, GroupSpec, StaticCredentials};
 use cloud_interface::conformance::{self, Subject};
-use cloud_interface::{BootConfig, CloudError, CloudInstanceId, CloudProvider, LaunchRequest};
+use cloud_interface::{
+    BootConfig, CloudError, CloudInstanceId, CloudProvider, LaunchRequest, OWNER_TAG,
+};
 use secrecy::{ExposeSecret, SecretString};
 use test_support::{MOTO_ACCESS_KEY_ID, MOTO_INSTANCE_PROFILE, MOTO_SECRET_ACCESS_KEY, Moto};
 
@@ -95,6 +97,7 @@ async fn run_instances_sends_the_name_tag_user_data_type_and_profile() {
             count: 1,
             instance_type: "g4dn.2xlarge".to_owned(),
             user_data: user_data(&name),
+            owner: format!("http://{name}.test/"),
         })
         .await
         .unwrap();
@@ -110,6 +113,14 @@ async fn run_instances_sends_the_name_tag_user_data_type_and_profile() {
         "{described}"
     );
     assert!(described.contains("<key>Name</key>"), "{described}");
+    assert!(
+        described.contains(&format!("<key>{OWNER_TAG}</key>")),
+        "{described}"
+    );
+    assert!(
+        described.contains(&format!("<value>http://{name}.test/</value>")),
+        "{described}"
+    );
     assert!(described.contains("g4dn.2xlarge"), "{described}");
     assert!(described.contains("ami-0fedcba9876543210"), "{described}");
     assert!(described.contains(MOTO_INSTANCE_PROFILE), "{described}");
@@ -164,6 +175,7 @@ async fn a_missing_instance_profile_is_a_permanent_failure() {
             count: 1,
             instance_type: "g4dn.xlarge".to_owned(),
             user_data: user_data(&name),
+            owner: "moto-test".to_owned(),
         })
         .await
         .unwrap_err();

@@ -3,11 +3,11 @@
 //! adds). Each backend's tests call [`run`] with a provider set up for it; a failed check
 //! panics with its name.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use secrecy::SecretString;
 
-use crate::provider::{CloudError, CloudInstanceId, CloudProvider, LaunchRequest};
+use crate::provider::{CloudError, CloudInstance, CloudInstanceId, CloudProvider, LaunchRequest};
 
 /// What the suite launches, and where.
 #[derive(Debug, Clone)]
@@ -15,7 +15,7 @@ pub struct Subject {
     pub region: String,
     pub image: String,
     pub instance_type: String,
-    /// A name unique to this run: the `Name` tag of what it starts.
+    /// A name unique to this run: the `Name` tag of what it starts, and its owner.
     pub name: String,
     /// User data the backend accepts (the local provider parses it).
     pub user_data: SecretString,
@@ -33,7 +33,26 @@ fn request(subject: &Subject, count: u32) -> LaunchRequest {
         count,
         instance_type: subject.instance_type.clone(),
         user_data: subject.user_data.clone(),
+        owner: subject.name.clone(),
     }
+}
+
+/// The ids `owner` has in the subject's region, sorted.
+async fn listed(
+    provider: &dyn CloudProvider,
+    subject: &Subject,
+    owner: &str,
+) -> Vec<CloudInstance> {
+    let mut listed = check(
+        "list instances",
+        provider.list_instances(&subject.region, owner).await,
+    );
+    listed.sort_by(|a, b| a.id.cmp(&b.id));
+    listed
+}
+
+fn ids_of(instances: &[CloudInstance]) -> Vec<CloudInstanceId> {
+    instances.iter().map(|i| i.id.clone()).collect()
 }
 
 fn check<T: std::fmt::Debug>(name: &str, result: Result<T, CloudError>) -> T {
@@ -67,6 +86,30 @@ pub async fn run(provider: &dyn CloudProvider, subject: &Subject) {
         assert!(ips.contains_key(id), "instance ips: {id} missing: {ips:?}");
     }
 
+    // Listing by owner finds both, with their name and launch time; another owner has none.
+    let started_by_us = listed(provider, subject, &subject.name).await;
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(
+        ids_of(&started_by_us),
+        sorted,
+        "list instances: {started_by_us:?}"
+    );
+    for instance in &started_by_us {
+        assert_eq!(instance.name, subject.name, "list instances: {instance:?}");
+        let age = SystemTime::now().duration_since(instance.launched_at);
+        assert!(
+            age.is_ok_and(|age| age < Duration::from_secs(3600)),
+            "list instances: launch time {instance:?}"
+        );
+    }
+    let other_owner = format!("{}-other", subject.name);
+    let others = listed(provider, subject, &other_owner).await;
+    assert!(
+        others.iter().all(|i| !ids.contains(&i.id)),
+        "list instances of another owner: {others:?}"
+    );
+
     // Terminating one leaves the other; terminating again, or an unknown id, is fine.
     let (gone, kept) = (ids[0].clone(), ids[1].clone());
     check(
@@ -98,6 +141,12 @@ pub async fn run(provider: &dyn CloudProvider, subject: &Subject) {
         provider
             .wait_until_running(region, std::slice::from_ref(&kept), subject.timeout)
             .await,
+    );
+
+    assert_eq!(
+        ids_of(&listed(provider, subject, &subject.name).await),
+        std::slice::from_ref(&kept),
+        "list instances after terminating one"
     );
 
     // A terminated instance never becomes running: the wait fails instead of hanging.
@@ -138,5 +187,10 @@ pub async fn run(provider: &dyn CloudProvider, subject: &Subject) {
         provider
             .wait_until_terminated(region, &all, subject.timeout)
             .await,
+    );
+    let left = listed(provider, subject, &subject.name).await;
+    assert!(
+        left.is_empty(),
+        "list instances after terminating all: {left:?}"
     );
 }

@@ -17,4 +17,6 @@ pub mod provider;
 
 pub use boot::BootConfig;
 pub use local::{LocalOptions, LocalProvider};
-pub use provider::{CloudError, CloudInstanceId, CloudProvider, LaunchRequest};
+pub use provider::{
+    CloudError, CloudInstance, CloudInstanceId, CloudProvider, LaunchRequest, OWNER_TAG,
+};

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::boot::BootConfig;
 use crate::host_agent::{DrainEndpoint, HostAgent, HostMetrics, Registration};
-use crate::provider::{CloudError, CloudInstanceId, CloudProvider, LaunchRequest};
+use crate::provider::{CloudError, CloudInstance, CloudInstanceId, CloudProvider, LaunchRequest};
 
 /// How the simulated hosts behave.
 #[derive(Debug, Clone)]
@@ -63,6 +63,10 @@ enum Power {
 
 struct Simulated {
     ip: IpAddr,
+    region: String,
+    owner: String,
+    name: String,
+    launched_at: SystemTime,
     /// Set by the host itself when it shuts down after a drain.
     power: watch::Receiver<Power>,
     /// Tells the host it was terminated.
@@ -255,6 +259,10 @@ impl CloudProvider for LocalProvider {
                 id.clone(),
                 Simulated {
                     ip,
+                    region: request.region.clone(),
+                    owner: request.owner.clone(),
+                    name: request.name.clone(),
+                    launched_at: SystemTime::now(),
                     power,
                     terminate,
                 },
@@ -291,6 +299,24 @@ impl CloudProvider for LocalProvider {
                 None => Err(CloudError::Permanent(format!("unknown instance {id}"))),
             })
             .collect()
+    }
+
+    async fn list_instances(
+        &self,
+        region: &str,
+        owner: &str,
+    ) -> Result<Vec<CloudInstance>, CloudError> {
+        let instances = self.instances();
+        Ok(instances
+            .iter()
+            .filter(|(_, i)| i.region == region && i.owner == owner)
+            .filter(|(_, i)| *i.power.borrow() == Power::Running && !*i.terminate.borrow())
+            .map(|(id, i)| CloudInstance {
+                id: id.clone(),
+                name: i.name.clone(),
+                launched_at: i.launched_at,
+            })
+            .collect())
     }
 
     async fn wait_until_running(

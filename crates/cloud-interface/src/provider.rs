@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -32,6 +32,22 @@ pub struct LaunchRequest {
     pub instance_type: String,
     /// Handed to the instance at boot; carries the bootstrap secret, so it is secret.
     pub user_data: SecretString,
+    /// Which deployment launches it (the fleet uses its database's deployment id):
+    /// tagged [`OWNER_TAG`], so that [`CloudProvider::list_instances`] finds what this
+    /// deployment started.
+    pub owner: String,
+}
+
+/// The tag that carries [`LaunchRequest::owner`].
+pub const OWNER_TAG: &str = "webserver-fleet";
+
+/// An instance the cloud runs, or is starting, for an owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudInstance {
+    pub id: CloudInstanceId,
+    /// Its `Name` tag.
+    pub name: String,
+    pub launched_at: SystemTime,
 }
 
 /// Why a cloud call failed.
@@ -75,6 +91,14 @@ pub trait CloudProvider: Send + Sync {
         region: &str,
         ids: &[CloudInstanceId],
     ) -> Result<HashMap<CloudInstanceId, Option<IpAddr>>, CloudError>;
+
+    /// The instances launched for `owner` in `region` that are not terminated or on
+    /// their way there (pending, running, stopping or stopped ones).
+    async fn list_instances(
+        &self,
+        region: &str,
+        owner: &str,
+    ) -> Result<Vec<CloudInstance>, CloudError>;
 
     /// Waits until every instance runs, or fails after `timeout`.
     async fn wait_until_running(

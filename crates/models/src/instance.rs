@@ -376,6 +376,14 @@ pub fn fleets(conn: &mut PgConnection) -> QueryResult<Vec<(Region, AmiId)>> {
         .load(conn)
 }
 
+/// The `cloud_provider_id` of every instance recorded in `region`.
+pub fn cloud_provider_ids(conn: &mut PgConnection, region: &Region) -> QueryResult<Vec<String>> {
+    instance_info::table
+        .filter(instance_info::location.eq(region))
+        .select(instance_info::cloud_provider_id)
+        .load(conn)
+}
+
 /// Where to reach an instance being drained, and how to end it.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = instance_info, check_for_backend(diesel::pg::Pg))]

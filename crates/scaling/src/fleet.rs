@@ -8,12 +8,14 @@
 //! first one recorded, so concurrent refusals never launch more than the shortfall.
 //! Instance rows are written only for instances the cloud really started.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use cloud_interface::{BootConfig, CloudError, CloudInstanceId, CloudProvider, LaunchRequest};
+use cloud_interface::{
+    BootConfig, CloudError, CloudInstance, CloudInstanceId, CloudProvider, LaunchRequest,
+};
 use models::instance::{self, Doomed, DrainTarget, NewInstance};
 use models::region_to_ami::{self, RegionAmi};
 use models::{AmiId, CommitHash, Db, DbError, InstanceName, InstanceStatus, Region, UnixMillis};
@@ -54,12 +56,22 @@ pub struct FleetSettings {
     /// The least time between two capacity checks of one fleet from the assignment hook
     /// in one process: checks asked for meanwhile fold into one at the end of it.
     pub check_interval: Duration,
+    /// What launches are tagged with, so that this deployment finds what it started;
+    /// `None` for the database's deployment id (`hardware.deployment`), which is one
+    /// per deployment whatever its URLs and processes.
+    pub owner: Option<String>,
+    /// `ORPHAN_GRACE_SECS`: how old an instance of ours that no row records must be
+    /// before the periodic pass terminates it. A launch records its row as soon as the
+    /// cloud call returns; only a process that died in between leaves one behind.
+    pub orphan_grace: Duration,
 }
 
 impl FleetSettings {
     /// The settings' defaults for everything but what a deployment must say.
     pub fn new(webserver_url: url::Url, cloud_id_prefix: &str) -> Self {
         Self {
+            owner: None,
+            orphan_grace: Duration::from_secs(600),
             desired_free: 10,
             buffer: 1,
             max_instances_per_region: None,
@@ -123,6 +135,15 @@ impl CheckReport {
     }
 }
 
+/// What one periodic pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// One per fleet checked.
+    pub checks: Vec<CheckReport>,
+    /// Instances the cloud ran for this deployment that no row recorded: terminated.
+    pub orphans: Vec<CloudInstance>,
+}
+
 /// How a drain request went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DrainOutcome {
@@ -138,6 +159,8 @@ pub struct Fleet {
     cloud: Arc<dyn CloudProvider>,
     settings: FleetSettings,
     http: reqwest::Client,
+    /// The deployment id, once read.
+    owner: OnceLock<String>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -185,7 +208,21 @@ impl Fleet {
             cloud,
             settings,
             http,
+            owner: OnceLock::new(),
         }
+    }
+
+    /// What this fleet's launches are tagged with: the configured owner, else the
+    /// database's deployment id.
+    pub async fn owner(&self) -> Result<String, FleetError> {
+        if let Some(owner) = self.settings.owner.as_ref().or_else(|| self.owner.get()) {
+            return Ok(owner.clone());
+        }
+        let id = self
+            .db
+            .run(|conn| Ok(models::deployment::id(conn)?))
+            .await?;
+        Ok(self.owner.get_or_init(|| id).clone())
     }
 
     pub fn settings(&self) -> &FleetSettings {
@@ -365,6 +402,7 @@ impl Fleet {
             count: 1,
             instance_type: self.settings.instance_type.clone(),
             user_data,
+            owner: self.owner().await?,
         };
         let ids = match self.start_with_retries(&request).await {
             Ok(ids) => ids,
@@ -524,22 +562,98 @@ impl Fleet {
     }
 
     /// One periodic pass (every `SCALE_DOWN_INTERVAL_SECS`): every fleet that has
-    /// instances, and every enabled region's active image, is checked once. One process
-    /// at a time runs a pass; a fleet another process is deciding is skipped. Nothing
-    /// when `AUTOSCALE` is off, or another process is running a pass.
-    pub async fn run_pass(&self) -> Result<Vec<CheckReport>, FleetError> {
+    /// instances, and every enabled region's active image, is checked once; then orphans
+    /// are ended ([`Fleet::end_orphans`]). One process at a time runs a pass; a fleet
+    /// another process is deciding is skipped. Nothing when `AUTOSCALE` is off, or
+    /// another process is running a pass.
+    pub async fn run_pass(&self) -> Result<PassReport, FleetError> {
         if !self.settings.autoscale {
-            return Ok(Vec::new());
+            return Ok(PassReport::default());
         }
         let Some(lock) = self.db.advisory_lock(PASS_LOCK, Duration::ZERO).await? else {
-            return Ok(Vec::new());
+            return Ok(PassReport::default());
         };
         let result = self.pass_locked().await;
         lock.release().await;
         result
     }
 
-    async fn pass_locked(&self) -> Result<Vec<CheckReport>, FleetError> {
+    async fn pass_locked(&self) -> Result<PassReport, FleetError> {
+        let checks = self.check_every_fleet().await?;
+        let orphans = self.end_orphans().await?;
+        Ok(PassReport { checks, orphans })
+    }
+
+    /// Terminates the instances the cloud runs for this deployment (tagged with its
+    /// owner) in any region it knows, that no row records and that were launched over
+    /// `orphan_grace` ago. A region the cloud cannot list is logged and skipped.
+    pub async fn end_orphans(&self) -> Result<Vec<CloudInstance>, FleetError> {
+        let regions = self
+            .db
+            .run(|conn| {
+                let mut regions = region_to_ami::known_regions(conn)?;
+                regions.extend(
+                    instance::fleets(conn)?
+                        .into_iter()
+                        .map(|(region, _)| region),
+                );
+                regions.sort();
+                regions.dedup();
+                Ok(regions)
+            })
+            .await?;
+        let mut ended = Vec::new();
+        for region in regions {
+            match self.end_orphans_in(&region).await {
+                Ok(mut orphans) => ended.append(&mut orphans),
+                Err(err) => {
+                    tracing::warn!(region = %region, error = %err, "could not look for orphaned instances");
+                }
+            }
+        }
+        Ok(ended)
+    }
+
+    async fn end_orphans_in(&self, region: &Region) -> Result<Vec<CloudInstance>, FleetError> {
+        let owner = self.owner().await?;
+        let running = self.cloud.list_instances(region.as_str(), &owner).await?;
+        if running.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Read after listing: a launch recorded in between is seen as recorded.
+        let recorded: HashSet<String> = {
+            let region = region.clone();
+            self.db
+                .run(move |conn| Ok(instance::cloud_provider_ids(conn, &region)?))
+                .await?
+                .into_iter()
+                .collect()
+        };
+        let cutoff = SystemTime::now()
+            .checked_sub(self.settings.orphan_grace)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let orphans: Vec<CloudInstance> = running
+            .into_iter()
+            .filter(|instance| instance.launched_at <= cutoff)
+            .filter(|instance| {
+                !recorded.contains(&format!("{}{}", self.settings.cloud_id_prefix, instance.id))
+            })
+            .collect();
+        if orphans.is_empty() {
+            return Ok(orphans);
+        }
+        for orphan in &orphans {
+            tracing::warn!(region = %region, cloud_id = %orphan.id, name = %orphan.name, "terminating an instance no row records");
+        }
+        let ids: Vec<CloudInstanceId> = orphans.iter().map(|o| o.id.clone()).collect();
+        self.cloud
+            .terminate_instances(region.as_str(), &ids)
+            .await?;
+        metrics::fleet_action("orphan_terminated", region.as_str(), ids.len() as u64);
+        Ok(orphans)
+    }
+
+    async fn check_every_fleet(&self) -> Result<Vec<CheckReport>, FleetError> {
         let fleets = self
             .db
             .run(|conn| {

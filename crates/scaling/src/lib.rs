@@ -14,7 +14,7 @@ pub mod sizing;
 pub mod upgrade;
 
 pub use assign::{AssignError, AssignPolicy, Assigner, Assignment, Failure};
-pub use fleet::{Fleet, FleetError, FleetScaler, FleetSettings};
+pub use fleet::{Fleet, FleetError, FleetScaler, FleetSettings, PassReport};
 pub use hook::{NoScaling, ScaleCheck, ScalingHook};
 pub use neighbours::RegionNeighbours;
 pub use request::{AssignRequest, InvalidRequest, RegionChoice};

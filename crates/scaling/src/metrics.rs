@@ -4,7 +4,7 @@
 //! - `webserver_assign_outcomes_total{outcome}`: `ASSIGNED`, or the refusal's code
 //!   (`NO_INSTANCE_AVAILABLE`, …, `PAYMENT_REQUIRED`, `RATE_LIMITED`, `FORBIDDEN`, `ERROR`);
 //! - `webserver_fleet_actions_total{action, region}`: `launched`, `launch_failed`,
-//!   `drained`, `terminated`;
+//!   `drained`, `terminated`, `orphan_terminated`;
 //! - `webserver_job_runs_total{job, result}`: `lifecycle` and `scaling` passes, `ok` or
 //!   `failed`;
 //! - gauges per region, read from the database at each scrape

@@ -5,14 +5,17 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use cloud_interface::host_agent::DrainEndpoint;
 use cloud_interface::provider::MockCloudProvider;
-use cloud_interface::{BootConfig, CloudError, CloudInstanceId};
+use cloud_interface::{
+    BootConfig, CloudError, CloudInstance, CloudInstanceId, CloudProvider, LaunchRequest,
+    LocalOptions, LocalProvider,
+};
 use models::{AmiId, Db, PoolOptions, Region};
 use scaling::sizing::Decision;
-use scaling::{Fleet, FleetScaler, FleetSettings, ScaleCheck, ScalingHook};
+use scaling::{Fleet, FleetScaler, FleetSettings, PassReport, ScaleCheck, ScalingHook};
 use secrecy::ExposeSecret;
 use test_support::TestDatabase;
 
@@ -110,12 +113,26 @@ fn launching_cloud(started: Arc<AtomicUsize>) -> MockCloudProvider {
         Ok(vec![CloudInstanceId(format!("i-{n:04}-{}", request.name))])
     });
     cloud
+        .expect_list_instances()
+        .returning(|_, _| Ok(Vec::new()));
+    cloud
+}
+
+/// A cloud that only lists: nothing of this deployment runs unrecorded.
+fn listing_cloud() -> MockCloudProvider {
+    let mut cloud = MockCloudProvider::new();
+    cloud
+        .expect_list_instances()
+        .returning(|_, _| Ok(Vec::new()));
+    cloud
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_empty_region_launches_one_instance_and_records_it() {
     let db = TestDatabase::new();
     serve_region(&db, REGION);
+    let owner = Arc::new(std::sync::Mutex::new(None));
+    let owner_seen = owner.clone();
     let mut cloud = MockCloudProvider::new();
     cloud
         .expect_start_instances()
@@ -131,7 +148,10 @@ async fn an_empty_region_launches_one_instance_and_records_it() {
                 && boot.instance_name == request.name
                 && boot.webserver_url.as_str() == "http://127.0.0.1:7730/"
         })
-        .returning(|_| Ok(vec![CloudInstanceId("i-0abc".to_owned())]));
+        .returning(move |request| {
+            *owner_seen.lock().unwrap() = Some(request.owner.clone());
+            Ok(vec![CloudInstanceId("i-0abc".to_owned())])
+        });
     let fleet = fleet_with(&db, cloud, settings(9));
 
     let report = fleet
@@ -150,6 +170,14 @@ async fn an_empty_region_launches_one_instance_and_records_it() {
                  AND bootstrap_secret_hash IS NOT NULL"
             )
         ),
+        1
+    );
+    // Tagged with the database's deployment id.
+    let tagged = owner.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        db.number(&format!(
+            "SELECT count(*) AS n FROM hardware.deployment WHERE deployment_id = '{tagged}'"
+        )),
         1
     );
     // The instance on its way counts: a second check launches nothing.
@@ -393,9 +421,9 @@ async fn wrong_images_and_disabled_regions_drain_every_empty_instance() {
         0,
         "127.0.0.1",
     );
-    let fleet = fleet_with(&db, MockCloudProvider::new(), settings(drain.port()));
+    let fleet = fleet_with(&db, listing_cloud(), settings(drain.port()));
 
-    let reports = fleet.run_pass().await.unwrap();
+    let reports = fleet.run_pass().await.unwrap().checks;
     let drained: Vec<String> = reports
         .iter()
         .flat_map(|r| r.drained.iter().map(|n| n.as_str().to_owned()))
@@ -426,7 +454,7 @@ async fn regions_are_sized_each_on_their_own() {
     add_in(&db, "us-west-1", "west", AMI, "ACTIVE", 10, 10, "127.0.0.1");
     let started = Arc::new(AtomicUsize::new(0));
     let fleet = fleet_with(&db, launching_cloud(started.clone()), settings(9));
-    let reports = fleet.run_pass().await.unwrap();
+    let reports = fleet.run_pass().await.unwrap().checks;
     assert_eq!(started.load(Ordering::SeqCst), 1, "{reports:?}");
     assert_eq!(
         count(&db, "location = 'us-west-1' AND status = 'PRE_CONNECTION'"),
@@ -450,7 +478,7 @@ async fn autoscale_off_freezes_the_pass_and_the_hook() {
             ..settings(9)
         },
     ));
-    assert!(fleet.run_pass().await.unwrap().is_empty());
+    assert_eq!(fleet.run_pass().await.unwrap(), PassReport::default());
     // The same fleet through the hook: with autoscale on, it would drain an empty
     // instance (and the mock, expecting nothing, would fail the test).
     let scaler = FleetScaler::new(fleet.clone());
@@ -461,6 +489,173 @@ async fn autoscale_off_freezes_the_pass_and_the_hook() {
     scaler.idle().await;
     assert_eq!(count(&db, "status = 'ACTIVE'"), 3);
     assert_eq!(count(&db, "true"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_owner_is_one_id_per_database_whatever_the_process() {
+    let (db, other_db) = (TestDatabase::new(), TestDatabase::new());
+    let fleets: Vec<Fleet> = (0..4)
+        .map(|_| fleet_with(&db, MockCloudProvider::new(), settings(9)))
+        .collect();
+    let owners = futures_util::future::join_all(fleets.iter().map(Fleet::owner)).await;
+    let owners: Vec<String> = owners.into_iter().map(Result::unwrap).collect();
+    assert!(owners.iter().all(|o| *o == owners[0]), "{owners:?}");
+    assert_eq!(
+        uuid::Uuid::parse_str(&owners[0]).unwrap().get_version_num(),
+        4
+    );
+    let other = fleet_with(&other_db, MockCloudProvider::new(), settings(9));
+    assert_ne!(other.owner().await.unwrap(), owners[0]);
+    // A configured owner wins.
+    let configured = fleet_with(
+        &db,
+        MockCloudProvider::new(),
+        FleetSettings {
+            owner: Some("staging".to_owned()),
+            ..settings(9)
+        },
+    );
+    assert_eq!(configured.owner().await.unwrap(), "staging");
+}
+
+fn running(id: &str, name: &str, launched_secs_ago: u64) -> CloudInstance {
+    CloudInstance {
+        id: CloudInstanceId(id.to_owned()),
+        name: name.to_owned(),
+        launched_at: SystemTime::now() - Duration::from_secs(launched_secs_ago),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_no_row_records_are_terminated_once_past_the_grace() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    // A second known region whose listing fails: logged, the rest goes on.
+    db.execute(&format!(
+        "INSERT INTO hardware.region_to_ami (region_name, client_commit_hash, ami_id, ami_active)
+         VALUES ('eu-west-1', '{COMMIT}', 'ami-eu', false)"
+    ));
+    // Recorded (cloud id `i-kept`), with room to spare but not enough to drain.
+    add(&db, "kept", AMI, "ACTIVE", 10, 0);
+    let mut cloud = MockCloudProvider::new();
+    cloud
+        .expect_list_instances()
+        .withf(|region, owner| region == REGION && owner == "owner-under-test")
+        .times(1)
+        .returning(|_, _| {
+            Ok(vec![
+                running("i-kept", "kept", 7200),
+                running("i-orphan", "us-east-1-test-abcdef0-uid-0123456789", 3600),
+                // Launched a moment ago: its row may be on its way.
+                running("i-young", "us-east-1-test-abcdef0-uid-abcdefghij", 5),
+            ])
+        });
+    cloud
+        .expect_list_instances()
+        .withf(|region, _| region == "eu-west-1")
+        .times(1)
+        .returning(|_, _| Err(CloudError::Temporary("throttled".to_owned())));
+    cloud
+        .expect_terminate_instances()
+        .withf(|region, ids| region == REGION && ids == [CloudInstanceId("i-orphan".to_owned())])
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let fleet = fleet_with(
+        &db,
+        cloud,
+        FleetSettings {
+            desired_free: 10,
+            orphan_grace: Duration::from_secs(600),
+            owner: Some("owner-under-test".to_owned()),
+            ..settings(9)
+        },
+    );
+    let report = fleet.run_pass().await.unwrap();
+    let orphans: Vec<&str> = report.orphans.iter().map(|o| o.id.0.as_str()).collect();
+    assert_eq!(orphans, ["i-orphan"], "{report:?}");
+    assert_eq!(
+        count(&db, "instance_name = 'kept' AND status = 'ACTIVE'"),
+        1
+    );
+}
+
+/// The local cloud, end to end: an instance started for this deployment that no row
+/// records (its launcher died before writing it) is found and ended; the recorded one
+/// and another deployment's stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pass_ends_an_unrecorded_instance_on_the_local_cloud() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    let provider = Arc::new(LocalProvider::new(LocalOptions {
+        host_port: 0,
+        // The hosts stay booting: no webserver to register with here.
+        boot_delay: Duration::from_secs(3600),
+        ..LocalOptions::default()
+    }));
+    let settings = FleetSettings {
+        orphan_grace: Duration::ZERO,
+        ..FleetSettings::new(url::Url::parse("http://127.0.0.1:9/").unwrap(), "")
+    };
+    let fleet = Fleet::new(
+        Db::new(db.url(), PoolOptions::default()),
+        provider.clone(),
+        settings,
+    );
+    let owner = fleet.owner().await.unwrap();
+    // The empty region gets its buffer instance, recorded.
+    let report = fleet
+        .check(&region(REGION), None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(report.launched.len(), 1, "{report:?}");
+    let recorded = report.launched[0].as_str().to_owned();
+    let launch = |owner: &str, name: &str| LaunchRequest {
+        region: REGION.to_owned(),
+        image: AMI.to_owned(),
+        name: name.to_owned(),
+        count: 1,
+        instance_type: "g4dn.xlarge".to_owned(),
+        user_data: BootConfig {
+            instance_name: name.to_owned(),
+            webserver_url: url::Url::parse("http://127.0.0.1:9/").unwrap(),
+            bootstrap_secret: "unused".to_owned().into(),
+        }
+        .to_user_data()
+        .unwrap(),
+        owner: owner.to_owned(),
+    };
+    let orphan = provider
+        .start_instances(&launch(&owner, "orphan"))
+        .await
+        .unwrap();
+    let theirs = provider
+        .start_instances(&launch("http://elsewhere.test/", "theirs"))
+        .await
+        .unwrap();
+
+    let report = fleet.run_pass().await.unwrap();
+    let ended: Vec<CloudInstanceId> = report.orphans.iter().map(|o| o.id.clone()).collect();
+    assert_eq!(ended, orphan, "{report:?}");
+    assert_eq!(report.orphans[0].name, "orphan");
+    provider
+        .wait_until_terminated(REGION, &orphan, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let ours: Vec<String> = provider
+        .list_instances(REGION, &owner)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(ours, [recorded]);
+    let elsewhere = provider
+        .list_instances(REGION, "http://elsewhere.test/")
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.len(), 1);
+    assert_eq!(elsewhere[0].id, theirs[0]);
+    assert_eq!(count(&db, "true"), 1);
 }
 
 /// Many refusals at once, in two processes: one decision at a time per fleet, so the

@@ -60,6 +60,7 @@ pub fn fleet_settings(settings: &Settings, prefix: &str, webserver_url: url::Url
         branch: settings.cloud.branch.clone(),
         host_service_port: scaling.host_service_port,
         lock_wait: Duration::from_secs(30),
+        orphan_grace: scaling.orphan_grace,
         ..FleetSettings::new(webserver_url, prefix)
     }
 }

@@ -323,6 +323,9 @@ pub struct ScalingSettings {
     pub pre_connection_timeout: Duration,
     pub lingering_timeout: Duration,
     pub allocation_timeout: Duration,
+    /// How old an instance of this deployment that no row records must be before the
+    /// periodic pass terminates it.
+    pub orphan_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -534,6 +537,7 @@ impl ScalingSettings {
             pre_connection_timeout: vars.secs("PRE_CONNECTION_TIMEOUT_SECS", 900)?,
             lingering_timeout: vars.secs("LINGERING_TIMEOUT_SECS", 600)?,
             allocation_timeout: vars.secs("ALLOCATION_TIMEOUT_SECS", 90)?,
+            orphan_grace: vars.secs("ORPHAN_GRACE_SECS", 600)?,
         })
     }
 }
@@ -569,6 +573,7 @@ mod tests {
         assert_eq!(settings.scaling.default_instance_buffer, 1);
         assert_eq!(settings.scaling.heartbeat_timeout, Duration::from_secs(120));
         assert_eq!(settings.scaling.allocation_timeout, Duration::from_secs(90));
+        assert_eq!(settings.scaling.orphan_grace, Duration::from_secs(600));
         assert!(settings.scaling.autoscale);
         assert_eq!(settings.limits.rate_limit_per_minute, 10);
         assert_eq!(settings.limits.mandelbox_limit_per_user, 1);

@@ -66,6 +66,113 @@ async fn moto_instances(image: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// RunInstances asked of moto directly (its query API, unsigned), tagged with `owner`:
+/// an instance some launcher started and never recorded.
+async fn moto_run_instance(image: &str, owner: &str) -> String {
+    let mut url = url::Url::parse(Moto::shared().endpoint()).unwrap();
+    url.query_pairs_mut()
+        .append_pair("Action", "RunInstances")
+        .append_pair("ImageId", image)
+        .append_pair("MinCount", "1")
+        .append_pair("MaxCount", "1")
+        .append_pair("InstanceType", "g4dn.xlarge")
+        .append_pair("TagSpecification.1.ResourceType", "instance")
+        .append_pair("TagSpecification.1.Tag.1.Key", "webserver-fleet")
+        .append_pair("TagSpecification.1.Tag.1.Value", owner)
+        .append_pair("Version", "2016-11-15");
+    let auth = format!(
+        "AWS4-HMAC-SHA256 Credential={MOTO_ACCESS_KEY_ID}/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0"
+    );
+    let xml = reqwest::Client::new()
+        .get(url)
+        .header("Authorization", auth)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    xml.split("<instanceId>")
+        .nth(1)
+        .and_then(|rest| rest.split("</instanceId>").next())
+        .unwrap_or_else(|| panic!("no instance started: {xml}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pass_terminates_an_unrecorded_instance_of_this_deployment_in_ec2() {
+    let moto = Moto::shared().endpoint().to_owned();
+    let dir = TempDir::new();
+    let db = TestDatabase::new();
+    let unique = &uuid::Uuid::new_v4().simple().to_string()[..17];
+    let (image, stray_image) = (format!("ami-{unique}"), format!("ami-{}", &unique[..16]));
+    let deployment = format!("deployment-{unique}");
+    db.execute(&format!(
+        "INSERT INTO hardware.region_to_ami (region_name, client_commit_hash, ami_id, ami_active)
+         VALUES ('us-east-1', 'orphan-commit', '{image}', true);
+         INSERT INTO hardware.deployment (deployment_id) VALUES ('{deployment}')"
+    ));
+    let ours = moto_run_instance(&stray_image, &deployment).await;
+    let theirs = moto_run_instance(&stray_image, "another-deployment").await;
+    let vars = [
+        ("ENVIRONMENT", "local"),
+        ("DATABASE_URL", db.url()),
+        ("CLOUD_PROVIDER", "aws"),
+        ("AWS_ENDPOINT_URL", moto.as_str()),
+        ("AWS_ACCESS_KEY_ID", MOTO_ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", MOTO_SECRET_ACCESS_KEY),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("SCALE_DOWN_INTERVAL_SECS", "1"),
+        ("ORPHAN_GRACE_SECS", "0"),
+    ];
+    let server = Server::start(&dir, &vars, &[]);
+
+    // The pass launches the region's buffer instance (recorded), and ends the stray one.
+    let state_of = |instances: &[(String, String)], id: &str| {
+        instances
+            .iter()
+            .find(|(seen, _)| seen == id)
+            .map(|(_, state)| state.clone())
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let strays = moto_instances(&stray_image).await;
+        if matches!(
+            state_of(&strays, &ours).as_deref(),
+            Some("terminated" | "shutting-down")
+        ) {
+            assert_eq!(state_of(&strays, &theirs).as_deref(), Some("running"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stray instance still runs: {strays:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let launched = moto_instances(&image).await;
+    assert_eq!(launched.len(), 1, "{launched:?}");
+    assert_eq!(launched[0].1, "running");
+    assert_eq!(
+        db.number(&format!(
+            "SELECT count(*) AS n FROM hardware.instance_info
+             WHERE cloud_provider_id = 'aws-{}'",
+            launched[0].0
+        )),
+        1
+    );
+    // A few more passes: the recorded instance is left alone.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(moto_instances(&image).await[0].1, "running");
+
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("terminating an instance no row records"),
+        "{log}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_servers_on_aws_launch_the_shortfall_once_and_terminate_what_never_registers() {
     let moto = Moto::shared().endpoint().to_owned();

@@ -2,6 +2,13 @@
 
 pub mod hardware {
     diesel::table! {
+        hardware.deployment (one_row) {
+            one_row -> Bool,
+            deployment_id -> Varchar,
+        }
+    }
+
+    diesel::table! {
         hardware.instance_info (instance_name) {
             instance_name -> Varchar,
             cloud_provider_id -> Varchar,
@@ -56,6 +63,7 @@ pub mod hardware {
     diesel::joinable!(mandelbox_info -> instance_info (instance_name));
 
     diesel::allow_tables_to_appear_in_same_query!(
+        deployment,
         instance_info,
         mandelbox_info,
         rate_limit_windows,
