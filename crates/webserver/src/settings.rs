@@ -380,7 +380,7 @@ impl Settings {
                     .unwrap_or("noreply@fractal.co")
                     .to_owned(),
             },
-            scaling: ScalingSettings::from_vars(vars)?,
+            scaling: ScalingSettings::from_vars(vars, environment)?,
             limits: LimitSettings {
                 rate_limit_per_minute: vars.parse_or("RATE_LIMIT_PER_MINUTE", 10)?,
                 mandelbox_limit_per_user: vars.parse_or("MANDELBOX_LIMIT_PER_USER", 1)?,
@@ -523,8 +523,24 @@ impl CloudSettings {
     }
 }
 
+/// The least `ORPHAN_GRACE_SECS` in production and staging: a launch in flight (cloud
+/// call done, row not yet written) must never look like an orphan, whatever the clock
+/// difference with the cloud.
+const MIN_DEPLOYED_ORPHAN_GRACE: Duration = Duration::from_secs(60);
+
 impl ScalingSettings {
-    fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+    fn from_vars(vars: &Vars, environment: Environment) -> Result<Self, ConfigError> {
+        let orphan_grace = vars.secs("ORPHAN_GRACE_SECS", 600)?;
+        if environment.is_deployed() && orphan_grace < MIN_DEPLOYED_ORPHAN_GRACE {
+            return Err(problem(
+                "ORPHAN_GRACE_SECS",
+                format!(
+                    "must be at least {} in {}",
+                    MIN_DEPLOYED_ORPHAN_GRACE.as_secs(),
+                    environment.as_str()
+                ),
+            ));
+        }
         Ok(Self {
             default_instance_buffer: vars.parse_or("DEFAULT_INSTANCE_BUFFER", 1)?,
             desired_free_mandelboxes: vars.parse_or("DESIRED_FREE_MANDELBOXES", 10)?,
@@ -537,7 +553,7 @@ impl ScalingSettings {
             pre_connection_timeout: vars.secs("PRE_CONNECTION_TIMEOUT_SECS", 900)?,
             lingering_timeout: vars.secs("LINGERING_TIMEOUT_SECS", 600)?,
             allocation_timeout: vars.secs("ALLOCATION_TIMEOUT_SECS", 90)?,
-            orphan_grace: vars.secs("ORPHAN_GRACE_SECS", 600)?,
+            orphan_grace,
         })
     }
 }
@@ -648,6 +664,17 @@ mod tests {
             ]))
             .unwrap_err();
             assert_eq!(err.var, "CLOUD_PROVIDER");
+
+            let err = Settings::from_vars(&vars(&[
+                DB,
+                ("ENVIRONMENT", env),
+                ("AUTH0_DOMAIN", "fractal.us.auth0.com"),
+                ("STRIPE_SECRET", "sk_live_x"),
+                ("ORPHAN_GRACE_SECS", "59"),
+            ]))
+            .unwrap_err();
+            assert_eq!(err.var, "ORPHAN_GRACE_SECS");
+            assert!(err.to_string().contains("at least 60"), "{err}");
 
             let settings = Settings::from_vars(&vars(&[
                 DB,
