@@ -13,7 +13,7 @@ use crate::extract::HostAgent;
     path = "/host_service/mandelbox/{id}",
     tag = "host service",
     security(("host_token" = [])),
-    params(("id" = String, Path, description = "The mandelbox id (a UUID)")),
+    params(("id" = String, Path, format = "uuid", description = "The mandelbox id (a UUID)")),
     responses(
         (status = 200, description = "Removed", body = crate::openapi::MandelboxDeleted),
         (status = 400, description = "Malformed id", body = crate::openapi::ErrorBody),

@@ -14,7 +14,7 @@ use crate::extract::HostAgent;
     path = "/host_service/mandelbox/{id}/status",
     tag = "host service",
     security(("host_token" = [])),
-    params(("id" = String, Path, description = "The mandelbox id (a UUID)")),
+    params(("id" = String, Path, format = "uuid", description = "The mandelbox id (a UUID)")),
     request_body = crate::openapi::MandelboxStatusBody,
     responses(
         (status = 200, description = "Recorded", body = crate::openapi::MandelboxStatusRecorded),

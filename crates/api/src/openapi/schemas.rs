@@ -19,19 +19,34 @@ pub struct Status {
     pub status: String,
 }
 
+// Patterns, as the parsers check them: a region is lowercase letters, digits and inner
+// hyphens, at most 64; commit hashes and instance names are 1 to 128 printable ASCII
+// characters; no text may hold NUL (PostgreSQL text cannot).
+
+/// A region name, e.g. `us-east-1`.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$", example = "us-west-2")]
+pub struct RegionName(String);
+
 /// `POST /mandelbox/assign`.
 #[derive(ToSchema)]
 pub struct AssignBody {
     /// The user's region; or send `regions`.
-    #[schema(example = "us-east-1")]
+    #[schema(
+        pattern = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$",
+        example = "us-east-1"
+    )]
     pub region: Option<String>,
     /// Regions nearest first; replaces the bundled neighbours.
-    pub regions: Option<Vec<String>>,
+    #[schema(min_items = 1, max_items = 16)]
+    pub regions: Option<Vec<RegionName>>,
     /// The token's user (admins may act for others).
+    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000]*$")]
     pub username: String,
     #[schema(minimum = 1, maximum = 2000, example = 96)]
     pub dpi: i64,
     /// The client's commit hash; `local_dev` in development.
+    #[schema(pattern = "^[!-~]{1,128}$")]
     pub client_commit_hash: String,
 }
 
@@ -63,8 +78,10 @@ pub struct HasuraSession {
 /// `POST /host_service/register`.
 #[derive(ToSchema)]
 pub struct RegisterBody {
+    #[schema(pattern = "^[!-~]{1,128}$")]
     pub instance_name: String,
     /// Single use: handed to the instance at launch.
+    #[schema(pattern = "^[^\\u0000]*$")]
     pub bootstrap_secret: String,
     /// The address clients reach the host at; the request's peer if absent.
     pub ip: Option<String>,
@@ -134,9 +151,12 @@ pub enum MandelboxState {
 #[derive(ToSchema)]
 pub struct MailBody {
     /// The id of a row of `sales.email_templates`.
+    #[schema(pattern = "^[^\\u0000]*$")]
     pub email_id: String,
+    #[schema(format = Email)]
     pub to_email: String,
     /// `MAIL_DEFAULT_FROM` if absent.
+    #[schema(format = Email)]
     pub from_email: Option<String>,
     /// The template's variables; each is HTML-escaped where printed.
     pub email_args: Option<std::collections::HashMap<String, serde_json::Value>>,
@@ -157,7 +177,11 @@ pub struct MailResult {
 #[derive(ToSchema)]
 pub struct PortalBody {
     /// Where the portal sends the customer back to (http or https).
-    #[schema(example = "https://fractal.co/account")]
+    #[schema(
+        format = "uri",
+        pattern = "^https?://",
+        example = "https://fractal.co/account"
+    )]
     pub return_url: String,
 }
 
