@@ -64,27 +64,6 @@ async fn ec2_passes_the_behaviour_suite() {
     .await;
 }
 
-/// DescribeInstances and DescribeInstanceAttribute, asked of moto directly (its query
-/// API, unsigned): what did RunInstances really send?
-async fn moto_query(region: &str, params: &[(&str, &str)]) -> String {
-    let mut url = url::Url::parse(Moto::shared().endpoint()).unwrap();
-    url.query_pairs_mut()
-        .extend_pairs(params)
-        .append_pair("Version", "2016-11-15");
-    let auth = format!(
-        "AWS4-HMAC-SHA256 Credential={MOTO_ACCESS_KEY_ID}/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0"
-    );
-    reqwest::Client::new()
-        .get(url)
-        .header("Authorization", auth)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn run_instances_sends_the_name_tag_user_data_type_and_profile() {
     let provider = AwsProvider::new(moto_options());
@@ -103,11 +82,12 @@ async fn run_instances_sends_the_name_tag_user_data_type_and_profile() {
         .unwrap();
     let id = ids[0].0.as_str();
 
-    let described = moto_query(
-        "us-west-1",
-        &[("Action", "DescribeInstances"), ("InstanceId.1", id)],
-    )
-    .await;
+    let described = Moto::shared()
+        .ec2_query(
+            "us-west-1",
+            &[("Action", "DescribeInstances"), ("InstanceId.1", id)],
+        )
+        .await;
     assert!(
         described.contains(&format!("<value>{name}</value>")),
         "{described}"
@@ -125,15 +105,16 @@ async fn run_instances_sends_the_name_tag_user_data_type_and_profile() {
     assert!(described.contains("ami-0fedcba9876543210"), "{described}");
     assert!(described.contains(MOTO_INSTANCE_PROFILE), "{described}");
 
-    let attribute = moto_query(
-        "us-west-1",
-        &[
-            ("Action", "DescribeInstanceAttribute"),
-            ("InstanceId", id),
-            ("Attribute", "userData"),
-        ],
-    )
-    .await;
+    let attribute = Moto::shared()
+        .ec2_query(
+            "us-west-1",
+            &[
+                ("Action", "DescribeInstanceAttribute"),
+                ("InstanceId", id),
+                ("Attribute", "userData"),
+            ],
+        )
+        .await;
     let encoded = attribute
         .split("<value>")
         .nth(1)

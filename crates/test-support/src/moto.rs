@@ -64,6 +64,26 @@ impl Moto {
         &self.endpoint
     }
 
+    /// An EC2 query-API call asked of moto directly (unsigned; moto reads the region from
+    /// the credential scope), for what a test must see or set up behind the code under
+    /// test: its XML answer.
+    pub async fn ec2_query(&self, region: &str, params: &[(&str, &str)]) -> String {
+        let mut url = url::Url::parse(&self.endpoint).expect("moto's endpoint is a URL");
+        url.query_pairs_mut()
+            .extend_pairs(params)
+            .append_pair("Version", "2016-11-15");
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential={MOTO_ACCESS_KEY_ID}/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        let answer = reqwest::Client::new()
+            .get(url)
+            .header("Authorization", auth)
+            .send()
+            .await
+            .expect("moto answers");
+        answer.text().await.expect("moto's answer is text")
+    }
+
     fn start() -> Result<Self, String> {
         let server = crate::python::start(
             "moto's server",

@@ -31,24 +31,16 @@ fn admin_token(dir: &TempDir, vars: &[(&str, &str)]) -> String {
 
 /// Instances of `image` in moto's us-east-1, with their states.
 async fn moto_instances(image: &str) -> Vec<(String, String)> {
-    let mut url = url::Url::parse(Moto::shared().endpoint()).unwrap();
-    url.query_pairs_mut()
-        .append_pair("Action", "DescribeInstances")
-        .append_pair("Filter.1.Name", "image-id")
-        .append_pair("Filter.1.Value.1", image)
-        .append_pair("Version", "2016-11-15");
-    let auth = format!(
-        "AWS4-HMAC-SHA256 Credential={MOTO_ACCESS_KEY_ID}/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0"
-    );
-    let xml = reqwest::Client::new()
-        .get(url)
-        .header("Authorization", auth)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let xml = Moto::shared()
+        .ec2_query(
+            "us-east-1",
+            &[
+                ("Action", "DescribeInstances"),
+                ("Filter.1.Name", "image-id"),
+                ("Filter.1.Value.1", image),
+            ],
+        )
+        .await;
     // Each instance: <instanceId>…</instanceId> … <instanceState><code>…</code><name>…</name>
     xml.split("<instanceId>")
         .skip(1)
@@ -66,32 +58,24 @@ async fn moto_instances(image: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// RunInstances asked of moto directly (its query API, unsigned), tagged with `owner`:
-/// an instance some launcher started and never recorded.
+/// An instance of `image` started in moto's us-east-1 behind the server's back, tagged
+/// with `owner`: one some launcher started and never recorded.
 async fn moto_run_instance(image: &str, owner: &str) -> String {
-    let mut url = url::Url::parse(Moto::shared().endpoint()).unwrap();
-    url.query_pairs_mut()
-        .append_pair("Action", "RunInstances")
-        .append_pair("ImageId", image)
-        .append_pair("MinCount", "1")
-        .append_pair("MaxCount", "1")
-        .append_pair("InstanceType", "g4dn.xlarge")
-        .append_pair("TagSpecification.1.ResourceType", "instance")
-        .append_pair("TagSpecification.1.Tag.1.Key", "webserver-fleet")
-        .append_pair("TagSpecification.1.Tag.1.Value", owner)
-        .append_pair("Version", "2016-11-15");
-    let auth = format!(
-        "AWS4-HMAC-SHA256 Credential={MOTO_ACCESS_KEY_ID}/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0"
-    );
-    let xml = reqwest::Client::new()
-        .get(url)
-        .header("Authorization", auth)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let xml = Moto::shared()
+        .ec2_query(
+            "us-east-1",
+            &[
+                ("Action", "RunInstances"),
+                ("ImageId", image),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("InstanceType", "g4dn.xlarge"),
+                ("TagSpecification.1.ResourceType", "instance"),
+                ("TagSpecification.1.Tag.1.Key", "webserver-fleet"),
+                ("TagSpecification.1.Tag.1.Value", owner),
+            ],
+        )
+        .await;
     xml.split("<instanceId>")
         .nth(1)
         .and_then(|rest| rest.split("</instanceId>").next())
