@@ -29,6 +29,19 @@ fn admin_token(dir: &TempDir, vars: &[(&str, &str)]) -> String {
     stdout(&minted).trim().to_owned()
 }
 
+/// A server on `db` whose cloud is moto at `endpoint`.
+fn on_moto<'a>(db: &'a TestDatabase, endpoint: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("ENVIRONMENT", "local"),
+        ("DATABASE_URL", db.url()),
+        ("CLOUD_PROVIDER", "aws"),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", MOTO_ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", MOTO_SECRET_ACCESS_KEY),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+}
+
 /// Instances of `image` in moto's us-east-1, with their states.
 async fn moto_instances(image: &str) -> Vec<(String, String)> {
     let xml = Moto::shared()
@@ -98,17 +111,11 @@ async fn the_pass_terminates_an_unrecorded_instance_of_this_deployment_in_ec2() 
     ));
     let ours = moto_run_instance(&stray_image, &deployment).await;
     let theirs = moto_run_instance(&stray_image, "another-deployment").await;
-    let vars = [
-        ("ENVIRONMENT", "local"),
-        ("DATABASE_URL", db.url()),
-        ("CLOUD_PROVIDER", "aws"),
-        ("AWS_ENDPOINT_URL", moto.as_str()),
-        ("AWS_ACCESS_KEY_ID", MOTO_ACCESS_KEY_ID),
-        ("AWS_SECRET_ACCESS_KEY", MOTO_SECRET_ACCESS_KEY),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
+    let mut vars = on_moto(&db, &moto);
+    vars.extend([
         ("SCALE_DOWN_INTERVAL_SECS", "1"),
         ("ORPHAN_GRACE_SECS", "0"),
-    ];
+    ]);
     let server = Server::start(&dir, &vars, &[]);
 
     // The pass launches the region's buffer instance (recorded), and ends the stray one.
@@ -167,20 +174,14 @@ async fn two_servers_on_aws_launch_the_shortfall_once_and_terminate_what_never_r
         "INSERT INTO hardware.region_to_ami (region_name, client_commit_hash, ami_id, ami_active)
          VALUES ('us-east-1', 'aws-commit', '{image}', true)"
     ));
-    let base = [
-        ("ENVIRONMENT", "local"),
-        ("DATABASE_URL", db.url()),
-        ("CLOUD_PROVIDER", "aws"),
-        ("AWS_ENDPOINT_URL", moto.as_str()),
-        ("AWS_ACCESS_KEY_ID", MOTO_ACCESS_KEY_ID),
-        ("AWS_SECRET_ACCESS_KEY", MOTO_SECRET_ACCESS_KEY),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
+    let mut base = on_moto(&db, &moto);
+    base.extend([
         ("AWS_INSTANCE_PROFILE", MOTO_INSTANCE_PROFILE),
         ("RATE_LIMIT_PER_MINUTE", "0"),
         ("DESIRED_FREE_MANDELBOXES", "4"),
-    ];
+    ]);
     let first = Server::start(&dir, &base, &[]);
-    let mut second_vars = base.to_vec();
+    let mut second_vars = base.clone();
     // Only the second one runs the lifecycle often, and gives up on silent instances fast.
     second_vars.extend([
         ("PRE_CONNECTION_TIMEOUT_SECS", "4"),
