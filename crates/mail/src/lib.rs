@@ -15,7 +15,7 @@ mod sendgrid;
 mod smtp;
 mod transport;
 
-pub use mailer::{MailError, MailRequest, Mailer, TemplateSource};
+pub use mailer::{MailError, MailRequest, Mailer, TEMPLATE_TTL, TemplateSource};
 pub use message::{Address, InvalidAddress, Message};
 pub use render::RenderError;
 pub use sendgrid::SendGrid;

@@ -1,7 +1,8 @@
 //! `POST /mail`: the request, the template, the rendering and the sending.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use models::{Db, DbError, email_template};
 use serde_json::{Map, Value};
@@ -12,6 +13,9 @@ use crate::transport::{SendError, Transport};
 
 /// The most template text fetched from a URL.
 const MAX_TEMPLATE_BYTES: usize = 1 << 20;
+
+/// How long a template fetched from its URL is used before it is fetched again.
+pub const TEMPLATE_TTL: Duration = Duration::from_secs(300);
 
 /// `{email_id, to_email, from_email?, email_args?}`, checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,11 +93,17 @@ impl TryFrom<&Value> for MailRequest {
     }
 }
 
-/// Where templates come from: `sales.email_templates`.
+/// Template text fetched from a URL, and when.
+type Fetched = HashMap<String, (Instant, Arc<str>)>;
+
+/// Where templates come from: `sales.email_templates`. Text behind a URL is kept for
+/// [`TEMPLATE_TTL`]; when fetching it again fails, the copy fetched before is used.
 #[derive(Clone)]
 pub struct TemplateSource {
     db: Db,
     http: reqwest::Client,
+    ttl: Duration,
+    fetched: Arc<Mutex<Fetched>>,
 }
 
 impl TemplateSource {
@@ -103,7 +113,19 @@ impl TemplateSource {
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        Self { db, http }
+        Self {
+            db,
+            http,
+            ttl: TEMPLATE_TTL,
+            fetched: Arc::default(),
+        }
+    }
+
+    /// Keeps fetched text for `ttl` instead of [`TEMPLATE_TTL`].
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     /// The subject and text of template `id`.
@@ -116,18 +138,52 @@ impl TemplateSource {
             .ok_or_else(|| MailError::UnknownTemplate(id.to_owned()))?;
         let text = match template.body {
             Some(body) => body,
-            None => self.fetch(&template.url).await?,
+            None => self.fetch_or_reuse(&template.url).await?,
         };
         Ok((template.title, text))
+    }
+
+    async fn fetch_or_reuse(&self, location: &str) -> Result<String, MailError> {
+        let before = self
+            .fetched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(location)
+            .cloned();
+        if let Some((at, text)) = &before
+            && at.elapsed() < self.ttl
+        {
+            return Ok(text.to_string());
+        }
+        match self.fetch(location).await {
+            Ok(text) => {
+                self.fetched
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(
+                        location.to_owned(),
+                        (Instant::now(), Arc::from(text.as_str())),
+                    );
+                Ok(text)
+            }
+            Err(err) => match before {
+                Some((_, text)) => {
+                    tracing::warn!(%location, error = %err, "template fetch failed; using the copy fetched before");
+                    Ok(text.to_string())
+                }
+                None => Err(err),
+            },
+        }
     }
 
     async fn fetch(&self, location: &str) -> Result<String, MailError> {
         let unavailable =
             |why: String| MailError::TemplateUnavailable(format!("{location}: {why}"));
         let url = url::Url::parse(location).map_err(|err| unavailable(err.to_string()))?;
+        let too_large = || unavailable(format!("larger than {MAX_TEMPLATE_BYTES} bytes"));
         let bytes = match url.scheme() {
             "https" | "http" => {
-                let response = self
+                let mut response = self
                     .http
                     .get(url.clone())
                     .send()
@@ -136,27 +192,41 @@ impl TemplateSource {
                 if !response.status().is_success() {
                     return Err(unavailable(format!("answered {}", response.status())));
                 }
-                response
-                    .bytes()
+                // Read no more than the limit, whatever the server sends.
+                let mut bytes = Vec::new();
+                while let Some(chunk) = response
+                    .chunk()
                     .await
                     .map_err(|err| unavailable(err.to_string()))?
-                    .to_vec()
+                {
+                    if bytes.len() + chunk.len() > MAX_TEMPLATE_BYTES {
+                        return Err(too_large());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                bytes
             }
             "file" => {
                 let path = url
                     .to_file_path()
                     .map_err(|()| unavailable("not a file path".to_owned()))?;
-                tokio::task::spawn_blocking(move || std::fs::read(path))
-                    .await
-                    .map_err(|err| unavailable(err.to_string()))?
-                    .map_err(|err| unavailable(err.to_string()))?
+                tokio::task::spawn_blocking(move || {
+                    use std::io::Read as _;
+                    // One byte over the limit is enough to refuse it.
+                    let mut bytes = Vec::new();
+                    std::fs::File::open(path)?
+                        .take(MAX_TEMPLATE_BYTES as u64 + 1)
+                        .read_to_end(&mut bytes)?;
+                    Ok::<_, std::io::Error>(bytes)
+                })
+                .await
+                .map_err(|err| unavailable(err.to_string()))?
+                .map_err(|err| unavailable(err.to_string()))?
             }
             other => return Err(unavailable(format!("unsupported scheme {other:?}"))),
         };
         if bytes.len() > MAX_TEMPLATE_BYTES {
-            return Err(unavailable(format!(
-                "larger than {MAX_TEMPLATE_BYTES} bytes"
-            )));
+            return Err(too_large());
         }
         String::from_utf8(bytes).map_err(|_| unavailable("not UTF-8".to_owned()))
     }
