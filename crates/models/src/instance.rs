@@ -74,15 +74,6 @@ pub struct Slot {
     pub aws_ami_id: AmiId,
 }
 
-/// How to treat candidate rows that another transaction holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Contention {
-    /// Pass over them: fast, but may miss the only instance with room.
-    Skip,
-    /// Wait for them, then look again at what they became.
-    Wait,
-}
-
 /// A mandelbox to place.
 #[derive(Debug, Clone)]
 pub struct Placement<'a> {
@@ -95,18 +86,15 @@ pub struct Placement<'a> {
 /// `region` for `commit_hash` (`ACTIVE`, heard from, with a free slot; one probe of
 /// `instance_info_assignable` whatever the size of the fleet) and puts an `ALLOCATED`
 /// mandelbox on it. The lock lasts until the transaction ends; the trigger on
-/// `mandelbox_info` counts the new row.
+/// `mandelbox_info` counts the new row. Rows other transactions hold are passed over,
+/// never waited for: see [`any_with_room_for`] for telling "none free" from "none free
+/// right now".
 pub fn take_slot(
     conn: &mut PgConnection,
     region: &Region,
     commit_hash: &CommitHash,
-    contention: Contention,
     placement: &Placement<'_>,
 ) -> QueryResult<Option<Slot>> {
-    let lock = match contention {
-        Contention::Skip => " FOR UPDATE SKIP LOCKED",
-        Contention::Wait => " FOR UPDATE",
-    };
     Prepared::default()
         .sql(
             "WITH slot AS (
@@ -122,7 +110,7 @@ pub fn take_slot(
                  ORDER BY free_slots, instance_name
                  LIMIT 1",
         )
-        .sql(lock)
+        .sql(" FOR UPDATE SKIP LOCKED")
         .sql(
             "), taken AS (
                  INSERT INTO hardware.mandelbox_info
@@ -141,6 +129,29 @@ pub fn take_slot(
         )
         .get_result(conn)
         .optional()
+}
+
+/// Whether any `ACTIVE`, heard-from instance serving one of these (region, commit hash)
+/// pairs has a free slot, as last committed (rows other transactions hold count).
+pub fn any_with_room_for(
+    conn: &mut PgConnection,
+    wanted: &[(Region, CommitHash)],
+) -> QueryResult<bool> {
+    for (region, commit_hash) in wanted {
+        let room = diesel::select(diesel::dsl::exists(
+            instance_info::table
+                .filter(instance_info::location.eq(region))
+                .filter(instance_info::commit_hash.eq(commit_hash))
+                .filter(instance_info::status.eq(InstanceStatus::Active))
+                .filter(instance_info::last_updated_utc_unix_ms.ne(UnixMillis::NEVER))
+                .filter(instance_info::free_slots.gt(0)),
+        ))
+        .get_result(conn)?;
+        if room {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Whether any `ACTIVE`, heard-from instance in these regions has a free slot, whatever

@@ -260,7 +260,7 @@ fn rate_limit_windows_slide_and_old_ones_are_purged() {
 #[test]
 fn assignment_statements_are_prepared_once_per_connection() {
     use diesel::Connection;
-    use models::instance::{Contention, Placement, take_slot};
+    use models::instance::{Placement, take_slot};
     let db = TestDatabase::new();
     db.execute(
         "INSERT INTO hardware.instance_info
@@ -285,7 +285,7 @@ fn assignment_statements_are_prepared_once_per_connection() {
                 user_id: &user,
                 now: UnixMillis::now(),
             };
-            let slot = take_slot(conn, &region, &hash, Contention::Skip, &placement)?;
+            let slot = take_slot(conn, &region, &hash, &placement)?;
             assert_eq!(slot.unwrap().instance_name.as_str(), "a");
             Ok(())
         })

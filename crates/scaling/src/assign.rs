@@ -13,11 +13,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
 use auth::Caller;
 use auth::payments::{PaymentError, Subscriptions};
 use diesel::prelude::*;
-use models::instance::{self, Contention, Placement, Slot};
+use models::instance::{self, Placement, Slot};
 use models::{
     CommitHash, Db, DbError, MandelboxId, Region, UnixMillis, mandelbox, rate_limit, region_to_ami,
 };
@@ -118,6 +119,13 @@ pub struct Assigner {
     /// When this process last purged old rate-limit windows (Unix ms).
     last_purge: AtomicI64,
 }
+
+/// How long an assignment keeps looking at room that other transactions hold, before it
+/// answers `SERVICE_UNAVAILABLE` (as long as it waited for a row lock before).
+const LOCKED_ROOM_WAIT: Duration = Duration::from_secs(5);
+/// The pauses between looks: doubling from the first to the last.
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+const LAST_PAUSE: Duration = Duration::from_millis(8);
 
 /// How often a process forgets rate-limit windows that no longer count.
 const PURGE_EVERY_MILLIS: i64 = 10 * 60 * 1000;
@@ -296,12 +304,27 @@ fn assign_in_transaction(
         user_id: &request.username,
         now: UnixMillis::now(),
     };
-    for contention in [Contention::Skip, Contention::Wait] {
+    // Rows other transactions hold are passed over, never waited for: a wait on a row can
+    // end in a deadlock, since a statement that waited keeps the locks of the rows it then
+    // found full. The room they hold is taken or given back within milliseconds, so look
+    // again until a slot is had or no instance has room left.
+    let started = Instant::now();
+    let mut pause = FIRST_PAUSE;
+    loop {
         for (region, hash) in &wanted {
-            if let Some(slot) = instance::take_slot(conn, region, hash, contention, &placement)? {
+            if let Some(slot) = instance::take_slot(conn, region, hash, &placement)? {
                 return Ok(Outcome::Assigned(slot, mandelbox_id));
             }
         }
+        if !instance::any_with_room_for(conn, &wanted)? {
+            break;
+        }
+        if started.elapsed() >= LOCKED_ROOM_WAIT {
+            tracing::warn!(user = %request.username, "assignment: room stayed locked by others");
+            return Ok(Outcome::Refused(Failure::ServiceUnavailable, None));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(LAST_PAUSE);
     }
 
     let failure = if instance::any_with_room(conn, &regions)? {
