@@ -45,7 +45,11 @@ pub async fn log_request(
                 route.as_str()
             };
             crate::metrics::observe(&method, label, status, started.elapsed().as_secs_f64());
-            if status >= 500 {
+            // A 503 is an answer of the contract (no capacity, a dependency down, whose
+            // cause is logged where it is known); a 500 is a bug.
+            if status == 503 {
+                tracing::warn!(status, %route, %query, %peer, latency_ms, "request refused");
+            } else if status >= 500 {
                 tracing::error!(status, %route, %query, %peer, latency_ms, "request failed");
             } else {
                 tracing::info!(status, %route, %query, %peer, latency_ms, "request");
