@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use auth::AuthError;
+use auth::payments::PortalError;
 use models::DbError;
 use scaling::hosts::HostError;
 use scaling::{AssignError, InvalidRequest};
@@ -72,6 +73,21 @@ impl From<AssignError> for ApiError {
             AssignError::PaymentRequired(message) => Self::PaymentRequired(message),
             AssignError::Refused(failure) => Self::NoMandelbox(failure.code()),
             AssignError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<PortalError> for ApiError {
+    fn from(err: PortalError) -> Self {
+        match err {
+            PortalError::Refused(message) => Self::BadRequest(message),
+            PortalError::NotConfigured => {
+                Self::ServiceUnavailable("payments are not configured".to_owned())
+            }
+            PortalError::Unavailable(cause) => {
+                tracing::error!(%cause, "billing portal: Stripe unavailable");
+                Self::ServiceUnavailable("the payment provider is unavailable".to_owned())
+            }
         }
     }
 }

@@ -1,6 +1,5 @@
 use actix_web::{HttpResponse, web};
 use mail::{MailError, MailRequest};
-use models::DbError;
 use serde_json::{Value, json};
 
 use crate::ApiState;
@@ -39,10 +38,7 @@ pub async fn send_mail(
         MailRequest::try_from(&*body).map_err(|err| ApiError::MailNotSent(err.to_string()))?;
     match mailer.send(&request).await {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({ "verified": true, "status": 200 }))),
-        Err(MailError::Database(err @ (DbError::Unavailable(_) | DbError::Busy(_)))) => {
-            Err(err.into())
-        }
-        Err(MailError::Database(err)) => Err(ApiError::Internal(err.to_string())),
+        Err(MailError::Database(err)) => Err(err.into()),
         Err(err) => {
             tracing::warn!(template = %request.email_id, to = %request.to, error = %err, "mail not sent");
             Err(ApiError::MailNotSent(err.to_string()))

@@ -1,5 +1,4 @@
 use actix_web::{HttpResponse, web};
-use auth::payments::PortalError;
 use scaling::billing::PortalRequest;
 use serde_json::{Value, json};
 
@@ -35,16 +34,6 @@ pub async fn create_customer_portal(
     let url = state
         .portal
         .portal_session(customer, &request.return_url)
-        .await
-        .map_err(|err| match err {
-            PortalError::Refused(message) => ApiError::BadRequest(message),
-            PortalError::NotConfigured => {
-                ApiError::ServiceUnavailable("payments are not configured".to_owned())
-            }
-            PortalError::Unavailable(cause) => {
-                tracing::error!(%cause, "billing portal: Stripe unavailable");
-                ApiError::ServiceUnavailable("the payment provider is unavailable".to_owned())
-            }
-        })?;
+        .await?;
     Ok(HttpResponse::Ok().json(json!({ "url": url.as_str() })))
 }
