@@ -214,3 +214,20 @@ async fn malformed_json_bodies_are_400_and_oversized_ones_413() {
     .await;
     assert_eq!(status, 413);
 }
+
+#[actix_web::test]
+async fn mail_without_a_transport_is_a_503() {
+    // What production and staging get when neither SMTP_URL nor SENDGRID_API_KEY is set.
+    let fixture = Fixture::new();
+    let service =
+        test::init_service(app(fixture.state(), 1024, CorsOrigins::Any, crate::routes)).await;
+    let request = test::TestRequest::post()
+        .uri("/mail")
+        .insert_header(("Authorization", format!("Bearer {}", fixture.token(true))))
+        .set_json(json!({"email_id": "WELCOME", "to_email": "ada@example.com"}))
+        .to_request();
+    let response = test::call_service(&service, request).await;
+    assert_eq!(response.status().as_u16(), 503);
+    let body: Value = test::read_body_json(response).await;
+    assert_eq!(body["error"], "mail is not configured");
+}

@@ -117,3 +117,41 @@ async fn text_over_a_mebibyte_is_refused() {
         "{err:?}"
     );
 }
+
+/// A server that answers 200 and then sends template text forever, in chunks, declaring
+/// no length: only a limit on what is read ends the fetch before the client's timeout.
+fn endless_server() -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n";
+                let chunk = format!("10000\r\n{}\r\n", "z".repeat(0x10000));
+                let _ = stream.write_all(head.as_bytes());
+                while stream.write_all(chunk.as_bytes()).is_ok() {}
+            });
+        }
+    });
+    format!("http://{address}/endless.html")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_answer_is_cut_at_the_limit() {
+    let db = TestDatabase::new();
+    let (mailer, outbox) = mailer(&db, &endless_server(), Duration::from_secs(300));
+    let err = mailer.send(&welcome("Ada")).await.unwrap_err();
+    // Not the client's 10 s timeout: the read stopped at 1 MiB.
+    assert!(
+        matches!(&err, MailError::TemplateUnavailable(why) if why.contains("larger than")),
+        "{err:?}"
+    );
+    assert!(outbox.sent().is_empty());
+}

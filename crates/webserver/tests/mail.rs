@@ -228,3 +228,20 @@ async fn mail_goes_through_a_real_smtp_server_and_its_refusals_are_400() {
     assert_eq!(json(response).await["verified"], false);
     assert_eq!(smtp.received().len(), 1);
 }
+
+#[tokio::test]
+async fn a_database_outage_is_a_503_and_sends_nothing() {
+    let app = TestApp::spawn().await;
+    add_template(&app, "WELCOME", "Welcome", "", Some("Hi {{ name }}"));
+    let admin = app.identity.admin_token("ops");
+    app.db.drop_now();
+    let response = send(
+        &app,
+        &admin,
+        &body!({"email_id": "WELCOME", "to_email": "ada@example.com", "email_args": {"name": "Ada"}}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json(response).await["error"], "database unavailable");
+    assert!(app.outbox.sent().is_empty());
+}
