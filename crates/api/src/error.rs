@@ -1,19 +1,24 @@
-//! The one error type of the HTTP layer: every failure becomes a status code and a
-//! JSON body with an `error` field. Causes of 5xx answers are logged here, once, and
-//! never sent to the client.
+//! The one error type of the HTTP layer: every failure becomes a status code and a JSON
+//! body with an `error` field. A 500's cause is logged here, once, and never sent to the
+//! client; a 503 is an answer of the contract (no capacity, a dependency down, whose
+//! outage is logged where it starts and ends), so it is only counted and logged as a
+//! request.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use assignment::AssignError;
 use auth::AuthError;
-use auth::payments::PortalError;
+use billing::PortalError;
+use hosts::HostError;
 use models::DbError;
-use scaling::hosts::HostError;
-use scaling::{AssignError, InvalidRequest};
 use serde_json::json;
+
+type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// What is wrong with the request, in words for the client (naming the field).
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -26,8 +31,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("too many requests: retry in {0} s")]
     TooManyRequests(u64),
+    /// A dependency is down, or the server is shutting down: what, for the client.
     #[error("{0}")]
-    ServiceUnavailable(String),
+    ServiceUnavailable(&'static str),
     /// No mandelbox was assigned: 503 `{"ip": null, "mandelbox_id": null, "error": code}`.
     #[error("{0}")]
     NoMandelbox(&'static str),
@@ -36,15 +42,14 @@ pub enum ApiError {
     MailNotSent(String),
     /// A bug or an unexpected failure: the client sees only "internal error".
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         match err {
-            AuthError::KeysUnavailable(cause) => {
-                tracing::error!(%cause, "cannot verify tokens: signing keys unavailable");
-                Self::ServiceUnavailable("authentication is temporarily unavailable".to_owned())
+            AuthError::KeysUnavailable => {
+                Self::ServiceUnavailable("authentication is temporarily unavailable")
             }
             refused => Self::Unauthorized(refused.to_string()),
         }
@@ -53,12 +58,10 @@ impl From<AuthError> for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
-        match err {
-            DbError::Unavailable(cause) | DbError::Busy(cause) => {
-                tracing::error!(%cause, "database unavailable");
-                Self::ServiceUnavailable("database unavailable".to_owned())
-            }
-            other => Self::Internal(other.to_string()),
+        if err.is_outage() {
+            Self::ServiceUnavailable("database unavailable")
+        } else {
+            Self::Internal(Box::new(err))
         }
     }
 }
@@ -66,13 +69,17 @@ impl From<DbError> for ApiError {
 impl From<AssignError> for ApiError {
     fn from(err: AssignError) -> Self {
         match err {
-            AssignError::Forbidden(message) => Self::Forbidden(message),
+            AssignError::Forbidden => Self::Forbidden(err.to_string()),
             AssignError::RateLimited { retry_after_secs } => {
                 Self::TooManyRequests(retry_after_secs)
             }
-            AssignError::PaymentRequired(message) => Self::PaymentRequired(message),
-            AssignError::Refused(failure) => Self::NoMandelbox(failure.code()),
-            AssignError::Internal(cause) => Self::Internal(cause),
+            AssignError::NoCustomer | AssignError::NotPaying => {
+                Self::PaymentRequired(err.to_string())
+            }
+            AssignError::Refused(_) | AssignError::Unavailable(_) => {
+                Self::NoMandelbox(err.outcome())
+            }
+            AssignError::Internal(cause) => Self::Internal(Box::new(cause)),
         }
     }
 }
@@ -81,31 +88,21 @@ impl From<PortalError> for ApiError {
     fn from(err: PortalError) -> Self {
         match err {
             PortalError::Refused(message) => Self::BadRequest(message),
-            PortalError::NotConfigured => {
-                Self::ServiceUnavailable("payments are not configured".to_owned())
-            }
-            PortalError::Unavailable(cause) => {
-                tracing::error!(%cause, "billing portal: Stripe unavailable");
-                Self::ServiceUnavailable("the payment provider is unavailable".to_owned())
+            PortalError::NotConfigured => Self::ServiceUnavailable("payments are not configured"),
+            PortalError::Unavailable(_) => {
+                Self::ServiceUnavailable("the payment provider is unavailable")
             }
         }
-    }
-}
-
-impl From<InvalidRequest> for ApiError {
-    fn from(err: InvalidRequest) -> Self {
-        Self::BadRequest(err.to_string())
     }
 }
 
 impl From<HostError> for ApiError {
     fn from(err: HostError) -> Self {
         match err {
-            HostError::Invalid(invalid) => invalid.into(),
-            HostError::Unauthorized => Self::Unauthorized(HostError::Unauthorized.to_string()),
-            HostError::NotFound => Self::NotFound(HostError::NotFound.to_string()),
-            HostError::Unavailable => Self::ServiceUnavailable("database unavailable".to_owned()),
-            HostError::Internal(cause) => Self::Internal(cause),
+            HostError::Unauthorized => Self::Unauthorized(err.to_string()),
+            HostError::NotFound => Self::NotFound(err.to_string()),
+            HostError::Database(db) => db.into(),
+            other => Self::Internal(Box::new(other)),
         }
     }
 }
@@ -126,7 +123,10 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         if let Self::Internal(cause) = self {
-            tracing::error!(%cause, "internal error");
+            tracing::error!(
+                error = cause.as_ref() as &dyn std::error::Error,
+                "internal error"
+            );
         }
         let mut response = HttpResponse::build(self.status_code());
         match self {
@@ -150,7 +150,7 @@ impl ResponseError for ApiError {
 }
 
 /// How a JSON body that cannot be read is answered: 415 for another content type,
-/// 413 when too large, else 400 with the parser's message (which names the field).
+/// 413 when too large, else 400 with the parser's message.
 pub fn json_body_error(
     err: actix_web::error::JsonPayloadError,
     _req: &actix_web::HttpRequest,

@@ -58,8 +58,13 @@ fn token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok(query.into_inner().access_token)
 }
 
+/// The state every route is registered with.
+#[derive(Debug, thiserror::Error)]
+#[error("ApiState is not registered")]
+struct NoState;
+
 async fn verify(state: Option<web::Data<ApiState>>, token: String) -> Result<Caller, ApiError> {
-    let state = state.ok_or_else(|| ApiError::Internal("ApiState is not registered".to_owned()))?;
+    let state = state.ok_or_else(|| ApiError::Internal(Box::new(NoState)))?;
     Ok(state.verifier.verify(&token).await?)
 }
 
@@ -122,7 +127,7 @@ impl FromRequest for ApiState {
         ready(
             req.app_data::<web::Data<ApiState>>()
                 .map(|data| data.get_ref().clone())
-                .ok_or_else(|| ApiError::Internal("ApiState is not registered".to_owned())),
+                .ok_or_else(|| ApiError::Internal(Box::new(NoState))),
         )
     }
 }

@@ -2,6 +2,7 @@
 //! and one error type. Handlers extract, authorize, call the library crates and shape
 //! the answer; they hold no business logic and build no SQL.
 
+pub mod body;
 mod error;
 pub mod extract;
 mod hasura;
@@ -27,7 +28,8 @@ use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 
 pub use error::ApiError;
-pub use state::{ApiState, Lifecycle};
+pub use metrics::HttpMetrics;
+pub use state::{ApiMetrics, ApiState, Lifecycle};
 
 use crate::middleware::BodyLimit;
 

@@ -1,6 +1,7 @@
 //! Cross-cutting HTTP behaviour: request logs, the body size limit, and a JSON error
 //! body on every 4xx and 5xx answer, whoever produced it (actix itself included).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
@@ -17,25 +18,59 @@ use crate::redact::redact_query;
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
-/// One log line per request (method, path, route, redacted query, status and latency),
-/// and the request's count and latency in the metrics.
+/// The header that names a request, in the answer and in every log line of it.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The request's id: the caller's `X-Request-Id` when it is a short plain token, else a
+/// new one (unique in this process, and across processes with high probability).
+fn request_id(req: &ServiceRequest) -> String {
+    static PREFIX: std::sync::LazyLock<u32> = std::sync::LazyLock::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos() ^ std::process::id())
+    });
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let given = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        });
+    match given {
+        Some(id) => id.to_owned(),
+        None => format!("{:08x}-{:x}", *PREFIX, NEXT.fetch_add(1, Ordering::Relaxed)),
+    }
+}
+
+/// One log line per request (id, method, path, route, redacted query, status, latency,
+/// peer) inside a span that every line of the request carries, the request's count and
+/// latency in the metrics, and its id in the `X-Request-Id` answer header.
 pub async fn log_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let method = req.method().to_string();
+    let id = request_id(&req);
+    let method = crate::metrics::method_label(req.method().as_str());
     let path = req.path().to_owned();
     let query = redact_query(req.query_string());
     let peer = req
         .peer_addr()
         .map(|addr| addr.ip().to_string())
         .unwrap_or_default();
-    let span = tracing::info_span!("request", %method, %path);
-    let result = next.call(req).instrument(span.clone()).await;
+    let metrics = req
+        .app_data::<web::Data<crate::ApiState>>()
+        .map(|state| state.metrics.clone());
+    let span = tracing::info_span!("request", %id, method, %path);
+    let mut result = next.call(req).instrument(span.clone()).await;
     let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     let _entered = span.enter();
-    match &result {
+    match &mut result {
         Ok(response) => {
             let status = response.status().as_u16();
             let route = response.request().match_pattern().unwrap_or_default();
@@ -44,12 +79,19 @@ pub async fn log_request(
             } else {
                 route.as_str()
             };
-            crate::metrics::observe(&method, label, status, started.elapsed().as_secs_f64());
+            if let Some(metrics) = metrics {
+                metrics
+                    .http
+                    .observe(method, label, status, started.elapsed().as_secs_f64());
+            }
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                response
+                    .headers_mut()
+                    .insert(header::HeaderName::from_static(REQUEST_ID), value);
+            }
             // A 503 is an answer of the contract (no capacity, a dependency down, whose
-            // cause is logged where it is known); a 500 is a bug.
-            if status == 503 {
-                tracing::warn!(status, %route, %query, %peer, latency_ms, "request refused");
-            } else if status >= 500 {
+            // outage is logged where it starts and ends); any other 5xx is a bug.
+            if status >= 500 && status != 503 {
                 tracing::error!(status, %route, %query, %peer, latency_ms, "request failed");
             } else {
                 tracing::info!(status, %route, %query, %peer, latency_ms, "request");

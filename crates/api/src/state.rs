@@ -1,16 +1,23 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use app_metrics::Registry;
+use assignment::Assigner;
 use auth::TokenVerifier;
-use auth::payments::BillingPortal;
+use billing::BillingPortal;
+use hosts::HostService;
 use models::Db;
-use scaling::Assigner;
-use scaling::hosts::HostService;
+use scaling::FleetGauges;
+
+use crate::metrics::HttpMetrics;
 
 /// What every handler may use.
 #[derive(Clone)]
 pub struct ApiState {
     pub db: Db,
+    /// A small pool of its own for readiness probes and the fleet gauges, so neither
+    /// queues behind requests, nor requests behind a scrape storm.
+    pub ops_db: Db,
     pub verifier: Arc<TokenVerifier>,
     pub assigner: Arc<Assigner>,
     pub hosts: HostService,
@@ -19,9 +26,18 @@ pub struct ApiState {
     /// Stripe's customer portal.
     pub portal: Arc<dyn BillingPortal>,
     pub lifecycle: Lifecycle,
-    /// Whether the client's address is the first of `X-Forwarded-For` (behind a proxy
-    /// that sets it) rather than the connection's peer.
-    pub trust_forwarded_for: bool,
+    /// `TRUSTED_PROXY_HOPS`: how many proxies that append to `X-Forwarded-For` stand
+    /// before this server (0: the connection's peer is the client).
+    pub trusted_proxy_hops: u32,
+    pub metrics: Arc<ApiMetrics>,
+}
+
+/// The application's metrics registry, and what the HTTP layer counts in it.
+pub struct ApiMetrics {
+    pub registry: Registry,
+    pub http: HttpMetrics,
+    /// The fleet's state, read from the database at most every few seconds.
+    pub gauges: FleetGauges,
 }
 
 /// Whether the process is shutting down, so that readiness turns false first.

@@ -2,18 +2,22 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use actix_web::{HttpResponse, test, web};
-use auth::payments::NoPayments;
+use app_metrics::Registry;
+use assignment::{AssignMetrics, AssignPolicy, Assigner};
 use auth::{SigningKey, TokenVerifier, VerifierConfig};
+use billing::NoPayments;
+use hosts::HostService;
 use models::{Db, PoolOptions};
-use scaling::hosts::HostService;
-use scaling::{AssignPolicy, Assigner, NoScaling};
+use scaling::{FleetGauges, NoScaling};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use test_support::{TEST_AUDIENCE, TestIdentity};
 
 use crate::extract::{Admin, User};
-use crate::{ApiError, ApiState, CorsOrigins, Lifecycle, app};
+use crate::{ApiError, ApiMetrics, ApiState, CorsOrigins, HttpMetrics, Lifecycle, app};
 
 fn test_routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -38,7 +42,7 @@ fn test_routes(cfg: &mut web::ServiceConfig) {
         "/bug",
         web::get().to(|| async {
             Err::<HttpResponse, _>(ApiError::Internal(
-                "connection string with a password".into(),
+                "connection string with a password".to_owned().into(),
             ))
         }),
     )
@@ -78,24 +82,34 @@ impl Fixture {
     }
 
     fn state(&self) -> web::Data<ApiState> {
-        let verifier = TokenVerifier::new(&VerifierConfig::new(TEST_AUDIENCE)).trust_key(&self.key);
+        let verifier = TokenVerifier::new(&VerifierConfig::new(TEST_AUDIENCE))
+            .unwrap()
+            .trust_key(&self.key);
         // Never connected to: these routes do not touch the database.
         let db = Db::new("postgres://nobody@127.0.0.1:1/none", PoolOptions::default());
+        let registry = Registry::new();
         let assigner = Assigner::new(
             db.clone(),
             Arc::new(NoPayments),
             Arc::new(NoScaling),
             AssignPolicy::default(),
+            AssignMetrics::new(&registry),
         );
         web::Data::new(ApiState {
             hosts: HostService::new(db.clone(), db.clone()),
             portal: Arc::new(NoPayments),
             mailer: None,
+            ops_db: db.clone(),
             db,
             verifier: Arc::new(verifier),
             assigner: Arc::new(assigner),
             lifecycle: Lifecycle::default(),
-            trust_forwarded_for: false,
+            trusted_proxy_hops: 0,
+            metrics: Arc::new(ApiMetrics {
+                http: HttpMetrics::new(&registry),
+                gauges: FleetGauges::new(&registry, Duration::from_secs(5)),
+                registry,
+            }),
         })
     }
 }

@@ -1,6 +1,6 @@
 use std::collections::BTreeSet;
 
-use models::UserId;
+use domain::UserId;
 use serde_json::{Map, Value};
 
 use crate::AuthError;

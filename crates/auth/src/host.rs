@@ -18,8 +18,8 @@ const HOST_TOKEN_PREFIX: &str = "host_";
 pub enum CredentialError {
     #[error("the system random number generator failed")]
     Random,
-    #[error("hashing failed: {0}")]
-    Hash(String),
+    #[error("hashing the secret failed")]
+    Hash(#[source] argon2::password_hash::Error),
 }
 
 fn random_base64url() -> Result<String, CredentialError> {
@@ -36,7 +36,7 @@ pub fn new_bootstrap_secret() -> Result<(SecretString, String), CredentialError>
     let secret = random_base64url()?;
     let hash = Argon2::default()
         .hash_password(secret.as_bytes())
-        .map_err(|err| CredentialError::Hash(err.to_string()))?
+        .map_err(CredentialError::Hash)?
         .to_string();
     Ok((SecretString::from(secret), hash))
 }

@@ -1,8 +1,15 @@
 //! The signing keys of the identity provider, fetched from its JWKS URL and cached.
 //!
-//! A token naming an unknown key id triggers a refetch (key rotation), but at most one
-//! fetch per `min_refresh`, so garbage key ids cannot turn into a flood of requests to
-//! the provider. Concurrent misses wait for one fetch instead of each making their own.
+//! - While no key set is usable (the provider has not answered yet), a lookup fetches
+//!   again after a short backoff (from 100 ms, doubling, at most 5 s), so tokens verify
+//!   within moments of the provider's return; lookups within the backoff fail at once.
+//! - While keys are cached, a token naming an unknown key id triggers a refetch (key
+//!   rotation), but at most one per `min_refresh`, so garbage key ids cannot turn into a
+//!   flood of requests to the provider.
+//! - [`Jwks::refresh_periodically`] refreshes cached keys in the background, so a
+//!   rotation never waits on a user's request.
+//! - Concurrent misses wait for one fetch instead of each making their own.
+//! - An outage is logged when it starts and when it ends, never once per request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -12,11 +19,51 @@ use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
 use url::Url;
 
+/// The first wait before fetching again after a failure; doubled after each.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// The longest wait between fetches while no key set is usable.
+const LAST_RETRY: Duration = Duration::from_secs(5);
+
+/// Why the key set could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("cannot reach the identity provider")]
+    Unreachable(#[source] reqwest::Error),
+    #[error("the identity provider answered {0}")]
+    Status(reqwest::StatusCode),
+    #[error("the identity provider's answer is not a JWKS")]
+    NotAJwks(#[source] reqwest::Error),
+}
+
 #[derive(Default)]
 struct Cache {
     keys: HashMap<String, Arc<DecodingKey>>,
     fetched_at: Option<Instant>,
     attempted_at: Option<Instant>,
+    /// Fetches that failed in a row.
+    failures: u32,
+}
+
+impl Cache {
+    /// How long after the last attempt the next may be made: the backoff while nothing
+    /// usable is cached, else the floor for unknown key ids.
+    fn wait_before_fetching(&self, min_refresh: Duration) -> Duration {
+        if self.fetched_at.is_none() || self.keys.is_empty() {
+            backoff(self.failures)
+        } else {
+            min_refresh
+        }
+    }
+}
+
+/// The wait after `failures` failed fetches in a row.
+fn backoff(failures: u32) -> Duration {
+    match failures {
+        0 => Duration::ZERO,
+        n => FIRST_RETRY
+            .saturating_mul(1 << (n - 1).min(16))
+            .min(LAST_RETRY),
+    }
 }
 
 pub(crate) struct Jwks {
@@ -34,24 +81,28 @@ pub(crate) enum Lookup {
     /// The provider's current key set does not have that key id.
     Unknown,
     /// No key set could be fetched at all.
-    Unavailable(String),
+    Unavailable,
 }
 
 impl Jwks {
-    pub(crate) fn new(url: Url, min_refresh: Duration, max_age: Duration) -> Self {
+    /// Fails only if the HTTP client cannot be built (no TLS backend).
+    pub(crate) fn new(
+        url: Url,
+        min_refresh: Duration,
+        max_age: Duration,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
-        Self {
+            .build()?;
+        Ok(Self {
             url,
             client,
             min_refresh,
             max_age,
             cache: RwLock::new(Cache::default()),
             refresh: tokio::sync::Mutex::new(()),
-        }
+        })
     }
 
     pub(crate) async fn key(&self, kid: &str) -> Lookup {
@@ -62,55 +113,96 @@ impl Jwks {
         if let Some(key) = self.fresh_key(kid) {
             return Lookup::Found(key);
         }
-        let may_fetch = self
-            .read()
-            .attempted_at
-            .is_none_or(|at| at.elapsed() >= self.min_refresh);
-        let mut failure = None;
-        if may_fetch && let Err(err) = self.fetch().await {
-            tracing::warn!(url = %self.url, error = %err, "fetching the JWKS failed");
-            failure = Some(err);
+        let may_fetch = {
+            let cache = self.read();
+            let wait = cache.wait_before_fetching(self.min_refresh);
+            cache.attempted_at.is_none_or(|at| at.elapsed() >= wait)
+        };
+        if may_fetch {
+            // Failures are logged by `fetch`, once per outage.
+            let _ = self.fetch().await;
         }
         let cache = self.read();
         match cache.keys.get(kid) {
             // A stale key is still better than none while the provider is unreachable.
             Some(key) => Lookup::Found(key.clone()),
-            None if cache.fetched_at.is_none() => Lookup::Unavailable(
-                failure.unwrap_or_else(|| "the JWKS has not been fetched yet".to_owned()),
-            ),
+            None if cache.fetched_at.is_none() => Lookup::Unavailable,
             None => Lookup::Unknown,
         }
     }
 
     /// Fetches the key set now. Lookups that arrive meanwhile wait for this fetch.
-    pub(crate) async fn refresh(&self) -> Result<usize, String> {
+    pub(crate) async fn refresh(&self) -> Result<usize, JwksError> {
         let _one_fetch_at_a_time = self.refresh.lock().await;
         self.fetch().await
     }
 
-    /// Fetches the key set, replacing the cached one (dropped keys stop working).
-    /// Callers hold the refresh lock.
-    async fn fetch(&self) -> Result<usize, String> {
+    /// Refreshes the key set every `every`, and while none is usable, again after the
+    /// backoff; never returns (run it as a task of its own).
+    pub(crate) async fn refresh_periodically(&self, every: Duration) {
+        loop {
+            let wait = {
+                let cache = self.read();
+                if cache.fetched_at.is_none() {
+                    backoff(cache.failures)
+                } else if cache.failures > 0 {
+                    backoff(cache.failures).max(Duration::from_secs(1))
+                } else {
+                    every
+                }
+            };
+            tokio::time::sleep(wait).await;
+            let _ = self.refresh().await;
+        }
+    }
+
+    /// Fetches the key set, replacing the cached one (dropped keys stop working). The
+    /// first failure of an outage and the recovery after one are logged. Callers hold
+    /// the refresh lock.
+    async fn fetch(&self) -> Result<usize, JwksError> {
         self.write().attempted_at = Some(Instant::now());
+        match self.fetch_set().await {
+            Ok(keys) => {
+                let count = keys.len();
+                let mut cache = self.write();
+                if cache.failures > 0 {
+                    tracing::warn!(url = %self.url, failed_fetches = cache.failures, keys = count, "the identity provider answers again");
+                }
+                cache.keys = keys;
+                cache.fetched_at = Some(Instant::now());
+                cache.failures = 0;
+                Ok(count)
+            }
+            Err(err) => {
+                let mut cache = self.write();
+                cache.failures = cache.failures.saturating_add(1);
+                if cache.failures == 1 {
+                    tracing::error!(
+                        url = %self.url,
+                        error = &err as &dyn std::error::Error,
+                        keys_cached = cache.keys.len(),
+                        "cannot fetch the identity provider's keys; retrying with backoff"
+                    );
+                } else {
+                    tracing::debug!(url = %self.url, failures = cache.failures, error = %err, "JWKS fetch failed again");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn fetch_set(&self) -> Result<HashMap<String, Arc<DecodingKey>>, JwksError> {
         let response = self
             .client
             .get(self.url.clone())
             .send()
             .await
-            .map_err(|err| format!("request failed: {err}"))?;
+            .map_err(JwksError::Unreachable)?;
         if !response.status().is_success() {
-            return Err(format!("answered {}", response.status()));
+            return Err(JwksError::Status(response.status()));
         }
-        let set: JwkSet = response
-            .json()
-            .await
-            .map_err(|err| format!("not a JWKS: {err}"))?;
-        let keys = signing_keys(&set);
-        let count = keys.len();
-        let mut cache = self.write();
-        cache.keys = keys;
-        cache.fetched_at = Some(Instant::now());
-        Ok(count)
+        let set: JwkSet = response.json().await.map_err(JwksError::NotAJwks)?;
+        Ok(signing_keys(&set))
     }
 
     fn fresh_key(&self, kid: &str) -> Option<Arc<DecodingKey>> {
@@ -157,4 +249,19 @@ fn signing_keys(set: &JwkSet) -> HashMap<String, Arc<DecodingKey>> {
             Some((kid, Arc::new(key)))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_short_and_is_capped() {
+        assert_eq!(backoff(0), Duration::ZERO);
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(2), Duration::from_millis(200));
+        assert_eq!(backoff(5), Duration::from_millis(1600));
+        assert_eq!(backoff(7), LAST_RETRY);
+        assert_eq!(backoff(1000), LAST_RETRY);
+    }
 }

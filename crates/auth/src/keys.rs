@@ -25,9 +25,9 @@ pub enum KeyError {
     Generate,
     #[error("not an RSA private key in PKCS#8 DER form")]
     Format,
-    #[error("signing failed: {0}")]
-    Sign(String),
-    #[error("{path}: {source}")]
+    #[error("signing failed")]
+    Sign(#[source] jsonwebtoken::errors::Error),
+    #[error("{path}")]
     Io {
         path: String,
         source: std::io::Error,
@@ -110,8 +110,7 @@ impl SigningKey {
     pub fn sign(&self, claims: &Map<String, Value>) -> Result<String, KeyError> {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
-            .map_err(|err| KeyError::Sign(err.to_string()))
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(KeyError::Sign)
     }
 
     /// Mints a token for `token.subject`.

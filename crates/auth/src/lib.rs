@@ -7,7 +7,6 @@ mod caller;
 pub mod host;
 mod jwks;
 mod keys;
-pub mod payments;
 mod verifier;
 
 /// Lowercase hexadecimal, for key ids and token digests.
@@ -21,5 +20,6 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 pub use caller::{ADMIN_SCOPE, Caller};
+pub use jwks::JwksError;
 pub use keys::{KeyError, NewToken, SigningKey, load_or_create_dev_key};
 pub use verifier::{AuthError, TokenVerifier, VerifierConfig};

@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::jwks::{Jwks, Lookup};
+use crate::jwks::{Jwks, JwksError, Lookup};
 use crate::{Caller, SigningKey};
 
 /// Tokens longer than this are refused before any parsing.
@@ -38,9 +38,10 @@ pub enum AuthError {
     Issuer,
     #[error("invalid token: {0}")]
     Invalid(String),
-    /// The identity provider's keys could not be fetched: not the caller's fault.
+    /// The identity provider's keys could not be fetched: not the caller's fault (the
+    /// cause is logged where the fetch failed, once per outage).
     #[error("token signing keys are unavailable")]
-    KeysUnavailable(String),
+    KeysUnavailable,
 }
 
 /// How tokens are checked.
@@ -55,8 +56,10 @@ pub struct VerifierConfig {
     pub leeway: Duration,
     /// The least time between two JWKS fetches caused by unknown key ids.
     pub jwks_min_refresh: Duration,
-    /// Cached keys are refetched once they are this old.
+    /// Cached keys are refetched, on a request, once they are this old.
     pub jwks_max_age: Duration,
+    /// How often [`TokenVerifier::refresh_keys_periodically`] refreshes cached keys.
+    pub jwks_refresh_every: Duration,
     /// The claim naming the caller's Stripe customer.
     pub stripe_customer_id_claim: String,
 }
@@ -70,6 +73,7 @@ impl VerifierConfig {
             leeway: Duration::from_secs(30),
             jwks_min_refresh: Duration::from_secs(30),
             jwks_max_age: Duration::from_secs(3600),
+            jwks_refresh_every: Duration::from_secs(300),
             stripe_customer_id_claim: "https://api.fractal.co/stripe_customer_id".to_owned(),
         }
     }
@@ -80,6 +84,7 @@ impl VerifierConfig {
 /// within its validity window.
 pub struct TokenVerifier {
     jwks: Option<Jwks>,
+    refresh_every: Duration,
     static_keys: HashMap<String, Arc<DecodingKey>>,
     validation: Validation,
     stripe_claim: String,
@@ -95,7 +100,8 @@ impl std::fmt::Debug for TokenVerifier {
 }
 
 impl TokenVerifier {
-    pub fn new(config: &VerifierConfig) -> Self {
+    /// Fails only if the HTTP client for the JWKS cannot be built (no TLS backend).
+    pub fn new(config: &VerifierConfig) -> Result<Self, reqwest::Error> {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = config.leeway.as_secs();
         validation.validate_nbf = true;
@@ -107,15 +113,21 @@ impl TokenVerifier {
         }
         // Without this, audience and issuer are only checked when the token has them.
         validation.set_required_spec_claims(&required);
-        Self {
-            jwks: config
-                .jwks_url
-                .clone()
-                .map(|url| Jwks::new(url, config.jwks_min_refresh, config.jwks_max_age)),
+        let jwks = match &config.jwks_url {
+            Some(url) => Some(Jwks::new(
+                url.clone(),
+                config.jwks_min_refresh,
+                config.jwks_max_age,
+            )?),
+            None => None,
+        };
+        Ok(Self {
+            jwks,
+            refresh_every: config.jwks_refresh_every,
             static_keys: HashMap::new(),
             validation,
             stripe_claim: config.stripe_customer_id_claim.clone(),
-        }
+        })
     }
 
     /// Also trusts tokens signed by `key` (the local development key).
@@ -126,10 +138,19 @@ impl TokenVerifier {
     }
 
     /// Fetches the JWKS now, so the first requests need not wait for it.
-    pub async fn prefetch(&self) -> Result<usize, String> {
+    pub async fn prefetch(&self) -> Result<usize, JwksError> {
         match &self.jwks {
             Some(jwks) => jwks.refresh().await,
             None => Ok(0),
+        }
+    }
+
+    /// Keeps the JWKS fresh in the background: refreshed every `jwks_refresh_every`, and
+    /// retried with a short backoff while none is usable. Never returns while there is a
+    /// JWKS to keep (run it as a task of its own); at once when there is none.
+    pub async fn refresh_keys_periodically(&self) {
+        if let Some(jwks) = &self.jwks {
+            jwks.refresh_periodically(self.refresh_every).await;
         }
     }
 
@@ -158,7 +179,7 @@ impl TokenVerifier {
             Some(jwks) => match jwks.key(kid).await {
                 Lookup::Found(key) => Ok(key),
                 Lookup::Unknown => Err(AuthError::UnknownKey),
-                Lookup::Unavailable(reason) => Err(AuthError::KeysUnavailable(reason)),
+                Lookup::Unavailable => Err(AuthError::KeysUnavailable),
             },
         }
     }

@@ -13,6 +13,7 @@ use aws_sdk_ec2::types::{
 };
 use base64::Engine;
 use cloud_interface::{CloudError, CloudInstanceId};
+use domain::{AmiId, Region};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{AwsOptions, Regional};
@@ -21,8 +22,8 @@ use crate::errors::{classify, code};
 /// A group to create.
 #[derive(Debug, Clone)]
 pub struct GroupSpec {
-    pub region: String,
-    pub image: String,
+    pub region: Region,
+    pub image: AmiId,
     pub instance_type: String,
     pub user_data: SecretString,
     /// The group never grows past this.
@@ -43,7 +44,8 @@ impl std::fmt::Debug for AutoScalingGroups {
 }
 
 fn count(value: u32) -> Result<i32, CloudError> {
-    i32::try_from(value).map_err(|_| CloudError::Permanent(format!("{value} is too many")))
+    i32::try_from(value)
+        .map_err(|err| CloudError::permanent(format!("{value} is too many"), Some(Box::new(err))))
 }
 
 impl AutoScalingGroups {
@@ -55,7 +57,7 @@ impl AutoScalingGroups {
     }
 
     /// The name of the group (and of its launch template) for `image`.
-    pub fn group_name(image: &str) -> String {
+    pub fn group_name(image: &AmiId) -> String {
         format!("fractal-{image}")
     }
 
@@ -64,7 +66,7 @@ impl AutoScalingGroups {
     pub async fn ensure(&self, spec: &GroupSpec) -> Result<String, CloudError> {
         let name = Self::group_name(&spec.image);
         let mut data = RequestLaunchTemplateData::builder()
-            .image_id(&spec.image)
+            .image_id(spec.image.as_str())
             .instance_type(InstanceType::from(spec.instance_type.as_str()))
             .user_data(
                 base64::engine::general_purpose::STANDARD
@@ -88,7 +90,7 @@ impl AutoScalingGroups {
         {
             Ok(_) => {}
             Err(err) if code(&err) == Some("InvalidLaunchTemplateName.AlreadyExistsException") => {}
-            Err(err) => return Err(classify("CreateLaunchTemplate", &err)),
+            Err(err) => return Err(classify("CreateLaunchTemplate", err)),
         }
         let groups = self.groups.client(&spec.region).await;
         match groups
@@ -109,15 +111,15 @@ impl AutoScalingGroups {
         {
             Ok(_) => Ok(name),
             Err(err) if code(&err) == Some("AlreadyExists") => Ok(name),
-            Err(err) => Err(classify("CreateAutoScalingGroup", &err)),
+            Err(err) => Err(classify("CreateAutoScalingGroup", err)),
         }
     }
 
     /// The group's desired capacity and its instances; `None` if there is no group.
     pub async fn describe(
         &self,
-        region: &str,
-        image: &str,
+        region: &Region,
+        image: &AmiId,
     ) -> Result<Option<(u32, Vec<CloudInstanceId>)>, CloudError> {
         let output = self
             .groups
@@ -127,7 +129,7 @@ impl AutoScalingGroups {
             .auto_scaling_group_names(Self::group_name(image))
             .send()
             .await
-            .map_err(|err| classify("DescribeAutoScalingGroups", &err))?;
+            .map_err(|err| classify("DescribeAutoScalingGroups", err))?;
         Ok(output.auto_scaling_groups().first().map(|group| {
             let desired = group
                 .desired_capacity()
@@ -137,7 +139,7 @@ impl AutoScalingGroups {
                 .instances()
                 .iter()
                 .filter_map(|i| i.instance_id())
-                .map(|id| CloudInstanceId(id.to_owned()))
+                .map(|id| CloudInstanceId::new(crate::ec2::ID_PREFIX, id))
                 .collect();
             (desired, instances)
         }))
@@ -146,8 +148,8 @@ impl AutoScalingGroups {
     /// Sets how many instances the group of (region, image) runs.
     pub async fn set_desired_capacity(
         &self,
-        region: &str,
-        image: &str,
+        region: &Region,
+        image: &AmiId,
         desired: u32,
     ) -> Result<(), CloudError> {
         self.groups
@@ -159,13 +161,13 @@ impl AutoScalingGroups {
             .honor_cooldown(false)
             .send()
             .await
-            .map_err(|err| classify("SetDesiredCapacity", &err))?;
+            .map_err(|err| classify("SetDesiredCapacity", err))?;
         Ok(())
     }
 
     /// Deletes the group (terminating its instances) and its launch template. Deleting
     /// what is not there is not an error.
-    pub async fn delete(&self, region: &str, image: &str) -> Result<(), CloudError> {
+    pub async fn delete(&self, region: &Region, image: &AmiId) -> Result<(), CloudError> {
         let name = Self::group_name(image);
         match self
             .groups
@@ -179,7 +181,7 @@ impl AutoScalingGroups {
         {
             Ok(_) => {}
             Err(err) if code(&err) == Some("ValidationError") => {}
-            Err(err) => return Err(classify("DeleteAutoScalingGroup", &err)),
+            Err(err) => return Err(classify("DeleteAutoScalingGroup", err)),
         }
         // Only a template that is there: deleting a missing one is an error whose code
         // differs between AWS and emulators.
@@ -194,7 +196,7 @@ impl AutoScalingGroups {
             )
             .send()
             .await
-            .map_err(|err| classify("DescribeLaunchTemplates", &err))?;
+            .map_err(|err| classify("DescribeLaunchTemplates", err))?;
         if existing.launch_templates().is_empty() {
             return Ok(());
         }
@@ -202,7 +204,7 @@ impl AutoScalingGroups {
             .launch_template_name(&name)
             .send()
             .await
-            .map_err(|err| classify("DeleteLaunchTemplate", &err))?;
+            .map_err(|err| classify("DeleteLaunchTemplate", err))?;
         Ok(())
     }
 }

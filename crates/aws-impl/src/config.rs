@@ -33,8 +33,6 @@ pub struct AwsOptions {
     /// `AWS_INSTANCE_PROFILE`: the IAM instance profile launched instances get; empty
     /// for none.
     pub instance_profile: String,
-    /// How often the waits poll DescribeInstances.
-    pub poll_interval: Duration,
     pub connect_timeout: Duration,
     /// The most one API call may take, retries included.
     pub operation_timeout: Duration,
@@ -48,7 +46,6 @@ impl Default for AwsOptions {
             endpoint_url: None,
             credentials: None,
             instance_profile: "auto_scaling_instance_profile".to_owned(),
-            poll_interval: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(3),
             operation_timeout: Duration::from_secs(60),
             max_attempts: 3,
@@ -78,7 +75,8 @@ impl<C: Clone> Regional<C> {
 
     /// The client for `region`. Loading is explicit (region, endpoint, credentials), so
     /// it neither probes the instance metadata service nor touches the network.
-    pub(crate) async fn client(&self, region: &str) -> C {
+    pub(crate) async fn client(&self, region: &domain::Region) -> C {
+        let region = region.as_str();
         if let Some(client) = self.lock().get(region) {
             return client.clone();
         }

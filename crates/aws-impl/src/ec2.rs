@@ -1,24 +1,33 @@
 //! [`CloudProvider`] on EC2.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
-    Filter, IamInstanceProfileSpecification, InstanceStateName, InstanceType, ResourceType, Tag,
+    Filter, IamInstanceProfileSpecification, Instance, InstanceType, ResourceType, Tag,
     TagSpecification,
 };
 use base64::Engine;
 use cloud_interface::{
-    CloudError, CloudInstance, CloudInstanceId, CloudProvider, LaunchRequest, OWNER_TAG,
+    CloudError, CloudInstance, CloudInstanceId, CloudProvider, LaunchRequest, LaunchToken,
+    OWNER_TAG,
 };
+use domain::Region;
 use secrecy::ExposeSecret;
-use tokio::time::Instant;
 
 use crate::config::{AwsOptions, Regional};
 use crate::errors::{classify, code};
+
+/// What this backend's ids start with: `aws-i-0abc…`, as the original system stored them.
+pub const ID_PREFIX: &str = "aws-";
+
+/// The tag that carries a launch's [`LaunchToken`], so a retried launch finds the
+/// instance its first try started (EC2's client token gives the same on AWS itself).
+const LAUNCH_TOKEN_TAG: &str = "webserver-launch-token";
+
+/// The states of an instance that is not terminated or on its way there.
+const LIVE_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
 
 /// EC2 as a [`CloudProvider`]; one client per region, made on first use.
 pub struct AwsProvider {
@@ -33,95 +42,15 @@ impl std::fmt::Debug for AwsProvider {
     }
 }
 
-/// What DescribeInstances says of one instance.
-#[derive(Debug, Clone)]
-struct Seen {
-    state: Option<InstanceStateName>,
-    ip: Option<IpAddr>,
+fn filter(name: &str, values: &[&str]) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.iter().map(|v| (*v).to_owned()).collect()))
+        .build()
 }
 
-impl AwsProvider {
-    pub fn new(options: AwsOptions) -> Self {
-        Self {
-            clients: Regional::new(options, Client::new),
-        }
-    }
-
-    /// The instances EC2 knows among `ids`; ids it does not know are left out.
-    async fn describe(
-        &self,
-        region: &str,
-        ids: &[CloudInstanceId],
-    ) -> Result<HashMap<CloudInstanceId, Seen>, CloudError> {
-        let client = self.clients.client(region).await;
-        let mut seen = HashMap::new();
-        // DescribeInstances fails as a whole on one unknown id; ask one at a time then.
-        let batch = client
-            .describe_instances()
-            .set_instance_ids(Some(ids.iter().map(|id| id.0.clone()).collect()))
-            .send()
-            .await;
-        let outputs = match batch {
-            Ok(output) => vec![output],
-            Err(err) if is_not_found(code(&err)) && ids.len() > 1 => {
-                let mut outputs = Vec::new();
-                for id in ids {
-                    match client.describe_instances().instance_ids(&id.0).send().await {
-                        Ok(output) => outputs.push(output),
-                        Err(err) if is_not_found(code(&err)) => {}
-                        Err(err) => return Err(classify("DescribeInstances", &err)),
-                    }
-                }
-                outputs
-            }
-            Err(err) if is_not_found(code(&err)) => Vec::new(),
-            Err(err) => return Err(classify("DescribeInstances", &err)),
-        };
-        for output in outputs {
-            for instance in output.reservations().iter().flat_map(|r| r.instances()) {
-                let Some(id) = instance.instance_id() else {
-                    continue;
-                };
-                seen.insert(
-                    CloudInstanceId(id.to_owned()),
-                    Seen {
-                        state: instance.state().and_then(|s| s.name()).cloned(),
-                        ip: instance.public_ip_address().and_then(|ip| ip.parse().ok()),
-                    },
-                );
-            }
-        }
-        Ok(seen)
-    }
-
-    /// Polls until `done` holds for every instance, or `timeout` passes.
-    async fn wait_for(
-        &self,
-        region: &str,
-        ids: &[CloudInstanceId],
-        timeout: Duration,
-        done: impl Fn(Option<&Seen>) -> Result<bool, CloudError>,
-    ) -> Result<(), CloudError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let seen = self.describe(region, ids).await?;
-            let mut all = true;
-            for id in ids {
-                all &= done(seen.get(id))?;
-            }
-            if all {
-                return Ok(());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(CloudError::Temporary(format!(
-                    "instances not there after {timeout:?}"
-                )));
-            }
-            let poll = self.clients.options().poll_interval;
-            tokio::time::sleep(poll.min(deadline - now)).await;
-        }
-    }
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
 }
 
 fn is_not_found(code: Option<&str>) -> bool {
@@ -131,37 +60,141 @@ fn is_not_found(code: Option<&str>) -> bool {
     )
 }
 
+fn listed(instance: &Instance) -> Option<CloudInstance> {
+    let id = instance.instance_id()?;
+    let name = instance
+        .tags()
+        .iter()
+        .find(|tag| tag.key() == Some("Name"))
+        .and_then(|tag| tag.value())
+        .unwrap_or_default();
+    // An instance without a launch time counts as just launched.
+    let launched_at = instance
+        .launch_time()
+        .and_then(|at| SystemTime::try_from(*at).ok())
+        .unwrap_or_else(SystemTime::now);
+    Some(CloudInstance {
+        id: CloudInstanceId::new(ID_PREFIX, id),
+        name: name.to_owned(),
+        launched_at,
+    })
+}
+
+impl AwsProvider {
+    pub fn new(options: AwsOptions) -> Self {
+        Self {
+            clients: Regional::new(options, Client::new),
+        }
+    }
+
+    /// The live instances matching `filters`, every page of them.
+    async fn live(
+        &self,
+        region: &Region,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<CloudInstance>, CloudError> {
+        let client = self.clients.client(region).await;
+        let mut found = Vec::new();
+        let mut next_token = None;
+        loop {
+            let output = client
+                .describe_instances()
+                .set_filters(Some(filters.clone()))
+                .filters(filter("instance-state-name", &LIVE_STATES))
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|err| classify("DescribeInstances", err))?;
+            found.extend(
+                output
+                    .reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .filter_map(listed),
+            );
+            match output.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// The instance an earlier try of this launch started, if any.
+    async fn started_for(
+        &self,
+        region: &Region,
+        token: &LaunchToken,
+    ) -> Result<Option<CloudInstanceId>, CloudError> {
+        let tagged = filter(&format!("tag:{LAUNCH_TOKEN_TAG}"), &[token.as_str()]);
+        Ok(self
+            .live(region, vec![tagged])
+            .await?
+            .into_iter()
+            .next()
+            .map(|instance| instance.id))
+    }
+
+    /// The ids among `native` that EC2 still knows; ids it does not know are left out.
+    async fn known(&self, region: &Region, native: Vec<String>) -> Result<Vec<String>, CloudError> {
+        let client = self.clients.client(region).await;
+        // DescribeInstances fails as a whole on one unknown id; ask one at a time then.
+        let batch = client
+            .describe_instances()
+            .set_instance_ids(Some(native.clone()))
+            .send()
+            .await;
+        let outputs = match batch {
+            Ok(output) => vec![output],
+            Err(err) if is_not_found(code(&err)) => {
+                let mut outputs = Vec::new();
+                for id in &native {
+                    match client.describe_instances().instance_ids(id).send().await {
+                        Ok(output) => outputs.push(output),
+                        Err(err) if is_not_found(code(&err)) => {}
+                        Err(err) => return Err(classify("DescribeInstances", err)),
+                    }
+                }
+                outputs
+            }
+            Err(err) => return Err(classify("DescribeInstances", err)),
+        };
+        Ok(outputs
+            .iter()
+            .flat_map(|output| output.reservations())
+            .flat_map(|r| r.instances())
+            .filter_map(|i| i.instance_id())
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
 #[async_trait]
 impl CloudProvider for AwsProvider {
-    async fn start_instances(
-        &self,
-        request: &LaunchRequest,
-    ) -> Result<Vec<CloudInstanceId>, CloudError> {
-        let count = i32::try_from(request.count)
-            .ok()
-            .filter(|count| *count > 0)
-            .ok_or_else(|| {
-                CloudError::Permanent(format!(
-                    "cannot start {} instances: expected 1 to {}",
-                    request.count,
-                    i32::MAX
-                ))
-            })?;
+    async fn start_instance(&self, request: &LaunchRequest) -> Result<CloudInstanceId, CloudError> {
+        if let Some(id) = self
+            .started_for(&request.region, &request.launch_token)
+            .await?
+        {
+            tracing::info!(region = %request.region, name = %request.name, %id, "this launch had already started its instance");
+            return Ok(id);
+        }
         let client = self.clients.client(&request.region).await;
         let user_data = base64::engine::general_purpose::STANDARD
             .encode(request.user_data.expose_secret().as_bytes());
         let mut call = client
             .run_instances()
-            .image_id(&request.image)
+            .image_id(request.image.as_str())
             .instance_type(InstanceType::from(request.instance_type.as_str()))
-            .min_count(count)
-            .max_count(count)
+            .min_count(1)
+            .max_count(1)
+            .client_token(request.launch_token.as_str())
             .user_data(user_data)
             .tag_specifications(
                 TagSpecification::builder()
                     .resource_type(ResourceType::Instance)
-                    .tags(Tag::builder().key("Name").value(&request.name).build())
-                    .tags(Tag::builder().key(OWNER_TAG).value(&request.owner).build())
+                    .tags(tag("Name", request.name.as_str()))
+                    .tags(tag(OWNER_TAG, &request.owner))
+                    .tags(tag(LAUNCH_TOKEN_TAG, request.launch_token.as_str()))
                     .build(),
             );
         let profile = &self.clients.options().instance_profile;
@@ -175,38 +208,38 @@ impl CloudProvider for AwsProvider {
         let output = call
             .send()
             .await
-            .map_err(|err| classify("RunInstances", &err))?;
-        let ids: Vec<CloudInstanceId> = output
+            .map_err(|err| classify("RunInstances", err))?;
+        let id = output
             .instances()
             .iter()
-            .filter_map(|i| i.instance_id())
-            .map(|id| CloudInstanceId(id.to_owned()))
-            .collect();
+            .find_map(|i| i.instance_id())
+            .map(|id| CloudInstanceId::new(ID_PREFIX, id))
+            .ok_or_else(|| CloudError::permanent("RunInstances started no instance", None))?;
         tracing::info!(
             region = %request.region,
             name = %request.name,
             image = %request.image,
-            ids = ?ids,
-            "EC2 instances started"
+            %id,
+            "EC2 instance started"
         );
-        Ok(ids)
+        Ok(id)
     }
 
     async fn terminate_instances(
         &self,
-        region: &str,
+        region: &Region,
         ids: &[CloudInstanceId],
     ) -> Result<(), CloudError> {
-        if ids.is_empty() {
+        let native: Vec<String> = ids
+            .iter()
+            .filter_map(|id| id.native(ID_PREFIX))
+            .map(str::to_owned)
+            .collect();
+        if native.is_empty() {
             return Ok(());
         }
         // Only the ids EC2 still knows: terminating one it forgot fails the whole call.
-        let known: Vec<String> = self
-            .describe(region, ids)
-            .await?
-            .into_keys()
-            .map(|id| id.0)
-            .collect();
+        let known = self.known(region, native).await?;
         if known.is_empty() {
             return Ok(());
         }
@@ -219,111 +252,16 @@ impl CloudProvider for AwsProvider {
         {
             Ok(_) => Ok(()),
             Err(err) if is_not_found(code(&err)) => Ok(()),
-            Err(err) => Err(classify("TerminateInstances", &err)),
+            Err(err) => Err(classify("TerminateInstances", err)),
         }
-    }
-
-    async fn instance_ips(
-        &self,
-        region: &str,
-        ids: &[CloudInstanceId],
-    ) -> Result<HashMap<CloudInstanceId, Option<IpAddr>>, CloudError> {
-        let seen = self.describe(region, ids).await?;
-        ids.iter()
-            .map(|id| match seen.get(id) {
-                Some(instance) => Ok((id.clone(), instance.ip)),
-                None => Err(CloudError::Permanent(format!("unknown instance {id}"))),
-            })
-            .collect()
     }
 
     async fn list_instances(
         &self,
-        region: &str,
+        region: &Region,
         owner: &str,
     ) -> Result<Vec<CloudInstance>, CloudError> {
-        let client = self.clients.client(region).await;
-        let filter = |name: &str, values: &[&str]| {
-            Filter::builder()
-                .name(name)
-                .set_values(Some(values.iter().map(|v| (*v).to_owned()).collect()))
-                .build()
-        };
-        let mut found = Vec::new();
-        let mut next_token = None;
-        loop {
-            let output = client
-                .describe_instances()
-                .filters(filter(&format!("tag:{OWNER_TAG}"), &[owner]))
-                .filters(filter(
-                    "instance-state-name",
-                    &["pending", "running", "stopping", "stopped"],
-                ))
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(|err| classify("DescribeInstances", &err))?;
-            for instance in output.reservations().iter().flat_map(|r| r.instances()) {
-                let Some(id) = instance.instance_id() else {
-                    continue;
-                };
-                let name = instance
-                    .tags()
-                    .iter()
-                    .find(|tag| tag.key() == Some("Name"))
-                    .and_then(|tag| tag.value())
-                    .unwrap_or_default();
-                // An instance without a launch time counts as just launched.
-                let launched_at = instance
-                    .launch_time()
-                    .and_then(|at| SystemTime::try_from(*at).ok())
-                    .unwrap_or_else(SystemTime::now);
-                found.push(CloudInstance {
-                    id: CloudInstanceId(id.to_owned()),
-                    name: name.to_owned(),
-                    launched_at,
-                });
-            }
-            match output.next_token() {
-                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
-                _ => return Ok(found),
-            }
-        }
-    }
-
-    async fn wait_until_running(
-        &self,
-        region: &str,
-        ids: &[CloudInstanceId],
-        timeout: Duration,
-    ) -> Result<(), CloudError> {
-        self.wait_for(region, ids, timeout, |seen| {
-            match seen.and_then(|s| s.state.as_ref()) {
-                Some(InstanceStateName::Running) => Ok(true),
-                Some(InstanceStateName::Pending) => Ok(false),
-                Some(other) => Err(CloudError::Permanent(format!(
-                    "an instance is {} and will not run",
-                    other.as_str()
-                ))),
-                None => Err(CloudError::Permanent("unknown instance".to_owned())),
-            }
-        })
-        .await
-    }
-
-    async fn wait_until_terminated(
-        &self,
-        region: &str,
-        ids: &[CloudInstanceId],
-        timeout: Duration,
-    ) -> Result<(), CloudError> {
-        self.wait_for(region, ids, timeout, |seen| {
-            Ok(match seen {
-                // EC2 forgets terminated instances after a while.
-                None => true,
-                Some(seen) => matches!(seen.state, Some(InstanceStateName::Terminated)),
-            })
-        })
-        .await
+        self.live(region, vec![filter(&format!("tag:{OWNER_TAG}"), &[owner])])
+            .await
     }
 }

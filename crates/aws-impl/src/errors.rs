@@ -1,6 +1,6 @@
 //! Sorting AWS failures into temporary (retry with backoff) and permanent ones.
 
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use cloud_interface::CloudError;
 
 /// Error codes that say "not now" rather than "no".
@@ -27,19 +27,25 @@ pub(crate) fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&
     }
 }
 
-pub(crate) fn classify<E, R>(what: &str, err: &SdkError<E, R>) -> CloudError
+/// `err` of the call `what`, as a [`CloudError`] whose source it is.
+pub(crate) fn classify<E, R>(what: &str, err: SdkError<E, R>) -> CloudError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let text = format!("{what}: {}", DisplayErrorContext(err));
-    match err {
+    let temporary = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            CloudError::Temporary(text)
+            true
         }
-        _ if code(err).is_some_and(|code| TEMPORARY_CODES.contains(&code)) => {
-            CloudError::Temporary(text)
-        }
-        _ => CloudError::Permanent(text),
+        _ => code(&err).is_some_and(|code| TEMPORARY_CODES.contains(&code)),
+    };
+    let what = match code(&err) {
+        Some(code) => format!("{what}: {code}"),
+        None => what.to_owned(),
+    };
+    if temporary {
+        CloudError::temporary(what, Some(Box::new(err)))
+    } else {
+        CloudError::permanent(what, Some(Box::new(err)))
     }
 }

@@ -1,7 +1,8 @@
 //! The AWS backend of the cloud interface (SPEC §8).
 //!
 //! - [`AwsProvider`]: EC2 instances through aws-sdk-ec2 (RunInstances with the `Name`
-//!   tag, user data and instance profile; TerminateInstances; DescribeInstances).
+//!   tag, user data, instance profile and client token; TerminateInstances;
+//!   DescribeInstances).
 //! - [`AutoScalingGroups`]: fleets kept as Auto Scaling groups, one per (region, image),
 //!   sized by their desired capacity through aws-sdk-autoscaling.
 //!
@@ -16,4 +17,4 @@ mod errors;
 
 pub use asg::{AutoScalingGroups, GroupSpec};
 pub use config::{AwsOptions, StaticCredentials};
-pub use ec2::AwsProvider;
+pub use ec2::{AwsProvider, ID_PREFIX};

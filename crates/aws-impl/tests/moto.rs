@@ -5,11 +5,14 @@
 
 use std::time::Duration;
 
-use aws_impl::{AutoScalingGroups, AwsOptions, AwsProvider, GroupSpec, StaticCredentials};
+use aws_impl::{
+    AutoScalingGroups, AwsOptions, AwsProvider, GroupSpec, ID_PREFIX, StaticCredentials,
+};
 use cloud_interface::conformance::{self, Subject};
 use cloud_interface::{
-    BootConfig, CloudError, CloudInstanceId, CloudProvider, LaunchRequest, OWNER_TAG,
+    BootConfig, CloudInstanceId, CloudProvider, LaunchRequest, LaunchToken, OWNER_TAG,
 };
+use domain::{AmiId, InstanceName, Region};
 use secrecy::{ExposeSecret, SecretString};
 use test_support::{MOTO_ACCESS_KEY_ID, MOTO_INSTANCE_PROFILE, MOTO_SECRET_ACCESS_KEY, Moto};
 
@@ -21,7 +24,6 @@ fn options(endpoint: &str) -> AwsOptions {
             secret_access_key: MOTO_SECRET_ACCESS_KEY.to_owned(),
         }),
         instance_profile: MOTO_INSTANCE_PROFILE.to_owned(),
-        poll_interval: Duration::from_millis(100),
         operation_timeout: Duration::from_secs(20),
         ..AwsOptions::default()
     }
@@ -31,13 +33,33 @@ fn moto_options() -> AwsOptions {
     options(Moto::shared().endpoint())
 }
 
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+fn unique(prefix: &str) -> InstanceName {
+    InstanceName::parse(&format!("{prefix}-{}", uuid::Uuid::new_v4().simple())).unwrap()
 }
 
-fn user_data(name: &str) -> SecretString {
+fn region(name: &str) -> Region {
+    Region::parse(name).unwrap()
+}
+
+fn image(id: &str) -> AmiId {
+    AmiId::parse(id).unwrap()
+}
+
+fn request(region_name: &str, name: &InstanceName, owner: &str) -> LaunchRequest {
+    LaunchRequest {
+        region: region(region_name),
+        image: image("ami-0123456789abcdef0"),
+        name: name.clone(),
+        instance_type: "g4dn.xlarge".to_owned(),
+        user_data: user_data(name),
+        owner: owner.to_owned(),
+        launch_token: LaunchToken::new(),
+    }
+}
+
+fn user_data(name: &InstanceName) -> SecretString {
     BootConfig {
-        instance_name: name.to_owned(),
+        instance_name: name.clone(),
         webserver_url: url::Url::parse("http://127.0.0.1:7730/").unwrap(),
         bootstrap_secret: SecretString::from("moto-test-secret".to_owned()),
     }
@@ -52,13 +74,13 @@ async fn ec2_passes_the_behaviour_suite() {
     conformance::run(
         &provider,
         &Subject {
-            region: "us-east-1".to_owned(),
-            image: "ami-0123456789abcdef0".to_owned(),
+            region: region("us-east-1"),
+            image: image("ami-0123456789abcdef0"),
             instance_type: "g4dn.xlarge".to_owned(),
             user_data: user_data(&name),
             name,
-            unknown_id: CloudInstanceId("i-0000000000000000f".to_owned()),
-            timeout: Duration::from_secs(20),
+            unknown_id: CloudInstanceId::new(ID_PREFIX, "i-0000000000000000f"),
+            foreign_id: CloudInstanceId::stored("local-00000000000000ff"),
         },
     )
     .await;
@@ -68,19 +90,14 @@ async fn ec2_passes_the_behaviour_suite() {
 async fn run_instances_sends_the_name_tag_user_data_type_and_profile() {
     let provider = AwsProvider::new(moto_options());
     let name = unique("us-west-1-main-abcdef0-uid");
-    let ids = provider
-        .start_instances(&LaunchRequest {
-            region: "us-west-1".to_owned(),
-            image: "ami-0fedcba9876543210".to_owned(),
-            name: name.clone(),
-            count: 1,
-            instance_type: "g4dn.2xlarge".to_owned(),
-            user_data: user_data(&name),
-            owner: format!("http://{name}.test/"),
-        })
-        .await
-        .unwrap();
-    let id = ids[0].0.as_str();
+    let launch = LaunchRequest {
+        image: image("ami-0fedcba9876543210"),
+        instance_type: "g4dn.2xlarge".to_owned(),
+        ..request("us-west-1", &name, &format!("http://{name}.test/"))
+    };
+    let started = provider.start_instance(&launch).await.unwrap();
+    let id = started.native(ID_PREFIX).unwrap();
+    assert!(id.starts_with("i-"), "{started}");
 
     let described = Moto::shared()
         .ec2_query(
@@ -104,6 +121,10 @@ async fn run_instances_sends_the_name_tag_user_data_type_and_profile() {
     assert!(described.contains("g4dn.2xlarge"), "{described}");
     assert!(described.contains("ami-0fedcba9876543210"), "{described}");
     assert!(described.contains(MOTO_INSTANCE_PROFILE), "{described}");
+    assert!(
+        described.contains(launch.launch_token.as_str()),
+        "the launch token travels with the instance: {described}"
+    );
 
     let attribute = Moto::shared()
         .ec2_query(
@@ -130,13 +151,43 @@ async fn run_instances_sends_the_name_tag_user_data_type_and_profile() {
     assert_eq!(boot.bootstrap_secret.expose_secret(), "moto-test-secret");
 
     // The region is the request's: the instance is not in another one.
-    let elsewhere = provider.instance_ips("eu-west-1", &ids).await.unwrap_err();
+    let owner = launch.owner.as_str();
     assert!(
-        matches!(elsewhere, CloudError::Permanent(_)),
-        "{elsewhere:?}"
+        provider
+            .list_instances(&region("eu-west-1"), owner)
+            .await
+            .unwrap()
+            .is_empty()
     );
     provider
-        .terminate_instances("us-west-1", &ids)
+        .terminate_instances(&region("us-west-1"), &[started])
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_launch_starts_one_instance() {
+    let provider = AwsProvider::new(moto_options());
+    let name = unique("retried");
+    let owner = format!("retry-{name}");
+    let launch = request("us-east-1", &name, &owner);
+    // A first try whose answer was lost, then the retry with the same token.
+    let first = provider.start_instance(&launch).await.unwrap();
+    let retried = provider.start_instance(&launch).await.unwrap();
+    assert_eq!(first, retried);
+    let running = provider
+        .list_instances(&region("us-east-1"), &owner)
+        .await
+        .unwrap();
+    assert_eq!(running.len(), 1, "{running:?}");
+    // Another launch (a new token) is another instance.
+    let other = provider
+        .start_instance(&request("us-east-1", &name, &owner))
+        .await
+        .unwrap();
+    assert_ne!(first, other);
+    provider
+        .terminate_instances(&region("us-east-1"), &[first, other])
         .await
         .unwrap();
 }
@@ -144,23 +195,15 @@ async fn run_instances_sends_the_name_tag_user_data_type_and_profile() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_instance_profile_is_a_permanent_failure() {
     let provider = AwsProvider::new(AwsOptions {
-        instance_profile: unique("no-such-profile"),
+        instance_profile: unique("no-such-profile").to_string(),
         ..moto_options()
     });
     let name = unique("profile");
     let err = provider
-        .start_instances(&LaunchRequest {
-            region: "us-east-1".to_owned(),
-            image: "ami-0123456789abcdef0".to_owned(),
-            name: name.clone(),
-            count: 1,
-            instance_type: "g4dn.xlarge".to_owned(),
-            user_data: user_data(&name),
-            owner: "moto-test".to_owned(),
-        })
+        .start_instance(&request("us-east-1", &name, "moto-test"))
         .await
         .unwrap_err();
-    assert!(matches!(err, CloudError::Permanent(_)), "{err:?}");
+    assert!(!err.is_temporary(), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -172,7 +215,7 @@ async fn an_unreachable_endpoint_fails_fast_as_temporary() {
     });
     let started = std::time::Instant::now();
     let err = provider
-        .instance_ips("us-east-1", &[CloudInstanceId("i-0123".to_owned())])
+        .list_instances(&region("us-east-1"), "nobody")
         .await
         .unwrap_err();
     assert!(err.is_temporary(), "{err:?}");
@@ -186,45 +229,50 @@ async fn an_unreachable_endpoint_fails_fast_as_temporary() {
 #[tokio::test(flavor = "multi_thread")]
 async fn auto_scaling_groups_are_sized_per_region_and_image() {
     let groups = AutoScalingGroups::new(moto_options());
-    let image = format!("ami-{}", &uuid::Uuid::new_v4().simple().to_string()[..17]);
-    assert_eq!(groups.describe("us-east-2", &image).await.unwrap(), None);
+    let image = image(&format!(
+        "ami-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..17]
+    ));
+    let east2 = region("us-east-2");
+    assert_eq!(groups.describe(&east2, &image).await.unwrap(), None);
 
     let spec = GroupSpec {
-        region: "us-east-2".to_owned(),
+        region: east2.clone(),
         image: image.clone(),
         instance_type: "g4dn.xlarge".to_owned(),
-        user_data: user_data("asg"),
+        user_data: user_data(&unique("asg")),
         max_size: 5,
     };
     let name = groups.ensure(&spec).await.unwrap();
     assert_eq!(name, AutoScalingGroups::group_name(&image));
     // Ensuring again finds what is there.
     groups.ensure(&spec).await.unwrap();
-    let (desired, instances) = groups.describe("us-east-2", &image).await.unwrap().unwrap();
+    let (desired, instances) = groups.describe(&east2, &image).await.unwrap().unwrap();
     assert_eq!((desired, instances.len()), (0, 0));
 
     groups
-        .set_desired_capacity("us-east-2", &image, 3)
+        .set_desired_capacity(&east2, &image, 3)
         .await
         .unwrap();
-    let (desired, instances) = groups.describe("us-east-2", &image).await.unwrap().unwrap();
+    let (desired, instances) = groups.describe(&east2, &image).await.unwrap().unwrap();
     assert_eq!(desired, 3);
     assert_eq!(instances.len(), 3, "{instances:?}");
-    // The group's instances are EC2 instances of that image.
-    let provider = AwsProvider::new(moto_options());
-    provider
-        .wait_until_running("us-east-2", &instances, Duration::from_secs(10))
-        .await
-        .unwrap();
+    // The group's instances are EC2 instances.
+    assert!(
+        instances
+            .iter()
+            .all(|id| id.native(ID_PREFIX).is_some_and(|id| id.starts_with("i-"))),
+        "{instances:?}"
+    );
 
     groups
-        .set_desired_capacity("us-east-2", &image, 1)
+        .set_desired_capacity(&east2, &image, 1)
         .await
         .unwrap();
-    let (desired, instances) = groups.describe("us-east-2", &image).await.unwrap().unwrap();
+    let (desired, instances) = groups.describe(&east2, &image).await.unwrap().unwrap();
     assert_eq!((desired, instances.len()), (1, 1));
 
-    groups.delete("us-east-2", &image).await.unwrap();
-    assert_eq!(groups.describe("us-east-2", &image).await.unwrap(), None);
-    groups.delete("us-east-2", &image).await.unwrap();
+    groups.delete(&east2, &image).await.unwrap();
+    assert_eq!(groups.describe(&east2, &image).await.unwrap(), None);
+    groups.delete(&east2, &image).await.unwrap();
 }

@@ -3,6 +3,7 @@
 //! script that writes an env file for the host service; the local provider reads the
 //! same text back.
 
+use domain::{InstanceName, InvalidValue};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
@@ -16,7 +17,7 @@ const BOOTSTRAP_SECRET: &str = "BOOTSTRAP_SECRET";
 /// The launch-time settings of one instance.
 #[derive(Clone)]
 pub struct BootConfig {
-    pub instance_name: String,
+    pub instance_name: InstanceName,
     pub webserver_url: Url,
     pub bootstrap_secret: SecretString,
 }
@@ -36,8 +37,10 @@ pub enum BootConfigError {
     Unprintable(&'static str),
     #[error("the user data has no {0}")]
     Missing(&'static str),
-    #[error("the user data's WEBSERVER_URL is not a URL: {0}")]
-    BadUrl(String),
+    #[error("the user data's WEBSERVER_URL is not a URL")]
+    BadUrl(#[source] url::ParseError),
+    #[error("the user data's INSTANCE_NAME is not an instance name")]
+    BadName(#[source] InvalidValue),
 }
 
 /// Values go into a quoted heredoc and an env file: nothing that could end either.
@@ -56,7 +59,7 @@ fn plain(name: &'static str, value: &str) -> Result<(), BootConfigError> {
 impl BootConfig {
     /// The user-data script. It is secret: it carries the bootstrap secret.
     pub fn to_user_data(&self) -> Result<SecretString, BootConfigError> {
-        plain(INSTANCE_NAME, &self.instance_name)?;
+        plain(INSTANCE_NAME, self.instance_name.as_str())?;
         plain(WEBSERVER_URL, self.webserver_url.as_str())?;
         plain(BOOTSTRAP_SECRET, self.bootstrap_secret.expose_secret())?;
         let script = format!(
@@ -84,9 +87,9 @@ impl BootConfig {
                 .filter(|value| !value.is_empty())
                 .ok_or(BootConfigError::Missing(key))
         };
-        let instance_name = value(INSTANCE_NAME)?.to_owned();
-        let webserver_url = Url::parse(value(WEBSERVER_URL)?)
-            .map_err(|err| BootConfigError::BadUrl(err.to_string()))?;
+        let instance_name =
+            InstanceName::parse(value(INSTANCE_NAME)?).map_err(BootConfigError::BadName)?;
+        let webserver_url = Url::parse(value(WEBSERVER_URL)?).map_err(BootConfigError::BadUrl)?;
         let bootstrap_secret = SecretString::from(value(BOOTSTRAP_SECRET)?.to_owned());
         Ok(Self {
             instance_name,
@@ -104,7 +107,7 @@ mod tests {
 
     fn config(secret: &str) -> BootConfig {
         BootConfig {
-            instance_name: "us-east-1-main-0123456-uid-abcdefghij".to_owned(),
+            instance_name: InstanceName::parse("us-east-1-main-0123456-uid-abcdefghij").unwrap(),
             webserver_url: Url::parse("https://api.example.com/").unwrap(),
             bootstrap_secret: SecretString::from(secret.to_owned()),
         }
@@ -117,7 +120,10 @@ mod tests {
         assert!(text.starts_with("#!/bin/sh\n"), "{text}");
         assert!(text.contains("BOOTSTRAP_SECRET=s3cr3t-Value_1\n"));
         let back = BootConfig::from_user_data(text).unwrap();
-        assert_eq!(back.instance_name, "us-east-1-main-0123456-uid-abcdefghij");
+        assert_eq!(
+            back.instance_name.as_str(),
+            "us-east-1-main-0123456-uid-abcdefghij"
+        );
         assert_eq!(back.webserver_url.as_str(), "https://api.example.com/");
         assert_eq!(back.bootstrap_secret.expose_secret(), "s3cr3t-Value_1");
     }

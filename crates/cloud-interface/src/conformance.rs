@@ -5,39 +5,42 @@
 
 use std::time::{Duration, SystemTime};
 
+use domain::{AmiId, InstanceName, Region};
 use secrecy::SecretString;
 
-use crate::provider::{CloudError, CloudInstance, CloudInstanceId, CloudProvider, LaunchRequest};
+use crate::provider::{
+    CloudError, CloudInstance, CloudInstanceId, CloudProvider, LaunchRequest, LaunchToken,
+};
 
 /// What the suite launches, and where.
 #[derive(Debug, Clone)]
 pub struct Subject {
-    pub region: String,
-    pub image: String,
+    pub region: Region,
+    pub image: AmiId,
     pub instance_type: String,
     /// A name unique to this run: the `Name` tag of what it starts, and its owner.
-    pub name: String,
+    pub name: InstanceName,
     /// User data the backend accepts (the local provider parses it).
     pub user_data: SecretString,
-    /// A well-formed id of an instance that never existed.
+    /// A well-formed id of this backend's for an instance that never existed.
     pub unknown_id: CloudInstanceId,
-    /// How long instances may take to start or stop.
-    pub timeout: Duration,
+    /// An id another backend made.
+    pub foreign_id: CloudInstanceId,
 }
 
-fn request(subject: &Subject, count: u32) -> LaunchRequest {
+fn request(subject: &Subject, token: &LaunchToken) -> LaunchRequest {
     LaunchRequest {
         region: subject.region.clone(),
         image: subject.image.clone(),
         name: subject.name.clone(),
-        count,
         instance_type: subject.instance_type.clone(),
         user_data: subject.user_data.clone(),
-        owner: subject.name.clone(),
+        owner: subject.name.to_string(),
+        launch_token: token.clone(),
     }
 }
 
-/// The ids `owner` has in the subject's region, sorted.
+/// What `owner` has in the subject's region, sorted by id.
 async fn listed(
     provider: &dyn CloudProvider,
     subject: &Subject,
@@ -62,133 +65,96 @@ fn check<T: std::fmt::Debug>(name: &str, result: Result<T, CloudError>) -> T {
     }
 }
 
-/// Runs every check against `provider`. It starts at most three instances and
-/// terminates all of them.
+/// Runs every check against `provider`. It starts two instances and terminates both.
 pub async fn run(provider: &dyn CloudProvider, subject: &Subject) {
-    let region = subject.region.as_str();
+    let region = &subject.region;
+    let owner = subject.name.as_str();
 
-    // Starting several returns one distinct id each, and they come up.
-    let ids = check(
-        "start two",
-        provider.start_instances(&request(subject, 2)).await,
-    );
-    assert_eq!(ids.len(), 2, "start two: {ids:?}");
-    assert_ne!(ids[0], ids[1], "start two: ids must differ");
-    check(
-        "wait until running",
+    // Starting with a token twice starts one instance: a retried launch is idempotent.
+    let first_token = LaunchToken::new();
+    let first = check(
+        "start one",
         provider
-            .wait_until_running(region, &ids, subject.timeout)
+            .start_instance(&request(subject, &first_token))
             .await,
     );
-    let ips = check("instance ips", provider.instance_ips(region, &ids).await);
-    assert_eq!(ips.len(), 2, "instance ips: one entry per id: {ips:?}");
-    for id in &ids {
-        assert!(ips.contains_key(id), "instance ips: {id} missing: {ips:?}");
-    }
+    let again = check(
+        "start again with the same token",
+        provider
+            .start_instance(&request(subject, &first_token))
+            .await,
+    );
+    assert_eq!(
+        first, again,
+        "the same launch token must give the same instance"
+    );
+    let second = check(
+        "start another",
+        provider
+            .start_instance(&request(subject, &LaunchToken::new()))
+            .await,
+    );
+    assert_ne!(
+        first, second,
+        "another launch token must start another instance"
+    );
 
     // Listing by owner finds both, with their name and launch time; another owner has none.
-    let started_by_us = listed(provider, subject, &subject.name).await;
-    let mut sorted = ids.clone();
-    sorted.sort();
+    let mut both = vec![first.clone(), second.clone()];
+    both.sort();
+    let started_by_us = listed(provider, subject, owner).await;
     assert_eq!(
         ids_of(&started_by_us),
-        sorted,
+        both,
         "list instances: {started_by_us:?}"
     );
     for instance in &started_by_us {
-        assert_eq!(instance.name, subject.name, "list instances: {instance:?}");
+        assert_eq!(instance.name, owner, "list instances: {instance:?}");
         let age = SystemTime::now().duration_since(instance.launched_at);
         assert!(
             age.is_ok_and(|age| age < Duration::from_secs(3600)),
             "list instances: launch time {instance:?}"
         );
     }
-    let other_owner = format!("{}-other", subject.name);
-    let others = listed(provider, subject, &other_owner).await;
+    let others = listed(provider, subject, &format!("{owner}-other")).await;
     assert!(
-        others.iter().all(|i| !ids.contains(&i.id)),
+        others.iter().all(|i| !both.contains(&i.id)),
         "list instances of another owner: {others:?}"
     );
 
-    // Terminating one leaves the other; terminating again, or an unknown id, is fine.
-    let (gone, kept) = (ids[0].clone(), ids[1].clone());
+    // Terminating one leaves the other; terminating again, an unknown id or another
+    // backend's id is fine.
     check(
         "terminate one",
         provider
-            .terminate_instances(region, std::slice::from_ref(&gone))
+            .terminate_instances(region, std::slice::from_ref(&first))
             .await,
     );
-    check(
-        "wait until terminated",
-        provider
-            .wait_until_terminated(region, std::slice::from_ref(&gone), subject.timeout)
-            .await,
-    );
-    check(
-        "terminate again",
-        provider
-            .terminate_instances(region, std::slice::from_ref(&gone))
-            .await,
-    );
-    check(
-        "terminate unknown",
-        provider
-            .terminate_instances(region, std::slice::from_ref(&subject.unknown_id))
-            .await,
-    );
-    check(
-        "the other still runs",
-        provider
-            .wait_until_running(region, std::slice::from_ref(&kept), subject.timeout)
-            .await,
-    );
-
+    for (name, id) in [
+        ("terminate again", &first),
+        ("terminate unknown", &subject.unknown_id),
+        ("terminate another backend's id", &subject.foreign_id),
+    ] {
+        check(
+            name,
+            provider
+                .terminate_instances(region, std::slice::from_ref(id))
+                .await,
+        );
+    }
     assert_eq!(
-        ids_of(&listed(provider, subject, &subject.name).await),
-        std::slice::from_ref(&kept),
+        ids_of(&listed(provider, subject, owner).await),
+        std::slice::from_ref(&second),
         "list instances after terminating one"
     );
 
-    // A terminated instance never becomes running: the wait fails instead of hanging.
-    let waited = provider
-        .wait_until_running(region, std::slice::from_ref(&gone), Duration::from_secs(5))
-        .await;
-    assert!(
-        waited.is_err(),
-        "waiting for a terminated instance to run must fail"
-    );
-
-    // Unknown ids and empty launches are permanent errors.
-    match provider
-        .instance_ips(region, std::slice::from_ref(&subject.unknown_id))
-        .await
-    {
-        Err(CloudError::Permanent(_)) => {}
-        other => panic!("instance ips of an unknown id: expected a permanent error, got {other:?}"),
-    }
-    match provider.start_instances(&request(subject, 0)).await {
-        Err(CloudError::Permanent(_)) => {}
-        other => panic!("starting zero instances: expected a permanent error, got {other:?}"),
-    }
-
-    // A single start, then everything goes.
-    let one = check(
-        "start one",
-        provider.start_instances(&request(subject, 1)).await,
-    );
-    assert_eq!(one.len(), 1, "start one: {one:?}");
-    let all = [kept, one[0].clone()];
     check(
-        "terminate all",
-        provider.terminate_instances(region, &all).await,
-    );
-    check(
-        "wait until all terminated",
+        "terminate the rest",
         provider
-            .wait_until_terminated(region, &all, subject.timeout)
+            .terminate_instances(region, std::slice::from_ref(&second))
             .await,
     );
-    let left = listed(provider, subject, &subject.name).await;
+    let left = listed(provider, subject, owner).await;
     assert!(
         left.is_empty(),
         "list instances after terminating all: {left:?}"

@@ -4,12 +4,21 @@ use std::fmt;
 
 /// An e-mail address: `local@domain`, without spaces, angle brackets or line breaks,
 /// at most 254 characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct Address(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid e-mail address {0:?}")]
 pub struct InvalidAddress(pub String);
+
+impl TryFrom<String> for Address {
+    type Error = InvalidAddress;
+
+    fn try_from(value: String) -> Result<Self, InvalidAddress> {
+        Self::parse(&value)
+    }
+}
 
 impl Address {
     pub fn parse(value: &str) -> Result<Self, InvalidAddress> {

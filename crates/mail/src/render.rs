@@ -4,14 +4,14 @@
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde_json::{Map, Value};
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("the template uses {} that email_args lacks", .0.join(", "))]
     MissingArguments(Vec<String>),
-    #[error("the template is not valid Jinja: {0}")]
-    Syntax(String),
-    #[error("the template failed to render: {0}")]
-    Failed(String),
+    #[error("the template is not valid Jinja")]
+    Syntax(#[source] minijinja::Error),
+    #[error("the template failed to render")]
+    Failed(#[source] minijinja::Error),
 }
 
 /// Renders `template` with `args`.
@@ -20,10 +20,8 @@ pub fn render(template: &str, args: &Map<String, Value>) -> Result<String, Rende
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     env.add_template("mail", template)
-        .map_err(|err| RenderError::Syntax(err.to_string()))?;
-    let compiled = env
-        .get_template("mail")
-        .map_err(|err| RenderError::Syntax(err.to_string()))?;
+        .map_err(RenderError::Syntax)?;
+    let compiled = env.get_template("mail").map_err(RenderError::Syntax)?;
     let mut missing: Vec<String> = compiled
         .undeclared_variables(false)
         .into_iter()
@@ -39,7 +37,7 @@ pub fn render(template: &str, args: &Map<String, Value>) -> Result<String, Rende
             minijinja::ErrorKind::UndefinedError => {
                 RenderError::MissingArguments(vec![err.to_string()])
             }
-            _ => RenderError::Failed(err.to_string()),
+            _ => RenderError::Failed(err),
         })
 }
 
@@ -84,9 +82,9 @@ mod tests {
             &args(json!({"name": "Ada"})),
         )
         .unwrap_err();
-        assert_eq!(
-            err,
-            RenderError::MissingArguments(vec!["greeting".to_owned(), "things".to_owned()])
+        assert!(
+            matches!(&err, RenderError::MissingArguments(names) if names == &["greeting", "things"]),
+            "{err:?}"
         );
         // Loop variables and template-local names are not arguments.
         assert!(render("{% set x = 1 %}{{ x }}", &Map::new()).is_ok());

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::message::Message;
-use crate::transport::{SendError, Transport};
+use crate::transport::{ApiRefusal, SendError, Transport};
 
 pub struct SendGrid {
     base: Url,
@@ -25,14 +25,14 @@ impl std::fmt::Debug for SendGrid {
 }
 
 impl SendGrid {
-    /// `base`: `https://api.sendgrid.com` (or a stand-in).
-    pub fn new(base: Url, key: SecretString) -> Self {
+    /// `base`: `https://api.sendgrid.com` (or a stand-in). Fails only if the HTTP client
+    /// cannot be built (no TLS backend).
+    pub fn new(base: Url, key: SecretString) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(15))
-            .build()
-            .unwrap_or_default();
-        Self { base, key, http }
+            .build()?;
+        Ok(Self { base, key, http })
     }
 }
 
@@ -42,7 +42,7 @@ impl Transport for SendGrid {
         let url = self
             .base
             .join("v3/mail/send")
-            .map_err(|err| SendError::Unavailable(err.to_string()))?;
+            .map_err(|err| SendError::Unavailable(Box::new(err)))?;
         let body = json!({
             "personalizations": [{"to": [{"email": message.to.as_str()}]}],
             "from": {"email": message.from.as_str()},
@@ -56,7 +56,7 @@ impl Transport for SendGrid {
             .json(&body)
             .send()
             .await
-            .map_err(|err| SendError::Unavailable(format!("request failed: {err}")))?;
+            .map_err(|err| SendError::Unavailable(Box::new(err)))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -67,10 +67,13 @@ impl Transport for SendGrid {
             .ok()
             .and_then(|body| body["errors"][0]["message"].as_str().map(str::to_owned))
             .unwrap_or_default();
-        let reason = format!("SendGrid answered {status}: {detail}");
+        let refusal = Box::new(ApiRefusal {
+            status: status.as_u16(),
+            detail,
+        });
         match status.as_u16() {
-            400 | 403 | 413 => Err(SendError::Rejected(reason)),
-            _ => Err(SendError::Unavailable(reason)),
+            400 | 403 | 413 => Err(SendError::Rejected(refusal)),
+            _ => Err(SendError::Unavailable(refusal)),
         }
     }
 }

@@ -21,6 +21,19 @@ pub enum TlsMode {
     Implicit,
 }
 
+/// Why an `SMTP_URL` was refused (it may hold a password: never quoted whole).
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidSmtpUrl {
+    #[error("not a URL")]
+    NotAUrl(#[source] url::ParseError),
+    #[error("unknown tls={0}: expected required, opportunistic or none")]
+    Tls(String),
+    #[error("unsupported scheme {0:?}: expected smtp or smtps")]
+    Scheme(String),
+    #[error("invalid SMTP URL")]
+    Lettre(#[source] lettre::transport::smtp::Error),
+}
+
 pub struct SmtpTransport {
     inner: AsyncSmtpTransport<Tokio1Executor>,
     tls: TlsMode,
@@ -37,8 +50,8 @@ impl std::fmt::Debug for SmtpTransport {
 
 impl SmtpTransport {
     /// `smtp[s]://[user:password@]host[:port][?tls=required|opportunistic]`.
-    pub fn from_url(url: &str) -> Result<Self, String> {
-        let parsed = url::Url::parse(url).map_err(|err| format!("not a URL: {err}"))?;
+    pub fn from_url(url: &str) -> Result<Self, InvalidSmtpUrl> {
+        let parsed = url::Url::parse(url).map_err(InvalidSmtpUrl::NotAUrl)?;
         let tls = match (
             parsed.scheme(),
             parsed
@@ -51,19 +64,11 @@ impl SmtpTransport {
             ("smtp", Some("required")) => TlsMode::StartTls,
             ("smtp", Some("opportunistic")) => TlsMode::Opportunistic,
             ("smtp", None | Some("none")) => TlsMode::None,
-            ("smtp", Some(other)) => {
-                return Err(format!(
-                    "unknown tls={other}: expected required, opportunistic or none"
-                ));
-            }
-            (other, _) => {
-                return Err(format!(
-                    "unsupported scheme {other:?}: expected smtp or smtps"
-                ));
-            }
+            ("smtp", Some(other)) => return Err(InvalidSmtpUrl::Tls(other.to_owned())),
+            (other, _) => return Err(InvalidSmtpUrl::Scheme(other.to_owned())),
         };
         let inner = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|err| format!("invalid SMTP URL: {err}"))?
+            .map_err(InvalidSmtpUrl::Lettre)?
             .timeout(Some(Duration::from_secs(10)))
             .build();
         Ok(Self { inner, tls })
@@ -81,7 +86,7 @@ impl Transport for SmtpTransport {
             address
                 .as_str()
                 .parse::<lettre::message::Mailbox>()
-                .map_err(|err| SendError::Rejected(format!("{address}: {err}")))
+                .map_err(|err| SendError::Rejected(Box::new(err)))
         };
         let email = lettre::Message::builder()
             .from(mailbox(&message.from)?)
@@ -89,11 +94,11 @@ impl Transport for SmtpTransport {
             .subject(message.subject.clone())
             .header(ContentType::TEXT_HTML)
             .body(message.html.clone())
-            .map_err(|err| SendError::Rejected(err.to_string()))?;
+            .map_err(|err| SendError::Rejected(Box::new(err)))?;
         match self.inner.send(email).await {
             Ok(_) => Ok(()),
-            Err(err) if err.is_permanent() => Err(SendError::Rejected(err.to_string())),
-            Err(err) => Err(SendError::Unavailable(err.to_string())),
+            Err(err) if err.is_permanent() => Err(SendError::Rejected(Box::new(err))),
+            Err(err) => Err(SendError::Unavailable(Box::new(err))),
         }
     }
 }

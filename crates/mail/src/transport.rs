@@ -6,15 +6,25 @@ use async_trait::async_trait;
 
 use crate::message::Message;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a mail was not sent, with the transport's error as the source.
+#[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// The transport refused this mail (a recipient it will not take, a sender it does
     /// not allow).
-    #[error("refused: {0}")]
-    Rejected(String),
+    #[error("refused")]
+    Rejected(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The transport could not be reached or failed.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
+    #[error("the mail transport is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What a mail API answered, when it did not accept a mail.
+#[derive(Debug, thiserror::Error)]
+#[error("the mail API answered {status}: {detail}")]
+pub struct ApiRefusal {
+    pub status: u16,
+    /// The API's own words, if it gave any.
+    pub detail: String,
 }
 
 #[async_trait]

@@ -123,7 +123,8 @@ async fn sendgrid_posts_its_v3_mail_body() {
     let sendgrid = SendGrid::new(
         url::Url::parse(stub.base_url()).unwrap(),
         SecretString::from("SG.test".to_owned()),
-    );
+    )
+    .unwrap();
     sendgrid.send(&message("ada@example.com")).await.unwrap();
     let sent = requests.lock().unwrap()[0].clone();
     assert_eq!(
@@ -145,11 +146,12 @@ async fn sendgrid_posts_its_v3_mail_body() {
         .send(&message("reject@example.com"))
         .await
         .unwrap_err();
+    let SendError::Rejected(cause) = refused else {
+        panic!("{refused:?}");
+    };
     assert_eq!(
-        refused,
-        SendError::Rejected(
-            "SendGrid answered 400 Bad Request: Does not contain a valid address.".to_owned()
-        )
+        cause.to_string(),
+        "the mail API answered 400: Does not contain a valid address."
     );
     let down = sendgrid
         .send(&message("down@example.com"))
@@ -160,7 +162,8 @@ async fn sendgrid_posts_its_v3_mail_body() {
     let wrong_key = SendGrid::new(
         url::Url::parse(stub.base_url()).unwrap(),
         SecretString::from("SG.wrong".to_owned()),
-    );
+    )
+    .unwrap();
     let unauthorized = wrong_key
         .send(&message("ada@example.com"))
         .await

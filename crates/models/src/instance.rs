@@ -1,12 +1,17 @@
 //! `hardware.instance_info`: one row per instance.
 
-use diesel::prelude::*;
+use std::net::IpAddr;
 
-use crate::newtypes::{
-    AmiId, CommitHash, InstanceName, InstanceStatus, MandelboxId, Region, UnixMillis, UserId,
-};
+use diesel::deserialize::{FromSql, FromSqlRow};
+use diesel::pg::{Pg, PgValue};
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+
 use crate::prepared::Prepared;
 use crate::schema::hardware::instance_info;
+use domain::{
+    AmiId, CommitHash, InstanceName, InstanceStatus, MandelboxId, Region, UnixMillis, UserId,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = instance_info, primary_key(instance_name))]
@@ -21,8 +26,9 @@ pub struct Instance {
     pub mandelbox_capacity: i64,
     /// [`UnixMillis::NEVER`] until the host's first heartbeat.
     pub last_updated_utc_unix_ms: UnixMillis,
-    /// Empty until the host registers.
-    pub ip: String,
+    /// `None` until the host registers.
+    #[diesel(deserialize_as = StoredIp)]
+    pub ip: Option<IpAddr>,
     pub aws_ami_id: AmiId,
     pub location: Region,
     pub status: InstanceStatus,
@@ -177,13 +183,32 @@ pub struct Metrics {
 
 /// A registration that was checked against its bootstrap secret.
 #[derive(Debug, Clone)]
-pub struct Registration<'a> {
-    pub ip: &'a str,
+pub struct Registration {
+    /// Where clients reach the host; stored as text, `""` for none.
+    pub ip: Option<IpAddr>,
     pub mandelbox_capacity: i64,
     pub metrics: Metrics,
     /// The digest of the host token handed back.
-    pub host_token_sha256: &'a str,
+    pub host_token_sha256: String,
     pub now: UnixMillis,
+}
+
+/// An instance's `ip` column as an address: `""` until the host registers (and anything
+/// else that is not an address, as older tools may have written) reads as none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromSqlRow)]
+pub struct StoredIp(pub Option<IpAddr>);
+
+impl FromSql<Text, Pg> for StoredIp {
+    fn from_sql(bytes: PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
+        Ok(Self(text.parse().ok()))
+    }
+}
+
+impl From<StoredIp> for Option<IpAddr> {
+    fn from(ip: StoredIp) -> Self {
+        ip.0
+    }
 }
 
 /// The bootstrap secret hash of an instance still waiting for its host to register.
@@ -207,32 +232,35 @@ pub fn register(
     conn: &mut PgConnection,
     name: &InstanceName,
     expected_hash: &str,
-    registration: &Registration<'_>,
+    registration: &Registration,
 ) -> QueryResult<bool> {
     diesel::update(
         instance_info::table
             .find(name)
             .filter(instance_info::status.eq(InstanceStatus::PreConnection))
+            .filter(instance_info::terminating_utc_unix_ms.is_null())
             .filter(instance_info::bootstrap_secret_hash.eq(expected_hash)),
     )
     .set((
         instance_info::status.eq(InstanceStatus::Active),
-        instance_info::ip.eq(registration.ip),
+        instance_info::ip.eq(registration.ip.map(|ip| ip.to_string()).unwrap_or_default()),
         instance_info::mandelbox_capacity.eq(registration.mandelbox_capacity),
         instance_info::memory_remaining_kb.eq(registration.metrics.memory_remaining_kb),
         instance_info::nanocpus_remaining.eq(registration.metrics.nanocpus_remaining),
         instance_info::gpu_vram_remaining_kb.eq(registration.metrics.gpu_vram_remaining_kb),
         instance_info::last_updated_utc_unix_ms.eq(registration.now),
         instance_info::bootstrap_secret_hash.eq(None::<String>),
-        instance_info::host_token_sha256.eq(registration.host_token_sha256),
+        instance_info::host_token_sha256.eq(&registration.host_token_sha256),
     ))
     .execute(conn)
     .map(|updated| updated == 1)
 }
 
 /// Records a heartbeat from the host holding the token with this digest, in one
-/// statement (a HOT update: no indexed column changes). `dying` marks the instance
-/// `DRAINING`. Returns the instance, or `None` for an unknown token.
+/// statement (a HOT update unless the status changes: no indexed column changes). `dying`
+/// marks the instance `DRAINING`; otherwise an instance found unresponsive becomes
+/// `ACTIVE` again, with its mandelboxes (its silence is over), unless it is being
+/// terminated. Returns the instance, or `None` for an unknown token.
 pub fn heartbeat(
     conn: &mut PgConnection,
     host_token_sha256: &str,
@@ -240,27 +268,34 @@ pub fn heartbeat(
     dying: bool,
     now: UnixMillis,
 ) -> QueryResult<Option<InstanceName>> {
-    let target =
-        instance_info::table.filter(instance_info::host_token_sha256.eq(host_token_sha256));
-    let values = (
-        instance_info::memory_remaining_kb.eq(metrics.memory_remaining_kb),
-        instance_info::nanocpus_remaining.eq(metrics.nanocpus_remaining),
-        instance_info::gpu_vram_remaining_kb.eq(metrics.gpu_vram_remaining_kb),
-        instance_info::last_updated_utc_unix_ms.eq(now),
-    );
-    if dying {
-        diesel::update(target)
-            .set((values, instance_info::status.eq(InstanceStatus::Draining)))
-            .returning(instance_info::instance_name)
-            .get_result(conn)
-            .optional()
-    } else {
-        diesel::update(target)
-            .set(values)
-            .returning(instance_info::instance_name)
-            .get_result(conn)
-            .optional()
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        instance_name: InstanceName,
     }
+    let status = if dying {
+        "'DRAINING'"
+    } else {
+        "CASE WHEN status = 'HOST_SERVICE_UNRESPONSIVE' AND terminating_utc_unix_ms IS NULL
+              THEN 'ACTIVE' ELSE status END"
+    };
+    Prepared::default()
+        .sql("UPDATE hardware.instance_info SET memory_remaining_kb = ")
+        .bigint(metrics.memory_remaining_kb)
+        .sql(", nanocpus_remaining = ")
+        .bigint(metrics.nanocpus_remaining)
+        .sql(", gpu_vram_remaining_kb = ")
+        .bigint(metrics.gpu_vram_remaining_kb)
+        .sql(", last_updated_utc_unix_ms = ")
+        .bigint(now.as_millis())
+        .sql(", status = ")
+        .sql(status)
+        .sql(" WHERE host_token_sha256 = ")
+        .text(host_token_sha256)
+        .sql(" RETURNING instance_name")
+        .get_result::<Row>(conn)
+        .optional()
+        .map(|row| row.map(|row| row.instance_name))
 }
 
 /// The instance whose host holds the token with this digest.
@@ -284,8 +319,17 @@ pub struct Doomed {
     pub cloud_provider_id: String,
 }
 
-/// `ACTIVE` instances last heard from before `cutoff` become `HOST_SERVICE_UNRESPONSIVE`.
-pub fn mark_unresponsive(conn: &mut PgConnection, cutoff: UnixMillis) -> QueryResult<usize> {
+/// `ACTIVE` instances silent since before `cutoff` while the control plane was up (since
+/// `up_since`) become `HOST_SERVICE_UNRESPONSIVE`: when the control plane came back after
+/// `cutoff`, nobody's silence is long enough yet.
+pub fn mark_unresponsive(
+    conn: &mut PgConnection,
+    cutoff: UnixMillis,
+    up_since: UnixMillis,
+) -> QueryResult<usize> {
+    if up_since >= cutoff {
+        return Ok(0);
+    }
     diesel::update(
         instance_info::table
             .filter(instance_info::status.eq(InstanceStatus::Active))
@@ -295,37 +339,74 @@ pub fn mark_unresponsive(conn: &mut PgConnection, cutoff: UnixMillis) -> QueryRe
     .execute(conn)
 }
 
-/// Locks, until the transaction ends, the instances whose time is up: `PRE_CONNECTION`
-/// ones created before `launched_before`, and `DRAINING` or unresponsive ones in that
-/// state since before `lingering_since` (rows that never recorded a status change count
-/// from their creation).
-pub fn lock_doomed(
-    conn: &mut PgConnection,
-    launched_before: UnixMillis,
-    lingering_since: UnixMillis,
-) -> QueryResult<Vec<Doomed>> {
-    use diesel::dsl::sql;
-    use diesel::sql_types::Bool;
-    instance_info::table
-        .filter(
-            instance_info::status
-                .eq(InstanceStatus::PreConnection)
-                .and(instance_info::creation_time_utc_unix_ms.lt(launched_before))
-                .or(instance_info::status
-                    .eq_any([
-                        InstanceStatus::Draining,
-                        InstanceStatus::HostServiceUnresponsive,
-                    ])
-                    .and(sql::<Bool>(&format!(
-                        "COALESCE(status_changed_utc_unix_ms, creation_time_utc_unix_ms) < {}",
-                        lingering_since.as_millis()
-                    )))),
-        )
-        .order(instance_info::instance_name)
-        .select(Doomed::as_select())
-        .for_update()
-        .skip_locked()
-        .load(conn)
+/// When the instances of each kind are past their time (SPEC §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// `PRE_CONNECTION` instances created before this never registered.
+    pub launched_before: UnixMillis,
+    /// Unresponsive instances in that state since before this, `DRAINING` ones empty since
+    /// before this, and `DRAINING` ones with sessions whose host is silent since before
+    /// this (counting only time the control plane was up) have lingered too long.
+    pub lingering_since: UnixMillis,
+    /// `DRAINING` instances in that state since before this go, sessions or not.
+    pub draining_since: UnixMillis,
+    /// Since when the control plane has been up.
+    pub up_since: UnixMillis,
+    pub now: UnixMillis,
+}
+
+/// Claims the instances whose time is up for termination, in one statement: they are
+/// stamped `terminating_utc_unix_ms` (so no late heartbeat or registration revives them)
+/// and returned. Rows other transactions hold are left for the next pass; rows claimed
+/// before and not yet removed (their termination failed) are claimed again.
+pub fn claim_doomed(conn: &mut PgConnection, deadlines: &Deadlines) -> QueryResult<Vec<Doomed>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        instance_name: InstanceName,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        location: Region,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        cloud_provider_id: String,
+    }
+    use diesel::sql_types::BigInt;
+    let rows: Vec<Row> = diesel::sql_query(
+        "UPDATE hardware.instance_info AS i
+         SET terminating_utc_unix_ms = COALESCE(i.terminating_utc_unix_ms, $5)
+         FROM (
+             SELECT instance_name FROM hardware.instance_info
+             WHERE (status = 'PRE_CONNECTION' AND creation_time_utc_unix_ms < $1)
+                OR (status = 'HOST_SERVICE_UNRESPONSIVE'
+                    AND COALESCE(status_changed_utc_unix_ms, creation_time_utc_unix_ms) < $2)
+                OR (status = 'DRAINING' AND (
+                       (mandelbox_count = 0
+                        AND GREATEST(COALESCE(status_changed_utc_unix_ms, creation_time_utc_unix_ms),
+                                     COALESCE(emptied_utc_unix_ms, 0)) < $2)
+                    OR (mandelbox_count > 0
+                        AND GREATEST(last_updated_utc_unix_ms, $4) < $2)
+                    OR COALESCE(status_changed_utc_unix_ms, creation_time_utc_unix_ms) < $3))
+             ORDER BY instance_name
+             FOR UPDATE SKIP LOCKED
+         ) AS doomed
+         WHERE i.instance_name = doomed.instance_name
+         RETURNING i.instance_name, i.location, i.cloud_provider_id",
+    )
+    .bind::<BigInt, _>(deadlines.launched_before)
+    .bind::<BigInt, _>(deadlines.lingering_since)
+    .bind::<BigInt, _>(deadlines.draining_since)
+    .bind::<BigInt, _>(deadlines.up_since)
+    .bind::<BigInt, _>(deadlines.now)
+    .load(conn)?;
+    let mut doomed: Vec<Doomed> = rows
+        .into_iter()
+        .map(|row| Doomed {
+            instance_name: row.instance_name,
+            location: row.location,
+            cloud_provider_id: row.cloud_provider_id,
+        })
+        .collect();
+    doomed.sort_by(|a, b| a.instance_name.cmp(&b.instance_name));
+    Ok(doomed)
 }
 
 /// Removes these instances (their mandelboxes go with them).
@@ -400,9 +481,12 @@ pub fn cloud_provider_ids(conn: &mut PgConnection, region: &Region) -> QueryResu
 #[diesel(table_name = instance_info, check_for_backend(diesel::pg::Pg))]
 pub struct DrainTarget {
     pub instance_name: InstanceName,
-    pub ip: String,
+    #[diesel(deserialize_as = StoredIp)]
+    pub ip: Option<IpAddr>,
     pub location: Region,
     pub cloud_provider_id: String,
+    /// Sessions it holds as it begins draining.
+    pub mandelbox_count: i64,
 }
 
 /// Marks the instance `DRAINING` if it is `ACTIVE` and holds no mandelbox, in one

@@ -8,17 +8,17 @@ pub mod db;
 pub mod deployment;
 pub mod email_template;
 pub mod instance;
+pub mod lifecycle_clock;
 pub mod mandelbox;
 pub mod migrations;
-pub mod newtypes;
 mod prepared;
 pub mod rate_limit;
 pub mod region_to_ami;
 pub mod schema;
 
 pub use db::{Db, DbError, PoolOptions};
-pub use mandelbox::Mandelbox;
-pub use newtypes::{
+pub use domain::{
     AmiId, CommitHash, InstanceName, InstanceStatus, InvalidValue, MandelboxId, MandelboxStatus,
     Region, UnixMillis, UserId,
 };
+pub use mandelbox::Mandelbox;

@@ -4,9 +4,9 @@ use diesel::prelude::*;
 
 use diesel::sql_types::{Array, BigInt, Text};
 
-use crate::newtypes::{InstanceName, MandelboxId, MandelboxStatus, Region, UnixMillis, UserId};
 use crate::prepared::Prepared;
 use crate::schema::hardware::mandelbox_info;
+use domain::{InstanceName, MandelboxId, MandelboxStatus, Region, UnixMillis, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, Identifiable)]
 #[diesel(table_name = mandelbox_info, primary_key(mandelbox_id))]

@@ -8,11 +8,11 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
 #[derive(Debug, thiserror::Error)]
-#[error("migrations failed: {0}")]
-pub struct MigrationError(String);
+#[error("migrations failed")]
+pub struct MigrationError(#[source] Box<dyn std::error::Error + Send + Sync>);
 
-fn failed(err: impl std::fmt::Display) -> MigrationError {
-    MigrationError(err.to_string())
+fn failed(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> MigrationError {
+    MigrationError(err.into())
 }
 
 /// Held while migrating, so that processes starting together migrate one at a time.

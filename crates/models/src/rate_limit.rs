@@ -3,8 +3,8 @@
 
 use diesel::prelude::*;
 
-use crate::newtypes::UnixMillis;
 use crate::schema::hardware::rate_limit_windows;
+use domain::UnixMillis;
 
 /// A window's length.
 pub const WINDOW_MILLIS: i64 = 60_000;

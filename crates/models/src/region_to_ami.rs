@@ -2,8 +2,8 @@
 
 use diesel::prelude::*;
 
-use crate::newtypes::{AmiId, CommitHash, Region};
 use crate::schema::hardware::region_to_ami;
+use domain::{AmiId, CommitHash, Region};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = region_to_ami, check_for_backend(diesel::pg::Pg))]

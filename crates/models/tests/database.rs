@@ -44,7 +44,7 @@ fn rows_written_with_only_the_original_columns_are_valid() {
     assert_eq!(row.status, InstanceStatus::PreConnection);
     assert_eq!(row.mandelbox_capacity, 0);
     assert_eq!(row.last_updated_utc_unix_ms, UnixMillis::NEVER);
-    assert_eq!(row.ip, "");
+    assert_eq!(row.ip, None);
     assert_eq!(
         (
             row.memory_remaining_kb,

@@ -1,20 +1,28 @@
-//! The business logic between the HTTP layer and the database: mandelbox assignment,
-//! the host protocol, the lifecycle jobs, fleet scaling and image upgrades.
+//! Keeping the fleet sized and its records true (SPEC §6, §7): per (region, image) the
+//! sizing decision, launches, drains and terminations through the cloud provider, the
+//! orphan pass, image upgrades, and the lifecycle jobs.
+//!
+//! - [`sizing`]: the decision, a pure function of a snapshot;
+//! - [`fleet`]: applying it through the cloud ([`Fleet`]);
+//! - [`scaler`]: the capacity checks assignment asks for ([`FleetScaler`]);
+//! - [`hook`]: what assignment calls ([`ScalingHook`]);
+//! - [`lifecycle`]: unresponsive hosts, expired allocations, terminations;
+//! - [`upgrade`]: rolling a region onto a new image;
+//! - [`jobs`]: periodic jobs that never stop silently;
+//! - [`metrics`]: the fleet's counters and gauges.
 
-pub mod assign;
-pub mod billing;
 pub mod fleet;
 pub mod hook;
-pub mod hosts;
+pub mod jobs;
 pub mod lifecycle;
 pub mod metrics;
-pub mod neighbours;
-pub mod request;
+pub mod scaler;
+pub mod settings;
 pub mod sizing;
 pub mod upgrade;
 
-pub use assign::{AssignError, AssignPolicy, Assigner, Assignment, Failure};
-pub use fleet::{Fleet, FleetError, FleetScaler, FleetSettings, PassReport};
+pub use fleet::{CheckReport, DrainOutcome, Fleet, FleetError, PassReport, Terminated};
 pub use hook::{NoScaling, ScaleCheck, ScalingHook};
-pub use neighbours::RegionNeighbours;
-pub use request::{AssignRequest, InvalidRequest, RegionChoice};
+pub use metrics::{FleetGauges, FleetMetrics, JobOutcome};
+pub use scaler::FleetScaler;
+pub use settings::FleetSettings;

@@ -1,13 +1,18 @@
-//! The lifecycle jobs (SPEC §6): keep the fleet's records true.
+//! The lifecycle jobs (SPEC §6): keep the fleet's records true, without ever ending a
+//! session because the control plane itself was away.
 //!
-//! Each pass runs in two transactions, each under an advisory lock, so with several
-//! server processes one does the work and the others skip it:
-//! 1. `ACTIVE` instances silent for the heartbeat timeout become unresponsive;
-//!    `ALLOCATED` mandelboxes never picked up are removed.
-//! 2. `PRE_CONNECTION` instances that never registered, and `DRAINING` or unresponsive
-//!    ones lingering too long, are terminated through the cloud provider and removed,
-//!    in the same transaction: if the process dies half-way, nothing is committed and
-//!    the next pass does it again (termination is idempotent).
+//! Each pass has two phases, each under a lock, so with several server processes one
+//! does the work and the others skip it:
+//! 1. In one short transaction: the pass is recorded (`hardware.lifecycle_clock`), so
+//!    that only silence while the control plane was up counts; `ACTIVE` instances silent
+//!    for the heartbeat timeout of such time become unresponsive; `ALLOCATED` mandelboxes
+//!    never picked up are removed; rate-limit windows that no longer count are purged.
+//! 2. Instances whose time is up (`PRE_CONNECTION` ones that never registered,
+//!    unresponsive ones lingering too long, `DRAINING` ones empty for the lingering
+//!    timeout, silent with their sessions, or draining past `DRAIN_MAX_AGE_SECS`) are
+//!    claimed in one statement, then terminated through the cloud with no transaction
+//!    open, region by region, and the rows of those ended are removed. A region the cloud
+//!    fails for keeps its rows, claimed, for the next pass; the others go on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,18 +20,29 @@ use std::time::Duration;
 use async_trait::async_trait;
 use diesel::Connection;
 use models::db::try_lock_for_transaction;
-use models::instance::{self, Doomed};
-use models::{Db, DbError, UnixMillis, mandelbox};
+use models::instance::{self, Deadlines, Doomed};
+use models::{Db, DbError, Region, UnixMillis, lifecycle_clock, mandelbox, rate_limit};
 
-/// Lock keys of the two phases of a pass.
+use crate::fleet::{Fleet, Terminated};
+use crate::metrics::FleetMetrics;
+
+/// Lock key of the first phase of a pass (transaction-scoped).
 const MARK_LOCK: i64 = 0x7765_6273_7276_0010;
-const TERMINATE_LOCK: i64 = 0x7765_6273_7276_0011;
+/// Lock of the second phase (session-scoped: it spans cloud calls).
+const TERMINATE_LOCK: &str = "lifecycle:terminate";
 
 /// Ends instances in the cloud.
 #[async_trait]
 pub trait Terminator: Send + Sync {
-    /// Terminates these instances; terminating one already gone is not an error.
-    async fn terminate(&self, instances: &[Doomed]) -> Result<(), String>;
+    /// Terminates these instances, region by region; ones already gone are ended too.
+    async fn terminate(&self, instances: &[Doomed]) -> Terminated;
+}
+
+#[async_trait]
+impl Terminator for Fleet {
+    async fn terminate(&self, instances: &[Doomed]) -> Terminated {
+        self.terminate_in_cloud(instances).await
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -35,24 +51,39 @@ pub struct LifecyclePolicy {
     pub pre_connection_timeout: Duration,
     pub lingering_timeout: Duration,
     pub allocation_timeout: Duration,
+    /// `DRAIN_MAX_AGE_SECS`: a draining instance goes after this, sessions or not.
+    pub drain_max_age: Duration,
+    /// A gap between passes longer than this means the control plane was away: the
+    /// silence of hosts counts again from the pass after it.
+    pub outage_gap: Duration,
+}
+
+impl LifecyclePolicy {
+    /// The gap that means an outage for passes every `interval`: two missed passes.
+    pub fn outage_gap_for(interval: Duration) -> Duration {
+        interval.saturating_mul(2).max(Duration::from_secs(1))
+    }
 }
 
 /// What a pass did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct PassReport {
     pub marked_unresponsive: usize,
     pub expired_allocations: usize,
+    /// Since when the control plane has been up, as this pass recorded it.
+    pub up_since: Option<UnixMillis>,
+    /// Terminated and removed.
     pub terminated: Vec<Doomed>,
+    /// Regions whose instances could not be terminated this time.
+    pub failed_regions: Vec<Region>,
     /// Another process held a phase's lock, so this one left it to them.
     pub skipped_phases: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
-    #[error(transparent)]
+    #[error("the lifecycle pass could not reach the database")]
     Database(#[from] DbError),
-    #[error("terminating instances failed: {0}")]
-    Terminate(String),
 }
 
 impl From<diesel::result::Error> for PassError {
@@ -65,86 +96,122 @@ impl From<diesel::result::Error> for PassError {
 pub async fn run_pass(
     db: &Db,
     policy: LifecyclePolicy,
-    terminator: Arc<dyn Terminator>,
+    terminator: &dyn Terminator,
     now: UnixMillis,
 ) -> Result<PassReport, PassError> {
-    let runtime = tokio::runtime::Handle::current();
-    db.run(move |conn| {
-        let mut report = PassReport::default();
-        let marked = conn.transaction(|conn| {
-            if !try_lock_for_transaction(conn, MARK_LOCK)? {
-                return Ok::<_, PassError>(None);
-            }
-            let unresponsive =
-                instance::mark_unresponsive(conn, now.minus(policy.heartbeat_timeout))?;
-            let expired =
-                mandelbox::delete_allocated_before(conn, now.minus(policy.allocation_timeout))?;
-            Ok(Some((unresponsive, expired)))
-        });
-        match marked {
-            Ok(Some((unresponsive, expired))) => {
-                report.marked_unresponsive = unresponsive;
-                report.expired_allocations = expired;
-            }
-            Ok(None) => report.skipped_phases += 1,
-            Err(err) => return Ok(Err(err)),
+    let mut report = PassReport::default();
+    match mark(db, policy, now).await? {
+        Some((unresponsive, expired, up_since)) => {
+            report.marked_unresponsive = unresponsive;
+            report.expired_allocations = expired;
+            report.up_since = Some(up_since);
         }
-        let terminated = conn.transaction(|conn| {
-            if !try_lock_for_transaction(conn, TERMINATE_LOCK)? {
-                return Ok::<_, PassError>(None);
-            }
-            let doomed = instance::lock_doomed(
-                conn,
-                now.minus(policy.pre_connection_timeout),
-                now.minus(policy.lingering_timeout),
-            )?;
-            if !doomed.is_empty() {
-                runtime
-                    .block_on(terminator.terminate(&doomed))
-                    .map_err(PassError::Terminate)?;
-                let names: Vec<_> = doomed.iter().map(|d| d.instance_name.clone()).collect();
-                instance::delete(conn, &names)?;
-            }
-            Ok(Some(doomed))
-        });
-        match terminated {
-            Ok(Some(doomed)) => report.terminated = doomed,
-            Ok(None) => report.skipped_phases += 1,
-            Err(err) => return Ok(Err(err)),
-        }
-        Ok(Ok(report))
-    })
-    .await?
+        None => report.skipped_phases += 1,
+    }
+    let Some(lock) = db.advisory_lock(TERMINATE_LOCK, Duration::ZERO).await? else {
+        report.skipped_phases += 1;
+        return Ok(report);
+    };
+    let ended = terminate(db, policy, terminator, now).await;
+    lock.release().await;
+    let (terminated, failed_regions) = ended?;
+    report.terminated = terminated;
+    report.failed_regions = failed_regions;
+    Ok(report)
 }
 
-/// Runs a pass every `interval` until the task is dropped; failures are logged.
+/// Phase 1, in one transaction: `None` if another process is doing it.
+async fn mark(
+    db: &Db,
+    policy: LifecyclePolicy,
+    now: UnixMillis,
+) -> Result<Option<(usize, usize, UnixMillis)>, PassError> {
+    db.run(move |conn| {
+        Ok(conn.transaction(|conn| {
+            if !try_lock_for_transaction(conn, MARK_LOCK)? {
+                return Ok::<_, diesel::result::Error>(None);
+            }
+            let up_since = lifecycle_clock::record_pass(conn, now, policy.outage_gap)?;
+            let unresponsive =
+                instance::mark_unresponsive(conn, now.minus(policy.heartbeat_timeout), up_since)?;
+            let expired =
+                mandelbox::delete_allocated_before(conn, now.minus(policy.allocation_timeout))?;
+            rate_limit::purge_stale(conn, now)?;
+            Ok(Some((unresponsive, expired, up_since)))
+        })?)
+    })
+    .await
+    .map_err(PassError::from)
+}
+
+/// Phase 2, under its lock: claim, terminate with no transaction open, remove.
+async fn terminate(
+    db: &Db,
+    policy: LifecyclePolicy,
+    terminator: &dyn Terminator,
+    now: UnixMillis,
+) -> Result<(Vec<Doomed>, Vec<Region>), PassError> {
+    let doomed = db
+        .run(move |conn| {
+            let up_since = lifecycle_clock::up_since(conn)?.unwrap_or(now);
+            let deadlines = Deadlines {
+                launched_before: now.minus(policy.pre_connection_timeout),
+                lingering_since: now.minus(policy.lingering_timeout),
+                draining_since: now.minus(policy.drain_max_age),
+                up_since,
+                now,
+            };
+            Ok(instance::claim_doomed(conn, &deadlines)?)
+        })
+        .await?;
+    if doomed.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let outcome = terminator.terminate(&doomed).await;
+    let names = outcome.ended.clone();
+    if !names.is_empty() {
+        db.run(move |conn| Ok(instance::delete(conn, &names)?))
+            .await?;
+    }
+    let terminated = doomed
+        .into_iter()
+        .filter(|d| outcome.ended.contains(&d.instance_name))
+        .collect();
+    let failed = outcome
+        .failed
+        .into_iter()
+        .map(|(region, _)| region)
+        .collect();
+    Ok((terminated, failed))
+}
+
+/// Runs a pass every `interval` until the task is dropped (see [`crate::jobs`]).
 pub async fn run_periodically(
     db: Db,
     policy: LifecyclePolicy,
     terminator: Arc<dyn Terminator>,
     interval: Duration,
+    metrics: FleetMetrics,
 ) {
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let result = run_pass(&db, policy, terminator.clone(), UnixMillis::now()).await;
-        crate::metrics::job_run("lifecycle", result.is_ok());
-        match result {
-            Ok(report) => {
-                if report.marked_unresponsive + report.expired_allocations + report.terminated.len()
-                    > 0
-                {
-                    tracing::info!(
-                        marked_unresponsive = report.marked_unresponsive,
-                        expired_allocations = report.expired_allocations,
-                        terminated = report.terminated.len(),
-                        "lifecycle pass"
-                    );
-                }
+    crate::jobs::run_every("lifecycle", interval, metrics, move || {
+        let (db, terminator) = (db.clone(), terminator.clone());
+        async move {
+            let report = run_pass(&db, policy, terminator.as_ref(), UnixMillis::now()).await?;
+            let changed = report.marked_unresponsive
+                + report.expired_allocations
+                + report.terminated.len()
+                + report.failed_regions.len();
+            if changed > 0 {
+                tracing::info!(
+                    marked_unresponsive = report.marked_unresponsive,
+                    expired_allocations = report.expired_allocations,
+                    terminated = report.terminated.len(),
+                    failed_regions = ?report.failed_regions,
+                    "lifecycle pass"
+                );
             }
-            Err(err) => tracing::error!(error = %err, "lifecycle pass failed"),
+            Ok::<_, PassError>(())
         }
-    }
+    })
+    .await;
 }

@@ -7,15 +7,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use cloud_interface::host_agent::DrainEndpoint;
 use cloud_interface::provider::MockCloudProvider;
 use cloud_interface::{
     BootConfig, CloudError, CloudInstance, CloudInstanceId, CloudProvider, LaunchRequest,
-    LocalOptions, LocalProvider,
+    LaunchToken,
 };
-use models::{AmiId, Db, PoolOptions, Region};
+use host_agent::DrainEndpoint;
+use local_cloud::{LocalOptions, LocalProvider};
+use models::{AmiId, Db, InstanceName, PoolOptions, Region};
 use scaling::sizing::Decision;
-use scaling::{Fleet, FleetScaler, FleetSettings, PassReport, ScaleCheck, ScalingHook};
+use scaling::{
+    Fleet, FleetMetrics, FleetScaler, FleetSettings, PassReport, ScaleCheck, ScalingHook,
+};
 use secrecy::ExposeSecret;
 use test_support::TestDatabase;
 
@@ -38,8 +41,12 @@ fn settings(host_port: u16) -> FleetSettings {
         drain_timeout: Duration::from_millis(500),
         check_interval: Duration::from_millis(10),
         branch: "test".to_owned(),
-        ..FleetSettings::new(url::Url::parse("http://127.0.0.1:7730/").unwrap(), "mock-")
+        ..FleetSettings::new(url::Url::parse("http://127.0.0.1:7730/").unwrap())
     }
+}
+
+fn metrics() -> FleetMetrics {
+    FleetMetrics::new(&app_metrics::Registry::new())
 }
 
 fn fleet_with(db: &TestDatabase, cloud: MockCloudProvider, settings: FleetSettings) -> Fleet {
@@ -47,7 +54,13 @@ fn fleet_with(db: &TestDatabase, cloud: MockCloudProvider, settings: FleetSettin
         Db::new(db.url(), PoolOptions::default()),
         Arc::new(cloud),
         settings,
+        metrics(),
     )
+    .unwrap()
+}
+
+fn id(stored: &str) -> CloudInstanceId {
+    CloudInstanceId::stored(stored)
 }
 
 /// A region whose active image is AMI for COMMIT.
@@ -108,9 +121,9 @@ fn count(db: &TestDatabase, filter: &str) -> i64 {
 /// A cloud that starts instances (counting them) and terminates what it is told.
 fn launching_cloud(started: Arc<AtomicUsize>) -> MockCloudProvider {
     let mut cloud = MockCloudProvider::new();
-    cloud.expect_start_instances().returning(move |request| {
+    cloud.expect_start_instance().returning(move |request| {
         let n = started.fetch_add(1, Ordering::SeqCst);
-        Ok(vec![CloudInstanceId(format!("i-{n:04}-{}", request.name))])
+        Ok(id(&format!("i-{n:04}-{}", request.name)))
     });
     cloud
         .expect_list_instances()
@@ -135,22 +148,24 @@ async fn an_empty_region_launches_one_instance_and_records_it() {
     let owner_seen = owner.clone();
     let mut cloud = MockCloudProvider::new();
     cloud
-        .expect_start_instances()
+        .expect_start_instance()
         .times(1)
         .withf(|request| {
             let boot = BootConfig::from_user_data(request.user_data.expose_secret()).unwrap();
-            request.region == REGION
-                && request.image == AMI
-                && request.count == 1
+            request.region.as_str() == REGION
+                && request.image.as_str() == AMI
                 && request.instance_type == "g4dn.xlarge"
-                && request.name.starts_with("us-east-1-test-abcdef0-uid-")
-                && request.name.len() == "us-east-1-test-abcdef0-uid-".len() + 10
+                && request
+                    .name
+                    .as_str()
+                    .starts_with("us-east-1-test-abcdef0-uid-")
+                && request.name.as_str().len() == "us-east-1-test-abcdef0-uid-".len() + 10
                 && boot.instance_name == request.name
                 && boot.webserver_url.as_str() == "http://127.0.0.1:7730/"
         })
         .returning(move |request| {
             *owner_seen.lock().unwrap() = Some(request.owner.clone());
-            Ok(vec![CloudInstanceId("i-0abc".to_owned())])
+            Ok(id("mock-i-0abc"))
         });
     let fleet = fleet_with(&db, cloud, settings(9));
 
@@ -242,13 +257,11 @@ async fn temporary_launch_failures_are_retried_and_permanent_ones_leave_nothing(
     let attempts = Arc::new(AtomicUsize::new(0));
     let mut cloud = MockCloudProvider::new();
     let counter = attempts.clone();
-    cloud.expect_start_instances().returning(move |_| {
+    cloud.expect_start_instance().returning(move |_| {
         if counter.fetch_add(1, Ordering::SeqCst) < 2 {
-            Err(CloudError::Temporary(
-                "InsufficientInstanceCapacity".to_owned(),
-            ))
+            Err(CloudError::temporary("InsufficientInstanceCapacity", None))
         } else {
-            Ok(vec![CloudInstanceId("i-third-time".to_owned())])
+            Ok(id("mock-i-third-time"))
         }
     });
     let fleet = fleet_with(&db, cloud, settings(9));
@@ -264,15 +277,16 @@ async fn temporary_launch_failures_are_retried_and_permanent_ones_leave_nothing(
     serve_region(&db, REGION);
     let mut cloud = MockCloudProvider::new();
     cloud
-        .expect_start_instances()
+        .expect_start_instance()
         .times(1)
-        .returning(|_| Err(CloudError::Permanent("InvalidAMIID.NotFound".to_owned())));
+        .returning(|_| Err(CloudError::permanent("InvalidAMIID.NotFound", None)));
     let fleet = fleet_with(&db, cloud, settings(9));
     let err = fleet
         .check(&region(REGION), None, Duration::from_secs(5))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("InvalidAMIID"), "{err}");
+    let chain = format!("{:?}", err);
+    assert!(chain.contains("InvalidAMIID"), "{chain}");
     assert_eq!(count(&db, "true"), 0);
 
     // Temporary failures that never end give up after the configured attempts.
@@ -280,9 +294,9 @@ async fn temporary_launch_failures_are_retried_and_permanent_ones_leave_nothing(
     serve_region(&db, REGION);
     let mut cloud = MockCloudProvider::new();
     cloud
-        .expect_start_instances()
+        .expect_start_instance()
         .times(4)
-        .returning(|_| Err(CloudError::Temporary("RequestLimitExceeded".to_owned())));
+        .returning(|_| Err(CloudError::temporary("RequestLimitExceeded", None)));
     let fleet = fleet_with(&db, cloud, settings(9));
     assert!(
         fleet
@@ -306,22 +320,21 @@ async fn an_instance_that_cannot_be_recorded_is_terminated() {
     );
     let mut cloud = MockCloudProvider::new();
     cloud
-        .expect_start_instances()
+        .expect_start_instance()
         .times(1)
-        .returning(|_| Ok(vec![CloudInstanceId("i-unrecorded".to_owned())]));
+        .returning(|_| Ok(id("mock-i-unrecorded")));
     cloud
         .expect_terminate_instances()
         .times(1)
-        .withf(|region, ids| {
-            region == REGION && ids == [CloudInstanceId("i-unrecorded".to_owned())]
-        })
+        .withf(|region, ids| region.as_str() == REGION && ids == [id("mock-i-unrecorded")])
         .returning(|_, _| Ok(()));
     let fleet = fleet_with(&db, cloud, settings(9));
     let err = fleet
         .check(&region(REGION), None, Duration::from_secs(5))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("refused by the test"), "{err}");
+    let chain = format!("{:?}", err);
+    assert!(chain.contains("refused by the test"), "{chain}");
     assert_eq!(count(&db, "true"), 0);
 }
 
@@ -364,7 +377,7 @@ async fn an_unreachable_host_is_terminated_through_the_cloud_and_removed() {
     cloud
         .expect_terminate_instances()
         .times(1)
-        .withf(|region, ids| region == REGION && ids == [CloudInstanceId("i-a-empty".to_owned())])
+        .withf(|region, ids| region.as_str() == REGION && ids == [id("mock-i-a-empty")])
         .returning(|_, _| Ok(()));
     // Port 9 on loopback: nothing listens.
     let fleet = fleet_with(&db, cloud, settings(9));
@@ -520,7 +533,7 @@ async fn the_owner_is_one_id_per_database_whatever_the_process() {
 
 fn running(id: &str, name: &str, launched_secs_ago: u64) -> CloudInstance {
     CloudInstance {
-        id: CloudInstanceId(id.to_owned()),
+        id: CloudInstanceId::stored(id),
         name: name.to_owned(),
         launched_at: SystemTime::now() - Duration::from_secs(launched_secs_ago),
     }
@@ -535,29 +548,33 @@ async fn instances_no_row_records_are_terminated_once_past_the_grace() {
         "INSERT INTO hardware.region_to_ami (region_name, client_commit_hash, ami_id, ami_active)
          VALUES ('eu-west-1', '{COMMIT}', 'ami-eu', false)"
     ));
-    // Recorded (cloud id `i-kept`), with room to spare but not enough to drain.
+    // Recorded (cloud id `mock-i-kept`), with room to spare but not enough to drain.
     add(&db, "kept", AMI, "ACTIVE", 10, 0);
     let mut cloud = MockCloudProvider::new();
     cloud
         .expect_list_instances()
-        .withf(|region, owner| region == REGION && owner == "owner-under-test")
+        .withf(|region, owner| region.as_str() == REGION && owner == "owner-under-test")
         .times(1)
         .returning(|_, _| {
             Ok(vec![
-                running("i-kept", "kept", 7200),
-                running("i-orphan", "us-east-1-test-abcdef0-uid-0123456789", 3600),
+                running("mock-i-kept", "kept", 7200),
+                running(
+                    "mock-i-orphan",
+                    "us-east-1-test-abcdef0-uid-0123456789",
+                    3600,
+                ),
                 // Launched a moment ago: its row may be on its way.
-                running("i-young", "us-east-1-test-abcdef0-uid-abcdefghij", 5),
+                running("mock-i-young", "us-east-1-test-abcdef0-uid-abcdefghij", 5),
             ])
         });
     cloud
         .expect_list_instances()
-        .withf(|region, _| region == "eu-west-1")
+        .withf(|region, _| region.as_str() == "eu-west-1")
         .times(1)
-        .returning(|_, _| Err(CloudError::Temporary("throttled".to_owned())));
+        .returning(|_, _| Err(CloudError::temporary("throttled", None)));
     cloud
         .expect_terminate_instances()
-        .withf(|region, ids| region == REGION && ids == [CloudInstanceId("i-orphan".to_owned())])
+        .withf(|region, ids| region.as_str() == REGION && ids == [id("mock-i-orphan")])
         .times(1)
         .returning(|_, _| Ok(()));
     let fleet = fleet_with(
@@ -571,8 +588,8 @@ async fn instances_no_row_records_are_terminated_once_past_the_grace() {
         },
     );
     let report = fleet.run_pass().await.unwrap();
-    let orphans: Vec<&str> = report.orphans.iter().map(|o| o.id.0.as_str()).collect();
-    assert_eq!(orphans, ["i-orphan"], "{report:?}");
+    let orphans: Vec<&str> = report.orphans.iter().map(|o| o.id.as_str()).collect();
+    assert_eq!(orphans, ["mock-i-orphan"], "{report:?}");
     assert_eq!(
         count(&db, "instance_name = 'kept' AND status = 'ACTIVE'"),
         1
@@ -594,13 +611,15 @@ async fn the_pass_ends_an_unrecorded_instance_on_the_local_cloud() {
     }));
     let settings = FleetSettings {
         orphan_grace: Duration::ZERO,
-        ..FleetSettings::new(url::Url::parse("http://127.0.0.1:9/").unwrap(), "")
+        ..FleetSettings::new(url::Url::parse("http://127.0.0.1:9/").unwrap())
     };
     let fleet = Fleet::new(
         Db::new(db.url(), PoolOptions::default()),
         provider.clone(),
         settings,
-    );
+        metrics(),
+    )
+    .unwrap();
     let owner = fleet.owner().await.unwrap();
     // The empty region gets its buffer instance, recorded.
     let report = fleet
@@ -610,39 +629,35 @@ async fn the_pass_ends_an_unrecorded_instance_on_the_local_cloud() {
     assert_eq!(report.launched.len(), 1, "{report:?}");
     let recorded = report.launched[0].as_str().to_owned();
     let launch = |owner: &str, name: &str| LaunchRequest {
-        region: REGION.to_owned(),
-        image: AMI.to_owned(),
-        name: name.to_owned(),
-        count: 1,
+        region: region(REGION),
+        image: ami(AMI),
+        name: InstanceName::parse(name).unwrap(),
         instance_type: "g4dn.xlarge".to_owned(),
         user_data: BootConfig {
-            instance_name: name.to_owned(),
+            instance_name: InstanceName::parse(name).unwrap(),
             webserver_url: url::Url::parse("http://127.0.0.1:9/").unwrap(),
             bootstrap_secret: "unused".to_owned().into(),
         }
         .to_user_data()
         .unwrap(),
         owner: owner.to_owned(),
+        launch_token: LaunchToken::new(),
     };
     let orphan = provider
-        .start_instances(&launch(&owner, "orphan"))
+        .start_instance(&launch(&owner, "orphan"))
         .await
         .unwrap();
     let theirs = provider
-        .start_instances(&launch("http://elsewhere.test/", "theirs"))
+        .start_instance(&launch("http://elsewhere.test/", "theirs"))
         .await
         .unwrap();
 
     let report = fleet.run_pass().await.unwrap();
     let ended: Vec<CloudInstanceId> = report.orphans.iter().map(|o| o.id.clone()).collect();
-    assert_eq!(ended, orphan, "{report:?}");
+    assert_eq!(ended, [orphan], "{report:?}");
     assert_eq!(report.orphans[0].name, "orphan");
-    provider
-        .wait_until_terminated(REGION, &orphan, Duration::from_secs(5))
-        .await
-        .unwrap();
     let ours: Vec<String> = provider
-        .list_instances(REGION, &owner)
+        .list_instances(&region(REGION), &owner)
         .await
         .unwrap()
         .into_iter()
@@ -650,11 +665,11 @@ async fn the_pass_ends_an_unrecorded_instance_on_the_local_cloud() {
         .collect();
     assert_eq!(ours, [recorded]);
     let elsewhere = provider
-        .list_instances(REGION, "http://elsewhere.test/")
+        .list_instances(&region(REGION), "http://elsewhere.test/")
         .await
         .unwrap();
     assert_eq!(elsewhere.len(), 1);
-    assert_eq!(elsewhere[0].id, theirs[0]);
+    assert_eq!(elsewhere[0].id, theirs);
     assert_eq!(count(&db, "true"), 1);
 }
 
@@ -668,11 +683,11 @@ async fn concurrent_checks_in_two_processes_launch_the_shortfall_once() {
     let started = Arc::new(AtomicUsize::new(0));
     let slow_cloud = |started: Arc<AtomicUsize>| {
         let mut cloud = MockCloudProvider::new();
-        cloud.expect_start_instances().returning(move |request| {
+        cloud.expect_start_instance().returning(move |request| {
             // A slow cloud widens the window in which a second decision could race.
             std::thread::sleep(Duration::from_millis(150));
             let n = started.fetch_add(1, Ordering::SeqCst);
-            Ok(vec![CloudInstanceId(format!("i-{n}-{}", request.name))])
+            Ok(id(&format!("i-{n}-{}", request.name)))
         });
         cloud
     };

@@ -6,8 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cloud_interface::CloudError;
 use models::instance::Doomed;
 use models::{Db, PoolOptions, UnixMillis};
+use scaling::Terminated;
 use scaling::lifecycle::{LifecyclePolicy, Terminator, run_pass};
 use test_support::TestDatabase;
 
@@ -20,32 +22,55 @@ fn now() -> i64 {
     *NOW
 }
 
+fn at(offset: i64) -> UnixMillis {
+    UnixMillis::from_millis(now() + offset)
+}
+
 fn policy() -> LifecyclePolicy {
     LifecyclePolicy {
         heartbeat_timeout: Duration::from_secs(120),
         pre_connection_timeout: Duration::from_secs(900),
         lingering_timeout: Duration::from_secs(600),
         allocation_timeout: Duration::from_secs(90),
+        drain_max_age: Duration::from_secs(12 * 3600),
+        outage_gap: Duration::from_secs(60),
     }
 }
 
+/// Terminates (recording the ids), except in the regions it is told to fail in.
 #[derive(Default)]
 struct Recorded {
     calls: Mutex<Vec<String>>,
-    fail: bool,
+    failing_regions: Vec<&'static str>,
     delay: Duration,
 }
 
 #[async_trait]
 impl Terminator for Recorded {
-    async fn terminate(&self, instances: &[Doomed]) -> Result<(), String> {
+    async fn terminate(&self, instances: &[Doomed]) -> Terminated {
         tokio::time::sleep(self.delay).await;
-        if self.fail {
-            return Err("cloud says no".to_owned());
+        let mut terminated = Terminated::default();
+        for instance in instances {
+            if self.failing_regions.contains(&instance.location.as_str()) {
+                if !terminated
+                    .failed
+                    .iter()
+                    .any(|(r, _)| *r == instance.location)
+                {
+                    terminated.failed.push((
+                        instance.location.clone(),
+                        CloudError::temporary("cloud says no", None),
+                    ));
+                }
+                continue;
+            }
+            self.calls
+                .lock()
+                .unwrap()
+                .push(instance.cloud_provider_id.clone());
+            terminated.ended.push(instance.instance_name.clone());
         }
-        let mut calls = self.calls.lock().unwrap();
-        calls.extend(instances.iter().map(|d| d.cloud_provider_id.clone()));
-        Ok(())
+        terminated
     }
 }
 
@@ -59,16 +84,56 @@ fn add(
     created_ago: i64,
     changed_ago: Option<i64>,
 ) {
+    add_in(
+        db,
+        "us-east-1",
+        name,
+        status,
+        heard_ago,
+        created_ago,
+        changed_ago,
+    );
+}
+
+fn add_in(
+    db: &TestDatabase,
+    region: &str,
+    name: &str,
+    status: &str,
+    heard_ago: i64,
+    created_ago: i64,
+    changed_ago: Option<i64>,
+) {
     let changed = changed_ago.map_or("NULL".to_owned(), |ago| (now() - ago).to_string());
     db.execute(&format!(
         "INSERT INTO hardware.instance_info
              (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
               aws_instance_type, mandelbox_capacity, last_updated_utc_unix_ms,
               creation_time_utc_unix_ms, status_changed_utc_unix_ms)
-         VALUES ('{name}', 'cloud-{name}', 'ami', 'us-east-1', '{status}', 'h', 't', 4,
+         VALUES ('{name}', 'cloud-{name}', 'ami', '{region}', '{status}', 'h', 't', 4,
                  {heard}, {created}, {changed})",
         heard = now() - heard_ago,
         created = now() - created_ago,
+    ));
+}
+
+/// A session on `instance`, created `ago` ms before now().
+fn session(db: &TestDatabase, instance: &str, status: &str, ago: i64) {
+    db.execute(&format!(
+        "INSERT INTO hardware.mandelbox_info
+             (mandelbox_id, user_id, instance_name, status, creation_time_utc_unix_ms)
+         VALUES (gen_random_uuid()::text, 'u-' || gen_random_uuid(), '{instance}', '{status}', {})",
+        now() - ago
+    ));
+}
+
+/// The control plane has been up, passing regularly, since `ago` ms before now().
+fn up_for(db: &TestDatabase, ago: i64) {
+    db.execute(&format!(
+        "INSERT INTO hardware.lifecycle_clock (last_pass_utc_unix_ms, up_since_utc_unix_ms)
+         VALUES ({last}, {since})",
+        last = now() - 30_000,
+        since = now() - ago,
     ));
 }
 
@@ -93,21 +158,24 @@ fn pool(db: &TestDatabase) -> Db {
     Db::new(db.url(), PoolOptions::default())
 }
 
+async fn pass(
+    db: &TestDatabase,
+    terminator: &Recorded,
+    now: UnixMillis,
+) -> scaling::lifecycle::PassReport {
+    run_pass(&pool(db), policy(), terminator, now)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn silent_active_instances_become_unresponsive() {
     let db = TestDatabase::new();
+    up_for(&db, 60 * MINUTE);
     add(&db, "fresh", "ACTIVE", MINUTE, 10 * MINUTE, None);
     add(&db, "silent", "ACTIVE", 3 * MINUTE, 10 * MINUTE, None);
     add(&db, "booting", "PRE_CONNECTION", -now() - 1, MINUTE, None);
-    let terminator = Arc::new(Recorded::default());
-    let report = run_pass(
-        &pool(&db),
-        policy(),
-        terminator,
-        UnixMillis::from_millis(now()),
-    )
-    .await
-    .unwrap();
+    let report = pass(&db, &Recorded::default(), at(0)).await;
     assert_eq!(report.marked_unresponsive, 1);
     assert_eq!(
         statuses(&db),
@@ -125,42 +193,62 @@ async fn silent_active_instances_become_unresponsive() {
 }
 
 #[tokio::test]
+async fn an_outage_of_the_control_plane_is_not_the_hosts_silence() {
+    let db = TestDatabase::new();
+    // The last pass ran ten minutes ago: the servers (or the database) were away since.
+    db.execute(&format!(
+        "INSERT INTO hardware.lifecycle_clock (last_pass_utc_unix_ms, up_since_utc_unix_ms)
+         VALUES ({}, {})",
+        now() - 10 * MINUTE,
+        now() - 60 * MINUTE
+    ));
+    // Every host went silent with the outage; one has sessions.
+    add(&db, "quiet-a", "ACTIVE", 10 * MINUTE, 60 * MINUTE, None);
+    add(&db, "quiet-b", "ACTIVE", 10 * MINUTE, 60 * MINUTE, None);
+    session(&db, "quiet-a", "RUNNING", 20 * MINUTE);
+    let terminator = Recorded::default();
+    let report = pass(&db, &terminator, at(0)).await;
+    assert_eq!(report.marked_unresponsive, 0, "{report:?}");
+    assert_eq!(
+        report.up_since,
+        Some(at(0)),
+        "uptime counts from the restart"
+    );
+
+    // Passes go on; "quiet-a" heartbeats again, "quiet-b" really stopped. A whole
+    // timeout after the restart, only the really silent one is found.
+    db.execute(&format!(
+        "UPDATE hardware.instance_info SET last_updated_utc_unix_ms = {}
+         WHERE instance_name = 'quiet-a'",
+        now() + 5_000
+    ));
+    for seconds in [30, 60, 90] {
+        let report = pass(&db, &terminator, at(seconds * 1000)).await;
+        assert_eq!(report.marked_unresponsive, 0, "at +{seconds} s");
+    }
+    let report = pass(&db, &terminator, at(121_000)).await;
+    assert_eq!(report.marked_unresponsive, 1);
+    assert_eq!(
+        statuses(&db),
+        ["quiet-a=ACTIVE", "quiet-b=HOST_SERVICE_UNRESPONSIVE"]
+    );
+    assert_eq!(
+        db.number("SELECT count(*) AS n FROM hardware.mandelbox_info"),
+        1,
+        "no session was lost"
+    );
+    assert!(terminator.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn allocations_never_picked_up_are_removed() {
     let db = TestDatabase::new();
     add(&db, "host", "ACTIVE", 0, MINUTE, None);
-    for (id, status, age) in [
-        (
-            "6f1c2e1a-1b2c-4d3e-8f90-000000000001",
-            "ALLOCATED",
-            2 * MINUTE,
-        ),
-        ("6f1c2e1a-1b2c-4d3e-8f90-000000000002", "ALLOCATED", 30_000),
-        (
-            "6f1c2e1a-1b2c-4d3e-8f90-000000000003",
-            "RUNNING",
-            60 * MINUTE,
-        ),
-        (
-            "6f1c2e1a-1b2c-4d3e-8f90-000000000004",
-            "CONNECTING",
-            60 * MINUTE,
-        ),
-    ] {
-        db.execute(&format!(
-            "INSERT INTO hardware.mandelbox_info
-                 (mandelbox_id, user_id, instance_name, status, creation_time_utc_unix_ms)
-             VALUES ('{id}', 'u-{id}', 'host', '{status}', {})",
-            now() - age
-        ));
-    }
-    let report = run_pass(
-        &pool(&db),
-        policy(),
-        Arc::new(Recorded::default()),
-        UnixMillis::from_millis(now()),
-    )
-    .await
-    .unwrap();
+    session(&db, "host", "ALLOCATED", 2 * MINUTE);
+    session(&db, "host", "ALLOCATED", 30_000);
+    session(&db, "host", "RUNNING", 60 * MINUTE);
+    session(&db, "host", "CONNECTING", 60 * MINUTE);
+    let report = pass(&db, &Recorded::default(), at(0)).await;
     assert_eq!(report.expired_allocations, 1);
     assert_eq!(
         db.number("SELECT count(*) AS n FROM hardware.mandelbox_info"),
@@ -176,6 +264,7 @@ async fn allocations_never_picked_up_are_removed() {
 #[tokio::test]
 async fn instances_past_their_time_are_terminated_and_removed() {
     let db = TestDatabase::new();
+    up_for(&db, 60 * MINUTE);
     add(
         &db,
         "never-registered",
@@ -218,15 +307,8 @@ async fn instances_past_their_time_are_terminated_and_removed() {
     );
     add(&db, "old-row", "DRAINING", 0, 60 * MINUTE, None);
     add(&db, "healthy", "ACTIVE", 0, 60 * MINUTE, None);
-    let terminator = Arc::new(Recorded::default());
-    let report = run_pass(
-        &pool(&db),
-        policy(),
-        terminator.clone(),
-        UnixMillis::from_millis(now()),
-    )
-    .await
-    .unwrap();
+    let terminator = Recorded::default();
+    let report = pass(&db, &terminator, at(0)).await;
     let mut terminated = terminator.calls.lock().unwrap().clone();
     terminated.sort();
     assert_eq!(
@@ -250,34 +332,136 @@ async fn instances_past_their_time_are_terminated_and_removed() {
 }
 
 #[tokio::test]
-async fn a_failed_termination_removes_nothing() {
+async fn a_draining_instance_with_sessions_is_kept_until_empty_or_its_cap() {
     let db = TestDatabase::new();
+    up_for(&db, 24 * 60 * MINUTE);
+    // Draining for an hour (an image upgrade), its host heartbeating, sessions on.
+    add(&db, "busy", "DRAINING", 0, 120 * MINUTE, Some(60 * MINUTE));
+    session(&db, "busy", "RUNNING", 90 * MINUTE);
+    // Draining for 13 hours: past DRAIN_MAX_AGE_SECS, it goes anyway.
     add(
         &db,
-        "never-registered",
+        "too-old",
+        "DRAINING",
+        0,
+        14 * 60 * MINUTE,
+        Some(13 * 60 * MINUTE),
+    );
+    session(&db, "too-old", "RUNNING", 60 * MINUTE);
+    // Draining with sessions, but its host silent for the lingering timeout.
+    add(
+        &db,
+        "host-died",
+        "DRAINING",
+        11 * MINUTE,
+        120 * MINUTE,
+        Some(60 * MINUTE),
+    );
+    session(&db, "host-died", "RUNNING", 90 * MINUTE);
+    let terminator = Recorded::default();
+    pass(&db, &terminator, at(0)).await;
+    let mut calls = terminator.calls.lock().unwrap().clone();
+    calls.sort();
+    assert_eq!(calls, ["cloud-host-died", "cloud-too-old"]);
+    assert_eq!(statuses(&db), ["busy=DRAINING"]);
+
+    // Its last session ends: the lingering timeout counts from then, not from when it
+    // began draining an hour ago.
+    db.execute("DELETE FROM hardware.mandelbox_info");
+    let emptied = db.number(
+        "SELECT emptied_utc_unix_ms AS n FROM hardware.instance_info WHERE instance_name = 'busy'",
+    );
+    assert!((UnixMillis::now().as_millis() - emptied).abs() < MINUTE);
+    pass(&db, &terminator, at(5 * MINUTE)).await;
+    assert_eq!(statuses(&db), ["busy=DRAINING"]);
+    pass(
+        &db,
+        &terminator,
+        UnixMillis::from_millis(emptied + 11 * MINUTE),
+    )
+    .await;
+    assert!(statuses(&db).is_empty());
+}
+
+#[tokio::test]
+async fn one_regions_cloud_failure_ends_nothing_of_the_others() {
+    let db = TestDatabase::new();
+    up_for(&db, 60 * MINUTE);
+    add_in(
+        &db,
+        "us-east-1",
+        "east",
         "PRE_CONNECTION",
         now() + 1,
         16 * MINUTE,
         None,
     );
-    let terminator = Arc::new(Recorded {
-        fail: true,
+    add_in(
+        &db,
+        "eu-west-1",
+        "west",
+        "PRE_CONNECTION",
+        now() + 1,
+        16 * MINUTE,
+        None,
+    );
+    let failing = Recorded {
+        failing_regions: vec!["eu-west-1"],
+        ..Recorded::default()
+    };
+    let report = pass(&db, &failing, at(0)).await;
+    assert_eq!(report.failed_regions.len(), 1);
+    assert_eq!(*failing.calls.lock().unwrap(), ["cloud-east"]);
+    // The failed region's row stays, claimed: no late registration revives it, and
+    // the next pass tries again.
+    assert_eq!(statuses(&db), ["west=PRE_CONNECTION"]);
+    assert_eq!(
+        db.number(
+            "SELECT count(*) AS n FROM hardware.instance_info WHERE terminating_utc_unix_ms IS NOT NULL"
+        ),
+        1
+    );
+    let recovered = Recorded::default();
+    pass(&db, &recovered, at(30_000)).await;
+    assert_eq!(*recovered.calls.lock().unwrap(), ["cloud-west"]);
+    assert!(statuses(&db).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_row_lock_is_held_while_the_cloud_terminates() {
+    let db = TestDatabase::new();
+    up_for(&db, 60 * MINUTE);
+    add(
+        &db,
+        "doomed",
+        "HOST_SERVICE_UNRESPONSIVE",
+        30 * MINUTE,
+        60 * MINUTE,
+        Some(20 * MINUTE),
+    );
+    let slow = Arc::new(Recorded {
+        delay: Duration::from_secs(3),
         ..Recorded::default()
     });
-    let result = run_pass(
-        &pool(&db),
-        policy(),
-        terminator,
-        UnixMillis::from_millis(now()),
-    )
-    .await;
-    assert!(result.is_err());
-    assert_eq!(statuses(&db), ["never-registered=PRE_CONNECTION"]);
+    let terminating = {
+        let (pool, slow) = (pool(&db), slow.clone());
+        tokio::spawn(async move { run_pass(&pool, policy(), slow.as_ref(), at(0)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // While the cloud call is under way, a write to the row does not wait for it.
+    let started = std::time::Instant::now();
+    db.execute(
+        "SET lock_timeout = 1000;
+         UPDATE hardware.instance_info SET memory_remaining_kb = 7 WHERE instance_name = 'doomed'",
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(terminating.await.unwrap().unwrap().terminated.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_passes_from_two_processes_do_nothing_twice() {
     let db = TestDatabase::new();
+    up_for(&db, 60 * MINUTE);
     for i in 0..5 {
         add(
             &db,
@@ -289,16 +473,15 @@ async fn concurrent_passes_from_two_processes_do_nothing_twice() {
         );
     }
     add(&db, "silent", "ACTIVE", 3 * MINUTE, 10 * MINUTE, None);
-    let terminator = Arc::new(Recorded {
+    let terminator = Recorded {
         delay: Duration::from_millis(300),
         ..Recorded::default()
-    });
+    };
     // Two pools: two processes' worth of connections.
     let (first, second) = (pool(&db), pool(&db));
-    let at = UnixMillis::from_millis(now());
     let (a, b) = tokio::join!(
-        run_pass(&first, policy(), terminator.clone(), at),
-        run_pass(&second, policy(), terminator.clone(), at)
+        run_pass(&first, policy(), &terminator, at(0)),
+        run_pass(&second, policy(), &terminator, at(0))
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     let mut calls = terminator.calls.lock().unwrap().clone();

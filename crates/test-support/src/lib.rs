@@ -4,6 +4,7 @@
 //!   template database, dropped when the test ends.
 //! - [`TestIdentity`]: an RS256 key of the test's own, published by a local JWKS
 //!   server ([`JwksServer`]), and tokens signed with it.
+//! - [`OwnPostgres`]: a PostgreSQL server of its own, for tests that stop or restart it.
 //! - [`Moto`]: moto's server, the local AWS the AWS tests run against; [`SmtpServer`]:
 //!   aiosmtpd, a real SMTP server.
 #![allow(
@@ -16,6 +17,7 @@ mod database;
 mod identity;
 mod jwks_server;
 mod moto;
+mod own_postgres;
 mod python;
 mod smtp_server;
 mod stripe_stub;
@@ -26,6 +28,7 @@ pub use database::{Fleet, TestDatabase, admin_url};
 pub use identity::{TEST_AUDIENCE, TEST_ISSUER, TestIdentity, unix_now_secs};
 pub use jwks_server::JwksServer;
 pub use moto::{MOTO_ACCESS_KEY_ID, MOTO_INSTANCE_PROFILE, MOTO_SECRET_ACCESS_KEY, Moto};
+pub use own_postgres::OwnPostgres;
 pub use smtp_server::{ReceivedMail, SmtpServer};
 pub use stripe_stub::{STRIPE_TEST_SECRET, StripeStub};
 pub use stub_server::{StubRequest, StubServer};

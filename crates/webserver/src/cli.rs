@@ -75,10 +75,22 @@ enum Command {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("{0}")]
+    #[error(transparent)]
     Startup(#[from] StartupError),
+    #[error("ami-upgrade")]
+    Upgrade(#[from] upgrade::UpgradeError),
+    #[error("ami-upgrade: the request is not valid; nothing was changed")]
+    InvalidUpgrade(#[source] upgrade::InvalidUpgrade),
+    #[error("cannot reach the database")]
+    Database(#[source] models::DbError),
+    #[error(transparent)]
+    Migrations(#[from] migrations::MigrationError),
+    #[error("development signing key")]
+    DevKey(#[from] auth::KeyError),
+    #[error("{0}")]
+    Io(&'static str, #[source] std::io::Error),
     #[error("{0}")]
     Failed(String),
 }
@@ -112,7 +124,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|err| CliError::Failed(format!("cannot start the async runtime: {err}")))
+        .map_err(|err| CliError::Io("cannot start the async runtime", err))
+}
+
+fn signals() -> Result<ShutdownSignals, CliError> {
+    ShutdownSignals::install().map_err(|err| CliError::Io("cannot install signal handlers", err))
 }
 
 fn serve(vars: &Vars, migrate: bool) -> Result<ExitCode, CliError> {
@@ -121,8 +137,7 @@ fn serve(vars: &Vars, migrate: bool) -> Result<ExitCode, CliError> {
     telemetry::init(settings.log_format);
     let runtime = runtime()?;
     let result = runtime.block_on(async {
-        let signals = ShutdownSignals::install()
-            .map_err(|err| CliError::Failed(format!("cannot install signal handlers: {err}")))?;
+        let signals = signals()?;
         let app = Application::build(&settings).await?;
         tracing::info!(
             environment = settings.environment.as_str(),
@@ -132,7 +147,7 @@ fn serve(vars: &Vars, migrate: bool) -> Result<ExitCode, CliError> {
         );
         app.run_until(signals.received())
             .await
-            .map_err(|err| CliError::Failed(format!("server failed: {err}")))?;
+            .map_err(|err| CliError::Io("the server failed", err))?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     });
@@ -155,11 +170,8 @@ fn migrate(vars: &Vars) -> Result<ExitCode, CliError> {
             ..PoolOptions::default()
         },
     );
-    let mut conn = db
-        .get()
-        .map_err(|err| CliError::Failed(format!("cannot reach the database: {err}")))?;
-    let applied =
-        migrations::run_pending(&mut conn).map_err(|err| CliError::Failed(err.to_string()))?;
+    let mut conn = db.get().map_err(CliError::Database)?;
+    let applied = migrations::run_pending(&mut conn)?;
     if applied.is_empty() {
         println!("the database is up to date");
     } else {
@@ -178,14 +190,13 @@ fn ami_upgrade(
     region_to_ami: &str,
     timeout: Duration,
 ) -> Result<ExitCode, CliError> {
-    let request = UpgradeRequest::parse(commit_hash, region_to_ami)
-        .map_err(|err| CliError::Failed(format!("ami-upgrade: {err}")))?;
+    let request =
+        UpgradeRequest::parse(commit_hash, region_to_ami).map_err(CliError::InvalidUpgrade)?;
     let settings = Settings::from_vars(vars)?;
     telemetry::init(settings.log_format);
     let runtime = runtime()?;
     let result = runtime.block_on(async {
-        let signals = ShutdownSignals::install()
-            .map_err(|err| CliError::Failed(format!("cannot install signal handlers: {err}")))?;
+        let signals = signals()?;
         let db = Db::new(
             settings.database.url.expose_secret(),
             PoolOptions {
@@ -194,12 +205,15 @@ fn ami_upgrade(
                 ..PoolOptions::default()
             },
         );
-        let fleet =
-            crate::cloud::fleet(&settings, db, None, settings.cloud.webserver_url.clone())
-                .map_err(|err| CliError::Failed(format!("ami-upgrade: {err}")))?;
-        let outcomes = upgrade::upgrade(&fleet, &request, timeout)
-            .await
-            .map_err(|err| CliError::Failed(format!("ami-upgrade: {err}; nothing was changed")))?;
+        let metrics = scaling::FleetMetrics::new(&app_metrics::Registry::new());
+        let fleet = crate::cloud::fleet(
+            &settings,
+            db,
+            None,
+            settings.cloud.webserver_url.clone(),
+            metrics,
+        )?;
+        let outcomes = upgrade::upgrade(&fleet, &request, timeout).await?;
         let mut failed = 0;
         for outcome in &outcomes {
             match &outcome.result {
@@ -218,8 +232,10 @@ fn ami_upgrade(
                 Err(err) => {
                     failed += 1;
                     println!(
-                        "{}: NOT upgraded to {}: {err}; the region is unchanged",
-                        outcome.region, outcome.image
+                        "{}: NOT upgraded to {}: {}; the region is unchanged",
+                        outcome.region,
+                        outcome.image,
+                        crate::settings::error_chain(err)
                     );
                 }
             }
@@ -251,7 +267,7 @@ fn dev_token(
     stripe_customer: Option<String>,
     ttl_hours: u64,
 ) -> Result<ExitCode, CliError> {
-    let environment = Environment::from_vars(vars)?;
+    let environment = Environment::from_vars_or_local(vars)?;
     let auth = AuthSettings::from_vars(vars, environment)?;
     if !auth.accept_dev_tokens {
         return Err(CliError::Failed(format!(
@@ -264,26 +280,23 @@ fn dev_token(
             "dev-token: --user must not be empty".to_owned(),
         ));
     }
-    let key = auth::load_or_create_dev_key(&auth.local_data_dir)
-        .map_err(|err| CliError::Failed(format!("development signing key: {err}")))?;
+    let key = auth::load_or_create_dev_key(&auth.local_data_dir)?;
     let mut extra = Map::new();
     if let Some(customer) = stripe_customer {
         extra.insert(auth.stripe_customer_id_claim.clone(), Value::from(customer));
     }
-    let token = key
-        .mint(&auth::NewToken {
-            subject: user.to_owned(),
-            audience: auth.audience.clone(),
-            issuer: auth.issuer.clone(),
-            lifetime: Duration::from_secs(ttl_hours.saturating_mul(3600)),
-            scopes: if admin {
-                vec![auth::ADMIN_SCOPE.to_owned()]
-            } else {
-                Vec::new()
-            },
-            extra,
-        })
-        .map_err(|err| CliError::Failed(err.to_string()))?;
+    let token = key.mint(&auth::NewToken {
+        subject: user.to_owned(),
+        audience: auth.audience.clone(),
+        issuer: auth.issuer.clone(),
+        lifetime: Duration::from_secs(ttl_hours.saturating_mul(3600)),
+        scopes: if admin {
+            vec![auth::ADMIN_SCOPE.to_owned()]
+        } else {
+            Vec::new()
+        },
+        extra,
+    })?;
     println!("{token}");
     Ok(ExitCode::SUCCESS)
 }

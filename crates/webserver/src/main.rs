@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     match cli.run(&Vars::from_env()) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("error: {}", webserver::settings::error_chain(&err));
             ExitCode::FAILURE
         }
     }

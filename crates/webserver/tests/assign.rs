@@ -442,41 +442,49 @@ async fn the_rate_limit_counts_per_client_address_across_server_processes() {
 }
 
 #[tokio::test]
-async fn behind_a_trusted_proxy_the_forwarded_address_is_the_client() {
-    let app = app_with_region(
-        "us-east-1",
-        &[
-            ("RATE_LIMIT_PER_MINUTE", "1"),
-            ("TRUST_X_FORWARDED_FOR", "true"),
-        ],
-    )
-    .await;
-    let from = |address: &'static str, user: &'static str| {
-        let app = &app;
-        async move {
-            app.client
-                .post(app.url("/mandelbox/assign"))
-                .bearer_auth(app.paying_token(user))
-                .header("X-Forwarded-For", format!("{address}, 10.0.0.1"))
-                .json(&assign_body(user, "us-east-1", HASH))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    };
-    assert_eq!(
-        from("203.0.113.1", "a").await,
-        StatusCode::SERVICE_UNAVAILABLE
-    );
-    assert_eq!(
-        from("203.0.113.1", "b").await,
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    assert_eq!(
-        from("203.0.113.2", "c").await,
-        StatusCode::SERVICE_UNAVAILABLE
-    );
+async fn behind_trusted_proxies_the_client_is_the_address_they_saw() {
+    for (settings, hops) in [
+        (&[("TRUST_X_FORWARDED_FOR", "true")][..], 1),
+        (&[("TRUSTED_PROXY_HOPS", "2")][..], 2),
+    ] {
+        let mut overrides = vec![("RATE_LIMIT_PER_MINUTE", "1")];
+        overrides.extend_from_slice(settings);
+        let app = app_with_region("us-east-1", &overrides).await;
+        // What the client writes itself comes first; each trusted proxy appends the
+        // address it saw. With two hops, the inner proxy's own address comes last.
+        let from = |forged: &'static str, client: &'static str, user: &'static str| {
+            let app = &app;
+            let header = if hops == 1 {
+                format!("{forged}, {client}")
+            } else {
+                format!("{forged}, {client}, 10.0.0.1")
+            };
+            async move {
+                app.client
+                    .post(app.url("/mandelbox/assign"))
+                    .bearer_auth(app.paying_token(user))
+                    .header("X-Forwarded-For", header)
+                    .json(&assign_body(user, "us-east-1", HASH))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        assert_eq!(
+            from("1.1.1.1", "203.0.113.1", "a").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        // A forged address per request escapes nothing.
+        assert_eq!(
+            from("9.9.9.9", "203.0.113.1", "b").await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            from("1.1.1.1", "203.0.113.2", "c").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
 }
 
 #[tokio::test]
@@ -534,6 +542,11 @@ async fn bad_input_is_4xx_and_writes_nothing() {
         ("number hash", with("client_commit_hash", json!(1234)), json_type, StatusCode::BAD_REQUEST, Some("client_commit_hash")),
         ("long hash", with("client_commit_hash", json!("x".repeat(1000))), json_type, StatusCode::BAD_REQUEST, Some("client_commit_hash")),
         ("bad region list", with("regions", json!([null])), json_type, StatusCode::BAD_REQUEST, Some("regions")),
+        ("negative wait", with("wait_secs", json!(-1)), json_type, StatusCode::BAD_REQUEST, Some("wait_secs")),
+        ("long wait", with("wait_secs", json!(121)), json_type, StatusCode::BAD_REQUEST, Some("wait_secs")),
+        ("string wait", with("wait_secs", json!("5")), json_type, StatusCode::BAD_REQUEST, Some("wait_secs")),
+        ("float wait", with("wait_secs", json!(1.5)), json_type, StatusCode::BAD_REQUEST, Some("wait_secs")),
+        ("null wait", with("wait_secs", Value::Null), json_type, StatusCode::BAD_REQUEST, Some("wait_secs")),
     ];
     for (case, body, content_type, status, field) in cases {
         let response = post(body, content_type).await;

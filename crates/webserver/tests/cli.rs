@@ -55,6 +55,28 @@ fn malformed_values_stop_startup_with_one_line_naming_them() {
     );
     one_line_naming(&secret, "DATABASE_URL");
     assert!(!stderr(&secret).contains("hunter2"));
+    // Out of its range, a number stops start-up the same way (0 used to panic the jobs).
+    for (var, value) in [
+        ("LIFECYCLE_INTERVAL_SECS", "0"),
+        ("SCALE_DOWN_INTERVAL_SECS", "0"),
+        ("DATABASE_CONNECT_TIMEOUT_SECS", "0"),
+    ] {
+        one_line_naming(&run(&dir, &[db, (var, value)], &["serve"]), var);
+    }
+}
+
+#[test]
+fn serve_refuses_to_start_without_an_explicit_environment() {
+    let dir = TempDir::new();
+    let output = webserver(
+        &dir,
+        &[("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")],
+    )
+    .env_remove("ENVIRONMENT")
+    .arg("serve")
+    .output()
+    .unwrap();
+    one_line_naming(&output, "ENVIRONMENT");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The host agent client (crates/cloud-interface) speaking the protocol to the real
+//! The host agent client (crates/host-agent) speaking the protocol to the real
 //! server, as a simulated or real host would.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
@@ -7,10 +7,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cloud_interface::host_agent::{
-    AgentError, DrainEndpoint, HostAgent, HostMetrics, MandelboxState, Registration,
-};
 use common::{TestApp, json};
+use host_agent::{AgentError, DrainEndpoint, HostAgent, HostMetrics, MandelboxState, Registration};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 
@@ -24,7 +22,7 @@ const METRICS: HostMetrics = HostMetrics {
 
 fn registration(secret: &str) -> Registration {
     Registration {
-        instance_name: NAME.to_owned(),
+        instance_name: models::InstanceName::parse(NAME).unwrap(),
         bootstrap_secret: SecretString::from(secret.to_owned()),
         ip: None,
         mandelbox_capacity: 2,
@@ -66,7 +64,8 @@ async fn an_agent_registers_heartbeats_and_reports_its_mandelboxes() {
     heartbeats.stop();
 
     let assigned = json(app.assign("alice", "us-east-1", HASH).await).await;
-    let id = assigned["mandelbox_id"].as_str().unwrap();
+    let id = models::MandelboxId::parse(assigned["mandelbox_id"].as_str().unwrap()).unwrap();
+    let id = &id;
     agent
         .set_mandelbox_status(id, MandelboxState::Connecting)
         .await

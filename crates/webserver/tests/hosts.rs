@@ -178,6 +178,55 @@ async fn heartbeats_update_metrics_and_time() {
 }
 
 #[tokio::test]
+async fn a_heartbeat_makes_an_unresponsive_host_active_again_with_its_mandelboxes() {
+    let app = TestApp::spawn().await;
+    app.add_region("us-east-1", HASH, "ami-us-east-1", true, true);
+    let token = app.registered_host(NAME, "us-east-1", HASH, 4).await;
+    let assigned = app.assign("alice", "us-east-1", HASH).await;
+    assert_eq!(assigned.status(), StatusCode::ACCEPTED);
+    // Found silent (its network was away, say): nothing new lands on it.
+    app.db.execute(&format!(
+        "UPDATE hardware.instance_info SET status = 'HOST_SERVICE_UNRESPONSIVE'
+         WHERE instance_name = '{NAME}'"
+    ));
+    assert_eq!(
+        app.assign("bob", "us-east-1", HASH).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let response = app
+        .as_host(Method::POST, "/host_service/heartbeat", &token)
+        .json(&heartbeat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.instance_column(NAME, "status"), "ACTIVE");
+    assert_eq!(app.mandelboxes_of("alice"), 1, "its session is still there");
+    assert_eq!(
+        app.assign("bob", "us-east-1", HASH).await.status(),
+        StatusCode::ACCEPTED
+    );
+
+    // One being terminated is not revived.
+    app.db.execute(&format!(
+        "UPDATE hardware.instance_info
+         SET status = 'HOST_SERVICE_UNRESPONSIVE', terminating_utc_unix_ms = 1
+         WHERE instance_name = '{NAME}'"
+    ));
+    let late = app
+        .as_host(Method::POST, "/host_service/heartbeat", &token)
+        .json(&heartbeat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), StatusCode::OK);
+    assert_eq!(
+        app.instance_column(NAME, "status"),
+        "HOST_SERVICE_UNRESPONSIVE"
+    );
+}
+
+#[tokio::test]
 async fn a_dying_heartbeat_drains_the_instance() {
     let app = TestApp::spawn().await;
     app.add_region("us-east-1", HASH, "ami-us-east-1", true, true);

@@ -84,8 +84,9 @@ async fn an_admin_sends_a_rendered_template() {
 
 #[tokio::test]
 async fn a_template_at_a_file_url_is_read_from_there() {
-    let app = TestApp::spawn().await;
     let dir = TempDir::new();
+    let template_dir = dir.path().display().to_string();
+    let app = TestApp::spawn_with(&[("MAIL_TEMPLATE_DIR", &template_dir)]).await;
     let path = dir.path().join("reset.html");
     std::fs::write(&path, "Reset at {{ link }}").unwrap();
     add_template(

@@ -43,6 +43,22 @@ async fn wait_for_value(app: &TestApp, series: &str, at_least: f64) -> String {
     }
 }
 
+/// Scrapes until `series` is `expected`, for up to 10 s; the last scrape.
+async fn wait_for_exactly(app: &TestApp, series: &str, expected: f64) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape(app).await;
+        if value(&text, series) == expected {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series} never became {expected}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_follow_requests_assignments_the_fleet_and_the_jobs() {
     let port = free_port().to_string();
@@ -52,6 +68,8 @@ async fn metrics_follow_requests_assignments_the_fleet_and_the_jobs() {
         ("LOCAL_BOOT_DELAY_MS", "50"),
         ("LOCAL_MANDELBOX_CAPACITY", "4"),
         ("LIFECYCLE_INTERVAL_SECS", "1"),
+        // One instance is enough: the gauges below count its slots.
+        ("DESIRED_FREE_MANDELBOXES", "1"),
     ])
     .await;
     app.add_region("us-east-1", "metrics-commit", "ami-metrics", true, true);
@@ -113,10 +131,13 @@ async fn metrics_follow_requests_assignments_the_fleet_and_the_jobs() {
             r#"webserver_assign_outcomes_total{outcome="ASSIGNED"}"#
         ) >= 1.0
     );
-    assert_eq!(
-        value(&text, r#"webserver_fleet_free_slots{region="us-east-1"}"#),
-        3.0
-    );
+    // The gauges are read from the database at most every 5 s: the change shows then.
+    let text = wait_for_exactly(
+        &app,
+        r#"webserver_fleet_free_slots{region="us-east-1"}"#,
+        3.0,
+    )
+    .await;
     assert_eq!(
         value(&text, r#"webserver_fleet_capacity{region="us-east-1"}"#),
         4.0

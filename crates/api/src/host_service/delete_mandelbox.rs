@@ -22,6 +22,7 @@ use crate::extract::HostAgent;
         (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),
     )
 )]
+#[tracing::instrument(skip_all, fields(mandelbox = %path))]
 pub async fn delete_host_mandelbox(
     host: HostAgent,
     state: ApiState,

@@ -1,8 +1,9 @@
-use actix_web::{HttpResponse, web};
-use scaling::hosts::HeartbeatRequest;
-use serde_json::{Value, json};
+use actix_web::HttpResponse;
+use hosts::HeartbeatRequest;
+use serde_json::json;
 
 use crate::ApiState;
+use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::extract::HostAgent;
 
@@ -12,7 +13,7 @@ use crate::extract::HostAgent;
     path = "/host_service/heartbeat",
     tag = "host service",
     security(("host_token" = [])),
-    request_body = crate::openapi::HeartbeatBody,
+    request_body = HeartbeatRequest,
     responses(
         (status = 200, description = "Recorded", body = crate::openapi::HeartbeatRecorded),
         (status = 400, description = "Malformed body", body = crate::openapi::ErrorBody),
@@ -20,12 +21,12 @@ use crate::extract::HostAgent;
         (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),
     )
 )]
+#[tracing::instrument(skip_all)]
 pub async fn heartbeat_host(
     host: HostAgent,
     state: ApiState,
-    body: web::Json<Value>,
+    JsonBody(request): JsonBody<HeartbeatRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = HeartbeatRequest::try_from(&*body)?;
     let instance = state
         .hosts
         .heartbeat(host.host_token_sha256, request)

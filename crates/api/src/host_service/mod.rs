@@ -15,5 +15,5 @@ use models::MandelboxId;
 use crate::error::ApiError;
 
 fn mandelbox_id(path: &str) -> Result<MandelboxId, ApiError> {
-    MandelboxId::parse(path).map_err(|err| ApiError::BadRequest(format!("mandelbox id: {err}")))
+    MandelboxId::parse(path).map_err(|err| ApiError::BadRequest(err.to_string()))
 }

@@ -1,9 +1,10 @@
-use actix_web::{HttpRequest, HttpResponse, web};
-use scaling::hosts::RegisterRequest;
+use actix_web::{HttpRequest, HttpResponse};
+use hosts::RegisterRequest;
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::ApiState;
+use crate::body::JsonBody;
 use crate::error::ApiError;
 
 /// `POST /host_service/register`: the host of a launched instance trades its bootstrap
@@ -12,7 +13,7 @@ use crate::error::ApiError;
     post,
     path = "/host_service/register",
     tag = "host service",
-    request_body = crate::openapi::RegisterBody,
+    request_body = RegisterRequest,
     responses(
         (status = 200, description = "Registered: the instance is ACTIVE", body = crate::openapi::Registered),
         (status = 400, description = "Malformed body", body = crate::openapi::ErrorBody),
@@ -20,12 +21,12 @@ use crate::error::ApiError;
         (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),
     )
 )]
+#[tracing::instrument(skip_all, fields(instance = %request.instance_name))]
 pub async fn register_host(
     state: ApiState,
     req: HttpRequest,
-    body: web::Json<Value>,
+    JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = RegisterRequest::try_from(&*body)?;
     let peer = req.peer_addr().map(|addr| addr.ip());
     let token = state.hosts.register(request, peer).await?;
     Ok(HttpResponse::Ok().json(json!({ "auth_token": token.expose_secret() })))

@@ -1,9 +1,11 @@
 use actix_web::{HttpResponse, web};
-use scaling::hosts::reported_status;
-use serde_json::{Value, json};
+use hosts::StatusReport;
+use models::MandelboxStatus;
+use serde_json::json;
 
 use super::mandelbox_id;
 use crate::ApiState;
+use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::extract::HostAgent;
 
@@ -15,7 +17,7 @@ use crate::extract::HostAgent;
     tag = "host service",
     security(("host_token" = [])),
     params(("id" = String, Path, format = "uuid", description = "The mandelbox id (a UUID)")),
-    request_body = crate::openapi::MandelboxStatusBody,
+    request_body = StatusReport,
     responses(
         (status = 200, description = "Recorded", body = crate::openapi::MandelboxStatusRecorded),
         (status = 400, description = "Malformed id or body", body = crate::openapi::ErrorBody),
@@ -24,14 +26,15 @@ use crate::extract::HostAgent;
         (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),
     )
 )]
+#[tracing::instrument(skip_all, fields(mandelbox = %path))]
 pub async fn update_host_mandelbox_status(
     host: HostAgent,
     state: ApiState,
     path: web::Path<String>,
-    body: web::Json<Value>,
+    JsonBody(report): JsonBody<StatusReport>,
 ) -> Result<HttpResponse, ApiError> {
     let id = mandelbox_id(&path)?;
-    let status = reported_status(&body)?;
+    let status = MandelboxStatus::from(report.status);
     state
         .hosts
         .set_mandelbox_status(host.host_token_sha256, id.clone(), status)

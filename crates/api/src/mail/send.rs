@@ -15,7 +15,7 @@ use crate::extract::Admin;
     path = "/mail",
     tag = "operators",
     security(("user_token" = ["admin"])),
-    request_body = crate::openapi::MailBody,
+    request_body = MailRequest,
     responses(
         (status = 200, description = "Sent", body = crate::openapi::MailResult),
         (status = 400, description = "Not sent: bad request, unknown template, missing argument, or the transport refused or failed", body = crate::openapi::MailResult),
@@ -24,23 +24,22 @@ use crate::extract::Admin;
         (status = 503, description = "Mail not configured, or database unavailable", body = crate::openapi::ErrorBody),
     )
 )]
+#[tracing::instrument(skip_all, fields(admin = %caller.user_id))]
 pub async fn send_mail(
-    Admin(_caller): Admin,
+    Admin(caller): Admin,
     state: ApiState,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(mailer) = state.mailer.as_ref() else {
-        return Err(ApiError::ServiceUnavailable(
-            "mail is not configured".to_owned(),
-        ));
+        return Err(ApiError::ServiceUnavailable("mail is not configured"));
     };
-    let request =
-        MailRequest::try_from(&*body).map_err(|err| ApiError::MailNotSent(err.to_string()))?;
+    let request: MailRequest =
+        crate::body::parse(body.into_inner()).map_err(ApiError::MailNotSent)?;
     match mailer.send(&request).await {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({ "verified": true, "status": 200 }))),
         Err(MailError::Database(err)) => Err(err.into()),
         Err(err) => {
-            tracing::warn!(template = %request.email_id, to = %request.to, error = %err, "mail not sent");
+            tracing::warn!(template = %request.email_id, to = %request.to_email, error = &err as &dyn std::error::Error, "mail not sent");
             Err(ApiError::MailNotSent(err.to_string()))
         }
     }

@@ -1,8 +1,11 @@
-use actix_web::{HttpRequest, HttpResponse, web};
-use scaling::AssignRequest;
-use serde_json::{Value, json};
+use std::net::{IpAddr, Ipv4Addr};
+
+use actix_web::{HttpRequest, HttpResponse};
+use assignment::{AssignRequest, ClientAddress};
+use serde_json::json;
 
 use crate::ApiState;
+use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::extract::User;
 
@@ -13,7 +16,7 @@ use crate::extract::User;
     path = "/mandelbox/assign",
     tag = "users",
     security(("user_token" = [])),
-    request_body = crate::openapi::AssignBody,
+    request_body = assignment::AssignBody,
     responses(
         (status = 202, description = "Assigned", body = crate::openapi::Assigned),
         (status = 400, description = "Malformed body, naming the field", body = crate::openapi::ErrorBody),
@@ -24,35 +27,31 @@ use crate::extract::User;
         (status = 503, description = "Not assigned: REGION_NOT_ENABLED, COMMIT_HASH_MISMATCH, NO_INSTANCE_AVAILABLE, USER_ALREADY_ACTIVE or SERVICE_UNAVAILABLE", body = crate::openapi::NotAssigned),
     )
 )]
+#[tracing::instrument(skip_all, fields(user = %caller.user_id))]
 pub async fn assign_mandelbox(
     User(caller): User,
     state: ApiState,
     req: HttpRequest,
-    body: web::Json<Value>,
+    JsonBody(request): JsonBody<AssignRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let request =
-        AssignRequest::try_from(&*body).map_err(|err| ApiError::BadRequest(err.to_string()))?;
-    let client = client_address(&req, state.trust_forwarded_for);
-    let assignment = state.assigner.assign(&caller, request, &client).await?;
+    let client = client_address(&req, state.trusted_proxy_hops);
+    let assignment = state.assigner.assign(&caller, request, client).await?;
     Ok(HttpResponse::Accepted().json(json!({
         "ip": assignment.ip,
         "mandelbox_id": assignment.mandelbox_id,
     })))
 }
 
-/// The client's address, for the rate limit.
-fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {
-    let forwarded = trust_forwarded_for
-        .then(|| req.headers().get("x-forwarded-for")?.to_str().ok())
-        .flatten()
-        .and_then(|list| list.split(',').next())
-        .map(str::trim)
-        .filter(|first| !first.is_empty());
-    match forwarded {
-        Some(address) => address.to_owned(),
-        None => req
-            .peer_addr()
-            .map(|peer| peer.ip().to_string())
-            .unwrap_or_default(),
-    }
+/// The client, for the rate limit: the peer, or behind trusted proxies the address
+/// they saw (SPEC §5 step 2).
+fn client_address(req: &HttpRequest, trusted_proxy_hops: u32) -> ClientAddress {
+    let peer = req
+        .peer_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |addr| addr.ip());
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    ClientAddress::of(peer, &forwarded, trusted_proxy_hops)
 }

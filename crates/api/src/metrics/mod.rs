@@ -4,46 +4,71 @@ mod scrape;
 
 pub use scrape::{__path_get_metrics, get_metrics};
 
-use std::sync::LazyLock;
+use app_metrics::Registry;
+use prometheus::{HistogramVec, IntCounterVec};
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+/// `webserver_http_requests_total` and `webserver_http_request_duration_seconds`, by
+/// method, route pattern and status.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+}
 
-static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    let counter = IntCounterVec::new(
-        Opts::new(
-            "webserver_http_requests_total",
-            "HTTP requests, by method, route pattern and status.",
-        ),
-        &["method", "route", "status"],
-    );
-    match counter {
-        Ok(counter) => scaling::metrics::registered(counter),
-        Err(err) => unreachable!("malformed metric: {err}"),
+/// The methods counted by name; any other a client invents is `other`, so strangers
+/// cannot add series.
+const METHODS: [&str; 9] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+];
+
+/// The label for `method`.
+pub fn method_label(method: &str) -> &'static str {
+    METHODS
+        .iter()
+        .find(|known| **known == method)
+        .copied()
+        .unwrap_or("other")
+}
+
+impl HttpMetrics {
+    pub fn new(registry: &Registry) -> Self {
+        let labels = ["method", "route", "status"];
+        Self {
+            requests: app_metrics::counter_vec(
+                registry,
+                "webserver_http_requests_total",
+                "HTTP requests, by method, route pattern and status.",
+                &labels,
+            ),
+            duration: app_metrics::histogram_vec(
+                registry,
+                "webserver_http_request_duration_seconds",
+                "Time from request to response, by method, route pattern and status.",
+                &labels,
+                app_metrics::latency_buckets(),
+            ),
+        }
     }
-});
 
-static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
-    let histogram = HistogramVec::new(
-        HistogramOpts::new(
-            "webserver_http_request_duration_seconds",
-            "Time from request to response, by method, route pattern and status.",
-        )
-        .buckets(vec![
-            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ]),
-        &["method", "route", "status"],
-    );
-    match histogram {
-        Ok(histogram) => scaling::metrics::registered(histogram),
-        Err(err) => unreachable!("malformed metric: {err}"),
+    /// Counts one answered request. `route` is the matched pattern
+    /// (`/host_service/mandelbox/{id}`), never the raw path, and `method` one of the
+    /// standard ones or `other`, so the labels stay bounded.
+    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let status = status.to_string();
+        let labels = [method_label(method), route, status.as_str()];
+        self.requests.with_label_values(&labels).inc();
+        self.duration.with_label_values(&labels).observe(seconds);
     }
-});
+}
 
-/// Counts one answered request. `route` is the matched pattern (`/host_service/mandelbox/{id}`),
-/// never the raw path, so the label stays bounded.
-pub fn observe(method: &str, route: &str, status: u16, seconds: f64) {
-    let status = status.to_string();
-    let labels = [method, route, status.as_str()];
-    HTTP_REQUESTS.with_label_values(&labels).inc();
-    HTTP_DURATION.with_label_values(&labels).observe(seconds);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_methods_are_other() {
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("BREW"), "other");
+        assert_eq!(method_label("get"), "other");
+    }
 }

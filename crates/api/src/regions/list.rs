@@ -17,6 +17,7 @@ use crate::extract::User;
         (status = 503, description = "Database or identity provider unavailable", body = crate::openapi::ErrorBody),
     )
 )]
+#[tracing::instrument(skip_all)]
 pub async fn list_regions(_user: User, state: ApiState) -> Result<Json<Vec<Region>>, ApiError> {
     let regions = state
         .db

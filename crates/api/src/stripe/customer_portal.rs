@@ -1,8 +1,9 @@
-use actix_web::{HttpResponse, web};
-use scaling::billing::PortalRequest;
-use serde_json::{Value, json};
+use actix_web::HttpResponse;
+use billing::PortalRequest;
+use serde_json::json;
 
 use crate::ApiState;
+use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::extract::User;
 
@@ -13,7 +14,7 @@ use crate::extract::User;
     path = "/stripe/customer_portal",
     tag = "users",
     security(("user_token" = [])),
-    request_body = crate::openapi::PortalBody,
+    request_body = PortalRequest,
     responses(
         (status = 200, description = "A billing-portal session", body = crate::openapi::PortalUrl),
         (status = 400, description = "Malformed body, no Stripe customer in the token, or Stripe refused", body = crate::openapi::ErrorBody),
@@ -21,19 +22,19 @@ use crate::extract::User;
         (status = 503, description = "Stripe unavailable", body = crate::openapi::ErrorBody),
     )
 )]
+#[tracing::instrument(skip_all, fields(user = %caller.user_id))]
 pub async fn create_customer_portal(
     User(caller): User,
     state: ApiState,
-    body: web::Json<Value>,
+    JsonBody(request): JsonBody<PortalRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = PortalRequest::try_from(&*body)?;
     let customer = caller
         .stripe_customer_id
         .as_deref()
         .ok_or_else(|| ApiError::BadRequest("the token names no Stripe customer".to_owned()))?;
     let url = state
         .portal
-        .portal_session(customer, &request.return_url)
+        .portal_session(customer, request.return_url.url())
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "url": url.as_str() })))
 }

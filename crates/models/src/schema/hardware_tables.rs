@@ -29,6 +29,16 @@ pub mod hardware {
             bootstrap_secret_hash -> Nullable<Varchar>,
             host_token_sha256 -> Nullable<Varchar>,
             status_changed_utc_unix_ms -> Nullable<Int8>,
+            emptied_utc_unix_ms -> Nullable<Int8>,
+            terminating_utc_unix_ms -> Nullable<Int8>,
+        }
+    }
+
+    diesel::table! {
+        hardware.lifecycle_clock (one_row) {
+            one_row -> Bool,
+            last_pass_utc_unix_ms -> Int8,
+            up_since_utc_unix_ms -> Int8,
         }
     }
 
@@ -65,6 +75,7 @@ pub mod hardware {
     diesel::allow_tables_to_appear_in_same_query!(
         deployment,
         instance_info,
+        lifecycle_clock,
         mandelbox_info,
         rate_limit_windows,
         region_to_ami,

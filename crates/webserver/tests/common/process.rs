@@ -14,6 +14,8 @@ pub fn webserver(dir: &TempDir, vars: &[(&str, &str)]) -> Command {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "info")
+        // `serve` needs an explicit environment; tests that check so remove it.
+        .env("ENVIRONMENT", "local")
         .current_dir(dir.path())
         .envs(vars.iter().copied());
     command

@@ -1,0 +1,381 @@
+//! Assigning a mandelbox to an instance (SPEC §5).
+//!
+//! One transaction per request, correct with any number of server processes sharing
+//! the database:
+//! - a per-user advisory lock serialises one user's requests, so the per-user limit
+//!   holds;
+//! - the chosen instance's row is locked (`FOR UPDATE`) while its slot is taken, and
+//!   its free-slot count is kept by a trigger, so no instance exceeds its capacity and
+//!   nothing lands on an instance that stopped being `ACTIVE`;
+//! - candidates locked by other requests are first skipped, then, if nothing else has
+//!   room, waited for: a request is refused for lack of capacity only when no matching
+//!   instance has a free slot.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app_metrics::Registry;
+use auth::Caller;
+use billing::{PaymentError, Subscriptions};
+use diesel::prelude::*;
+use models::instance::{self, Placement, Slot};
+use models::{
+    CommitHash, Db, DbError, MandelboxId, Region, UnixMillis, mandelbox, rate_limit, region_to_ami,
+};
+use prometheus::IntCounterVec;
+use scaling::hook::{ScaleCheck, ScalingHook};
+
+use crate::client::ClientAddress;
+use crate::neighbours::RegionNeighbours;
+use crate::request::{AssignRequest, RegionChoice};
+
+/// The commit hash that, in development and local environments, means "whatever the
+/// region's active image serves".
+pub const LOCAL_DEV_COMMIT_HASH: &str = "local_dev";
+
+/// Why no mandelbox was assigned, as the 503 body's `error` code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    RegionNotEnabled,
+    CommitHashMismatch,
+    NoInstanceAvailable,
+    UserAlreadyActive,
+    ServiceUnavailable,
+}
+
+impl Failure {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::RegionNotEnabled => "REGION_NOT_ENABLED",
+            Self::CommitHashMismatch => "COMMIT_HASH_MISMATCH",
+            Self::NoInstanceAvailable => "NO_INSTANCE_AVAILABLE",
+            Self::UserAlreadyActive => "USER_ALREADY_ACTIVE",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AssignError {
+    #[error("username does not match the token's user")]
+    Forbidden,
+    #[error("too many requests: retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("no subscription: the token names no Stripe customer")]
+    NoCustomer,
+    #[error("no active or trialing subscription")]
+    NotPaying,
+    /// No mandelbox: the 503 of the contract, with its code.
+    #[error("{}", .0.code())]
+    Refused(Failure),
+    /// The database or the payment provider is down or busy: 503 `SERVICE_UNAVAILABLE`.
+    #[error("a dependency is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A bug or an unexpected database failure.
+    #[error("assignment failed")]
+    Internal(#[source] DbError),
+}
+
+impl From<DbError> for AssignError {
+    fn from(err: DbError) -> Self {
+        if err.is_outage() {
+            Self::Unavailable(Box::new(err))
+        } else {
+            Self::Internal(err)
+        }
+    }
+}
+
+impl AssignError {
+    /// The outcome label of `webserver_assign_outcomes_total`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Refused(failure) => failure.code(),
+            Self::Unavailable(_) => Failure::ServiceUnavailable.code(),
+            Self::Forbidden => "FORBIDDEN",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::NoCustomer | Self::NotPaying => "PAYMENT_REQUIRED",
+            Self::Internal(_) => "ERROR",
+        }
+    }
+}
+
+/// A mandelbox that was assigned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub mandelbox_id: MandelboxId,
+    pub ip: String,
+    pub instance: Slot,
+}
+
+/// The rules of assignment that come from configuration.
+#[derive(Debug, Clone)]
+pub struct AssignPolicy {
+    /// Assign calls per client per minute; 0 turns the limit off.
+    pub rate_limit_per_minute: u32,
+    pub mandelbox_limit_per_user: u32,
+    /// Whether `local_dev` means the active image's commit hash (development, local).
+    pub local_dev_commit_hash: bool,
+    pub neighbours: RegionNeighbours,
+}
+
+impl Default for AssignPolicy {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_minute: 10,
+            mandelbox_limit_per_user: 1,
+            local_dev_commit_hash: false,
+            neighbours: RegionNeighbours::default(),
+        }
+    }
+}
+
+pub struct Assigner {
+    db: Db,
+    payments: Arc<dyn Subscriptions>,
+    scaling: Arc<dyn ScalingHook>,
+    /// Shared with each request's database work without copying it.
+    policy: Arc<AssignPolicy>,
+    metrics: AssignMetrics,
+}
+
+/// `webserver_assign_outcomes_total{outcome}`: `ASSIGNED`, or the refusal's code.
+#[derive(Clone)]
+pub struct AssignMetrics {
+    outcomes: IntCounterVec,
+}
+
+impl AssignMetrics {
+    pub fn new(registry: &Registry) -> Self {
+        Self {
+            outcomes: app_metrics::counter_vec(
+                registry,
+                "webserver_assign_outcomes_total",
+                "Mandelbox assignment requests, by outcome: ASSIGNED or the refusal's code.",
+                &["outcome"],
+            ),
+        }
+    }
+
+    /// How many requests ended with `outcome` (for tests and reports).
+    pub fn outcomes(&self, outcome: &str) -> u64 {
+        self.outcomes.with_label_values(&[outcome]).get()
+    }
+}
+
+/// How long an assignment keeps looking at room that other transactions hold, before it
+/// answers `SERVICE_UNAVAILABLE` (as long as it waited for a row lock before).
+const LOCKED_ROOM_WAIT: Duration = Duration::from_secs(5);
+/// The pauses between looks: doubling from the first to the last.
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+const LAST_PAUSE: Duration = Duration::from_millis(8);
+
+/// What the transaction decided.
+enum Outcome {
+    Assigned(Slot, MandelboxId),
+    /// Refused; with the region whose capacity should be looked at, if any.
+    Refused(Failure, Option<Region>),
+}
+
+impl Assigner {
+    pub fn new(
+        db: Db,
+        payments: Arc<dyn Subscriptions>,
+        scaling: Arc<dyn ScalingHook>,
+        policy: AssignPolicy,
+        metrics: AssignMetrics,
+    ) -> Self {
+        Self {
+            db,
+            payments,
+            scaling,
+            policy: Arc::new(policy),
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> &AssignMetrics {
+        &self.metrics
+    }
+
+    /// Assigns a mandelbox for `request`, made by `caller` from `client`.
+    pub async fn assign(
+        &self,
+        caller: &Caller,
+        request: AssignRequest,
+        client: ClientAddress,
+    ) -> Result<Assignment, AssignError> {
+        let result = self.assign_counted(caller, request, client).await;
+        let outcome = match &result {
+            Ok(_) => "ASSIGNED",
+            Err(err) => err.outcome(),
+        };
+        self.metrics.outcomes.with_label_values(&[outcome]).inc();
+        result
+    }
+
+    async fn assign_counted(
+        &self,
+        caller: &Caller,
+        request: AssignRequest,
+        client: ClientAddress,
+    ) -> Result<Assignment, AssignError> {
+        if request.username != caller.user_id && !caller.is_admin() {
+            return Err(AssignError::Forbidden);
+        }
+        self.check_rate(client).await?;
+        if !caller.is_admin() {
+            self.check_payment(caller).await?;
+        }
+
+        let policy = self.policy.clone();
+        let outcome = self
+            .db
+            .run(move |conn| {
+                conn.transaction(|conn| assign_in_transaction(conn, &policy, &request))
+            })
+            .await?;
+        match outcome {
+            Outcome::Assigned(slot, mandelbox_id) => {
+                self.scaling.check(ScaleCheck {
+                    region: slot.location.clone(),
+                    ami: Some(slot.aws_ami_id.clone()),
+                });
+                Ok(Assignment {
+                    mandelbox_id,
+                    ip: slot.ip.clone(),
+                    instance: slot,
+                })
+            }
+            Outcome::Refused(failure, region) => {
+                if let Some(region) = region {
+                    self.scaling.check(ScaleCheck { region, ami: None });
+                }
+                Err(AssignError::Refused(failure))
+            }
+        }
+    }
+
+    async fn check_rate(&self, client: ClientAddress) -> Result<(), AssignError> {
+        let limit = self.policy.rate_limit_per_minute;
+        if limit == 0 {
+            return Ok(());
+        }
+        let key = client.rate_key();
+        let now = UnixMillis::now();
+        let hits = self
+            .db
+            .run(move |conn| Ok(rate_limit::hit(conn, &key, now)?))
+            .await?;
+        if hits.in_last_minute() > f64::from(limit) {
+            let left_in_window = rate_limit::WINDOW_MILLIS - hits.elapsed_millis;
+            let retry_after_secs = u64::try_from(left_in_window)
+                .unwrap_or(60_000)
+                .div_ceil(1000)
+                .max(1);
+            return Err(AssignError::RateLimited { retry_after_secs });
+        }
+        Ok(())
+    }
+
+    async fn check_payment(&self, caller: &Caller) -> Result<(), AssignError> {
+        let Some(customer) = &caller.stripe_customer_id else {
+            return Err(AssignError::NoCustomer);
+        };
+        match self.payments.is_paying(customer).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(AssignError::NotPaying),
+            Err(err @ (PaymentError::Unavailable(_) | PaymentError::NotConfigured)) => {
+                Err(AssignError::Unavailable(Box::new(err)))
+            }
+        }
+    }
+}
+
+fn assign_in_transaction(
+    conn: &mut PgConnection,
+    policy: &AssignPolicy,
+    request: &AssignRequest,
+) -> Result<Outcome, DbError> {
+    mandelbox::lock_user(conn, &request.username)?;
+    let asked = asked_regions(policy, &request.regions);
+    let (held, enabled) = mandelbox::held_and_enabled(conn, &request.username, &asked)?;
+    if held >= i64::from(policy.mandelbox_limit_per_user) {
+        return Ok(Outcome::Refused(Failure::UserAlreadyActive, None));
+    }
+    // A single region must itself be enabled; its neighbours are only the fallback.
+    let regions = match &request.regions {
+        RegionChoice::One(region) if !enabled.contains(region) => Vec::new(),
+        _ => enabled,
+    };
+    let Some(first) = regions.first().cloned() else {
+        return Ok(Outcome::Refused(Failure::RegionNotEnabled, None));
+    };
+    let mut wanted: Vec<(Region, CommitHash)> = Vec::with_capacity(regions.len());
+    for region in &regions {
+        if let Some(hash) = commit_hash_for(conn, policy, region, &request.client_commit_hash)? {
+            wanted.push((region.clone(), hash));
+        }
+    }
+
+    let mandelbox_id = MandelboxId::new_v4();
+    let placement = Placement {
+        mandelbox_id: &mandelbox_id,
+        user_id: &request.username,
+        now: UnixMillis::now(),
+    };
+    // Rows other transactions hold are passed over, never waited for: a wait on a row can
+    // end in a deadlock, since a statement that waited keeps the locks of the rows it then
+    // found full. The room they hold is taken or given back within milliseconds, so look
+    // again until a slot is had or no instance has room left.
+    let started = Instant::now();
+    let mut pause = FIRST_PAUSE;
+    loop {
+        for (region, hash) in &wanted {
+            if let Some(slot) = instance::take_slot(conn, region, hash, &placement)? {
+                return Ok(Outcome::Assigned(slot, mandelbox_id));
+            }
+        }
+        if !instance::any_with_room_for(conn, &wanted)? {
+            break;
+        }
+        if started.elapsed() >= LOCKED_ROOM_WAIT {
+            tracing::warn!(user = %request.username, "assignment: room stayed held by others");
+            return Ok(Outcome::Refused(Failure::ServiceUnavailable, None));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(LAST_PAUSE);
+    }
+
+    let failure = if instance::any_with_room(conn, &regions)? {
+        Failure::CommitHashMismatch
+    } else {
+        Failure::NoInstanceAvailable
+    };
+    Ok(Outcome::Refused(failure, Some(first)))
+}
+
+/// The regions to try, in order, before filtering out disabled ones: the client's list,
+/// or the region and then its bundled neighbours.
+fn asked_regions(policy: &AssignPolicy, choice: &RegionChoice) -> Vec<Region> {
+    match choice {
+        RegionChoice::Ordered(list) => list.clone(),
+        RegionChoice::One(region) => std::iter::once(region.clone())
+            .chain(policy.neighbours.of(region).iter().cloned())
+            .collect(),
+    }
+}
+
+/// The commit hash to match in `region`: the client's, or under the development
+/// override the one the region's active image serves (none if it has no active image).
+fn commit_hash_for(
+    conn: &mut PgConnection,
+    policy: &AssignPolicy,
+    region: &Region,
+    asked: &CommitHash,
+) -> Result<Option<CommitHash>, DbError> {
+    if policy.local_dev_commit_hash && asked.as_str() == LOCAL_DEV_COMMIT_HASH {
+        return Ok(region_to_ami::active(conn, region)?.map(|active| active.client_commit_hash));
+    }
+    Ok(Some(asked.clone()))
+}

@@ -1,0 +1,45 @@
+//! Identifiers and units every crate shares. A value of one of these types exists only
+//! if it is valid: each is built by its `parse` (which `serde` uses too), never around
+//! it. A timestamp of unknown unit is how the original system lost days, so every
+//! stored time is a [`UnixMillis`].
+//!
+//! Features: `diesel` gives the SQL conversions (the `models` crate turns it on),
+//! `openapi` the OpenAPI schemas, stating the same rules `parse` checks.
+
+mod bounded;
+mod status;
+mod text;
+mod time;
+
+pub use bounded::{Dpi, MandelboxCapacity, ResourceAmount, WaitSecs};
+pub use status::{InstanceStatus, MandelboxStatus};
+pub use text::{AmiId, CommitHash, InstanceName, MandelboxId, Region, UserId};
+pub use time::UnixMillis;
+
+/// A value that failed to parse into a domain type: what it should have been, and what
+/// it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {value:?}: expected {expected}")]
+pub struct InvalidValue {
+    /// The kind of value, e.g. `region`.
+    pub what: &'static str,
+    pub value: String,
+    /// What a valid one looks like.
+    pub expected: &'static str,
+}
+
+impl InvalidValue {
+    pub(crate) fn new(what: &'static str, value: &str, expected: &'static str) -> Self {
+        // A refused value is quoted back to the caller: keep that short.
+        let value = if value.chars().count() > 80 {
+            format!("{}…", value.chars().take(80).collect::<String>())
+        } else {
+            value.to_owned()
+        };
+        Self {
+            what,
+            value,
+            expected,
+        }
+    }
+}

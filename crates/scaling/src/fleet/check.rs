@@ -1,0 +1,171 @@
+//! One capacity check of one (region, image), under its lock.
+
+use std::time::Duration;
+
+use models::region_to_ami::{self, RegionAmi};
+use models::{AmiId, InstanceName, Region, instance};
+
+use super::{Fleet, FleetError, lock_name};
+use crate::fleet::drain::DrainOutcome;
+use crate::sizing::{Decision, FleetView, InstanceLoad, SizingPolicy, decide};
+
+/// What one capacity check did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    pub region: Region,
+    pub image: Option<AmiId>,
+    pub decision: Decision,
+    pub launched: Vec<InstanceName>,
+    /// Drained through their hosts.
+    pub drained: Vec<InstanceName>,
+    /// Their hosts could not be reached: terminated through the cloud and removed.
+    pub terminated: Vec<InstanceName>,
+    /// Another process held the fleet's lock past the wait; it decides instead.
+    pub skipped: bool,
+}
+
+impl CheckReport {
+    fn new(region: &Region, image: Option<&AmiId>) -> Self {
+        Self {
+            region: region.clone(),
+            image: image.cloned(),
+            decision: Decision::Nothing,
+            launched: Vec::new(),
+            drained: Vec::new(),
+            terminated: Vec::new(),
+            skipped: false,
+        }
+    }
+}
+
+/// What a decision is taken on: the fleet, its region's active image, and the mean
+/// capacity of the region's registered instances.
+struct Snapshot {
+    view: FleetView,
+    active: Option<RegionAmi>,
+    average_capacity: Option<i64>,
+}
+
+impl Fleet {
+    /// Sizes one fleet: `image` of `region`, or the region's active image for `None`.
+    /// Waits up to `wait` for another process deciding the same fleet.
+    pub async fn check(
+        &self,
+        region: &Region,
+        image: Option<&AmiId>,
+        wait: Duration,
+    ) -> Result<CheckReport, FleetError> {
+        let mut report = CheckReport::new(region, image);
+        let image = match image {
+            Some(image) => image.clone(),
+            None => {
+                let region = region.clone();
+                let active = self
+                    .db
+                    .run(move |conn| Ok(region_to_ami::active(conn, &region)?))
+                    .await?;
+                match active {
+                    Some(row) => row.ami_id,
+                    // No active image: nothing to launch; the periodic pass drains.
+                    None => return Ok(report),
+                }
+            }
+        };
+        report.image = Some(image.clone());
+        let Some(lock) = self
+            .db
+            .advisory_lock(&lock_name(region, &image), wait)
+            .await?
+        else {
+            report.skipped = true;
+            return Ok(report);
+        };
+        let result = self.check_locked(region, &image, report).await;
+        lock.release().await;
+        result
+    }
+
+    async fn snapshot(&self, region: &Region, image: &AmiId) -> Result<Snapshot, FleetError> {
+        let (region, image) = (region.clone(), image.clone());
+        Ok(self
+            .db
+            .run(move |conn| {
+                let rows = region_to_ami::for_region(conn, &region)?;
+                let loads = instance::loads(conn, &region, &image)?;
+                let in_region = instance::count_in_region(conn, &region)?;
+                let average_capacity = instance::average_active_capacity(conn, &region)?;
+                let active = rows
+                    .iter()
+                    .find(|row| row.ami_active && row.region_enabled)
+                    .cloned();
+                let view = FleetView {
+                    region_enabled: rows.iter().any(|row| row.region_enabled),
+                    image_active: active.as_ref().is_some_and(|row| row.ami_id == image),
+                    instances: loads
+                        .into_iter()
+                        .map(|load| InstanceLoad {
+                            name: load.instance_name,
+                            status: load.status,
+                            capacity: load.mandelbox_capacity,
+                            mandelboxes: load.mandelbox_count,
+                        })
+                        .collect(),
+                    region_instances: u32::try_from(in_region).unwrap_or(u32::MAX),
+                };
+                Ok(Snapshot {
+                    view,
+                    active,
+                    average_capacity,
+                })
+            })
+            .await?)
+    }
+
+    async fn check_locked(
+        &self,
+        region: &Region,
+        image: &AmiId,
+        mut report: CheckReport,
+    ) -> Result<CheckReport, FleetError> {
+        let snapshot = self.snapshot(region, image).await?;
+        let policy = SizingPolicy {
+            desired_free: self.settings.desired_free,
+            buffer: self.settings.buffer,
+            max_instances: self.settings.max_instances_per_region,
+            expected_capacity: snapshot
+                .average_capacity
+                .unwrap_or(self.settings.desired_free)
+                .max(1),
+        };
+        report.decision = decide(&snapshot.view, &policy);
+        match (&report.decision, snapshot.active) {
+            (Decision::Launch(count), Some(active)) => {
+                report.launched = self.launch(&active, *count).await?;
+            }
+            (Decision::Drain(names), _) => {
+                for name in names {
+                    match self.drain_if_empty(name).await? {
+                        Some(DrainOutcome::Asked) => report.drained.push(name.clone()),
+                        Some(DrainOutcome::Terminated | DrainOutcome::Unreachable) => {
+                            report.terminated.push(name.clone());
+                        }
+                        None => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        if report.decision != Decision::Nothing {
+            tracing::info!(
+                region = %region,
+                image = %image,
+                decision = ?report.decision,
+                launched = report.launched.len(),
+                drained = report.drained.len(),
+                terminated = report.terminated.len(),
+                "fleet resized"
+            );
+        }
+        Ok(report)
+    }
+}

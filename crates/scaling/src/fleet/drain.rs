@@ -1,0 +1,156 @@
+//! Draining instances through their hosts, and terminating them through the cloud.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use cloud_interface::{CloudError, CloudInstanceId};
+use models::instance::{self, Doomed, DrainTarget};
+use models::{InstanceName, Region};
+
+use super::{Fleet, FleetError};
+
+/// How a drain request went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainOutcome {
+    /// The host accepted: it finishes, sends its dying heartbeat and shuts down.
+    Asked,
+    /// The host could not be reached and the instance held no mandelbox: it was
+    /// terminated through the cloud and removed.
+    Terminated,
+    /// The host could not be reached but the instance holds sessions: it stays
+    /// `DRAINING`, and the lifecycle ends it once empty, or once its host is silent.
+    Unreachable,
+}
+
+/// What a termination did, region by region: one region's failure ends nothing of the
+/// others'.
+#[derive(Debug, Default)]
+pub struct Terminated {
+    /// Ended in the cloud (or never this cloud's to end).
+    pub ended: Vec<InstanceName>,
+    /// Regions whose instances could not be ended, with why.
+    pub failed: Vec<(Region, CloudError)>,
+}
+
+impl Fleet {
+    /// Drains `name` if it is still `ACTIVE` and empty: marks it `DRAINING` (so nothing
+    /// new lands), asks its host to drain, and if the host cannot be reached terminates
+    /// it through the cloud and removes it. `None` if it was no longer empty and active.
+    pub async fn drain_if_empty(
+        &self,
+        name: &InstanceName,
+    ) -> Result<Option<DrainOutcome>, FleetError> {
+        let target = {
+            let name = name.clone();
+            self.db
+                .run(move |conn| Ok(instance::begin_drain_if_empty(conn, &name)?))
+                .await?
+        };
+        match target {
+            Some(target) => self.ask_or_end(target).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Asks `target`'s host to drain. An instance whose host cannot be reached is
+    /// terminated through the cloud and its row removed, unless it holds sessions.
+    pub(crate) async fn ask_or_end(&self, target: DrainTarget) -> Result<DrainOutcome, FleetError> {
+        if self.ask_to_drain(&target).await {
+            return Ok(DrainOutcome::Asked);
+        }
+        if target.mandelbox_count > 0 {
+            tracing::warn!(instance = %target.instance_name, sessions = target.mandelbox_count, "host unreachable for drain; left draining with its sessions");
+            return Ok(DrainOutcome::Unreachable);
+        }
+        let terminated = self
+            .terminate_and_remove(&[Doomed {
+                instance_name: target.instance_name,
+                location: target.location,
+                cloud_provider_id: target.cloud_provider_id,
+            }])
+            .await?;
+        match terminated.failed.into_iter().next() {
+            Some((_, err)) => Err(err.into()),
+            None => Ok(DrainOutcome::Terminated),
+        }
+    }
+
+    /// `POST http://<ip>:<HOST_SERVICE_PORT>/drain_and_shutdown`; whether the host said yes.
+    pub async fn ask_to_drain(&self, target: &DrainTarget) -> bool {
+        let Some(ip) = target.ip else {
+            return false;
+        };
+        let host = match ip {
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            IpAddr::V4(ip) => ip.to_string(),
+        };
+        let url = format!(
+            "http://{host}:{}/drain_and_shutdown",
+            self.settings.host_service_port
+        );
+        match self.http.post(&url).send().await {
+            Ok(response) if response.status().is_success() => {
+                tracing::info!(instance = %target.instance_name, "host asked to drain");
+                self.metrics.action("drained", target.location.as_str(), 1);
+                true
+            }
+            Ok(response) => {
+                tracing::warn!(instance = %target.instance_name, status = %response.status(), "host refused to drain");
+                false
+            }
+            Err(err) => {
+                tracing::warn!(instance = %target.instance_name, error = &err as &dyn std::error::Error, "host unreachable for drain");
+                false
+            }
+        }
+    }
+
+    /// Terminates these instances through the cloud, then removes the rows of those
+    /// that were ended. Regions the cloud failed for keep their rows, to try again.
+    pub async fn terminate_and_remove(&self, doomed: &[Doomed]) -> Result<Terminated, FleetError> {
+        let terminated = self.terminate_in_cloud(doomed).await;
+        let names = terminated.ended.clone();
+        if !names.is_empty() {
+            self.db
+                .run(move |conn| Ok(instance::delete(conn, &names)?))
+                .await?;
+        }
+        Ok(terminated)
+    }
+
+    /// Terminates instances in the cloud, region by region. A region that fails is
+    /// logged, counted (`terminate_failed`) and left for the next try; the others go on.
+    pub async fn terminate_in_cloud(&self, doomed: &[Doomed]) -> Terminated {
+        let mut by_region: BTreeMap<&Region, Vec<&Doomed>> = BTreeMap::new();
+        for instance in doomed {
+            by_region
+                .entry(&instance.location)
+                .or_default()
+                .push(instance);
+        }
+        let mut terminated = Terminated::default();
+        for (region, instances) in by_region {
+            let ids: Vec<CloudInstanceId> = instances
+                .iter()
+                .map(|i| CloudInstanceId::stored(i.cloud_provider_id.clone()))
+                .collect();
+            match self.cloud.terminate_instances(region, &ids).await {
+                Ok(()) => {
+                    tracing::info!(%region, ids = ?ids, "instances terminated");
+                    self.metrics
+                        .action("terminated", region.as_str(), ids.len() as u64);
+                    terminated
+                        .ended
+                        .extend(instances.iter().map(|i| i.instance_name.clone()));
+                }
+                Err(err) => {
+                    tracing::error!(%region, ids = ?ids, error = &err as &dyn std::error::Error, "terminating instances failed; trying again later");
+                    self.metrics
+                        .action("terminate_failed", region.as_str(), ids.len() as u64);
+                    terminated.failed.push((region.clone(), err));
+                }
+            }
+        }
+        terminated
+    }
+}

@@ -1,0 +1,66 @@
+//! How the fleet is run: the scaling settings of SPEC §7 and §9.
+
+use std::time::Duration;
+
+/// The scaling settings.
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    /// `DESIRED_FREE_MANDELBOXES`.
+    pub desired_free: i64,
+    /// `DEFAULT_INSTANCE_BUFFER`.
+    pub buffer: u32,
+    /// `MAX_INSTANCES_PER_REGION`.
+    pub max_instances_per_region: Option<u32>,
+    /// `AUTOSCALE`: `false` freezes automatic launches and drains (not manual ones).
+    pub autoscale: bool,
+    /// `AWS_INSTANCE_TYPE_TO_LAUNCH`.
+    pub instance_type: String,
+    /// `WEBSERVER_URL`: what hosts register with.
+    pub webserver_url: url::Url,
+    /// The branch part of instance names.
+    pub branch: String,
+    /// `HOST_SERVICE_PORT`: where hosts serve `/drain_and_shutdown`.
+    pub host_service_port: u16,
+    /// Tries per instance when the cloud reports a temporary failure.
+    pub launch_attempts: u32,
+    /// The wait after the first temporary failure; doubled after each.
+    pub launch_backoff: Duration,
+    /// How long a capacity check waits for another process deciding the same fleet.
+    pub lock_wait: Duration,
+    /// How long a host has to answer a drain request.
+    pub drain_timeout: Duration,
+    /// The least time between two capacity checks of one fleet from the assignment hook
+    /// in one process: checks asked for meanwhile fold into one at the end of it.
+    pub check_interval: Duration,
+    /// What launches are tagged with, so that this deployment finds what it started;
+    /// `None` for the database's deployment id (`hardware.deployment`), which is one
+    /// per deployment whatever its URLs and processes.
+    pub owner: Option<String>,
+    /// `ORPHAN_GRACE_SECS`: how old an instance of ours that no row records must be
+    /// before the periodic pass terminates it. A launch records its row as soon as the
+    /// cloud call returns; only a process that died in between leaves one behind.
+    pub orphan_grace: Duration,
+}
+
+impl FleetSettings {
+    /// The settings' defaults for everything but what a deployment must say.
+    pub fn new(webserver_url: url::Url) -> Self {
+        Self {
+            owner: None,
+            orphan_grace: Duration::from_secs(600),
+            desired_free: 10,
+            buffer: 1,
+            max_instances_per_region: None,
+            autoscale: true,
+            instance_type: "g4dn.xlarge".to_owned(),
+            webserver_url,
+            branch: "main".to_owned(),
+            host_service_port: 4678,
+            launch_attempts: 4,
+            launch_backoff: Duration::from_secs(1),
+            lock_wait: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(5),
+            check_interval: Duration::from_secs(1),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+
+use crate::TempDir;
+
+/// A PostgreSQL server of its own (`initdb` in a temporary directory, its own port), for
+/// tests that stop or restart the database: never the server other tests share while
+/// they run in parallel. Stopped and removed when dropped.
+pub struct OwnPostgres {
+    dir: TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+/// The newest installed PostgreSQL's programs.
+fn bin_dir() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed under /usr/lib/postgresql (scripts/test.sh installs it)")
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.join("bin/initdb").exists())
+        .collect();
+    versions.sort_by_key(|path| {
+        path.file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    versions.pop().expect("an installed PostgreSQL").join("bin")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+impl OwnPostgres {
+    /// Creates and starts the server (a few seconds).
+    pub fn start() -> Self {
+        let dir = TempDir::new();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let server = Self {
+            dir,
+            bin: bin_dir(),
+            port,
+        };
+        if is_root() {
+            // PostgreSQL refuses to run as root: its files belong to its own user.
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(server.dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown the data directory");
+        }
+        server.run(
+            "initdb",
+            &[
+                "-D",
+                &server.data().display().to_string(),
+                "--auth=trust",
+                "--username=postgres",
+                "--no-sync",
+            ],
+        );
+        server.ctl(&["start", "-w", "-t", "30"]);
+        server.wait_ready(Duration::from_secs(30));
+        server
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let path = self.bin.join(program);
+        let mut command = if is_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&path);
+            command
+        } else {
+            Command::new(&path)
+        };
+        let output = command
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|err| panic!("{program}: {err}"));
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn ctl(&self, action: &[&str]) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+            self.port,
+            self.dir.path().display()
+        );
+        let data = self.data().display().to_string();
+        let log = self.dir.path().join("log").display().to_string();
+        let mut args = vec![
+            "-D",
+            data.as_str(),
+            "-o",
+            options.as_str(),
+            "-l",
+            log.as_str(),
+        ];
+        args.extend_from_slice(action);
+        self.run("pg_ctl", &args);
+    }
+
+    fn wait_ready(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while PgConnection::establish(&self.admin_url()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the own PostgreSQL did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The `postgres` database, as its superuser (trust authentication on loopback).
+    pub fn admin_url(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// A new database on this server.
+    pub fn create_database(&self, name: &str) -> String {
+        let mut admin = PgConnection::establish(&self.admin_url()).expect("connect");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("create a database");
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{name}?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// Stops the server (fast shutdown: connections are ended).
+    pub fn stop(&self) {
+        self.ctl(&["stop", "-m", "fast", "-w"]);
+    }
+
+    /// Starts it again after [`OwnPostgres::stop`].
+    pub fn resume(&self) {
+        self.ctl(&["start", "-w", "-t", "30"]);
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    /// Restarts it, as `pg_ctlcluster … restart` does.
+    pub fn restart(&self) {
+        self.ctl(&["restart", "-m", "fast", "-w", "-t", "30"]);
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let data = self.data().display().to_string();
+        let path = self.bin.join("pg_ctl");
+        let mut command = if is_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&path);
+            command
+        } else {
+            Command::new(&path)
+        };
+        let _ = command
+            .args(["-D", data.as_str(), "stop", "-m", "immediate", "-w"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}

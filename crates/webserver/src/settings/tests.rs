@@ -1,0 +1,219 @@
+//! Settings from variables.
+use secrecy::ExposeSecret;
+
+use super::*;
+
+/// `pairs`, in the local environment unless they name one.
+fn vars(pairs: &[(&str, &str)]) -> Vars {
+    let named = pairs.iter().any(|(name, _)| *name == "ENVIRONMENT");
+    let local = (!named).then_some(("ENVIRONMENT", "local"));
+    pairs.iter().copied().chain(local).collect()
+}
+
+const DB: (&str, &str) = ("DATABASE_URL", "postgres://u:hunter2@127.0.0.1/db");
+
+#[test]
+fn defaults_follow_the_spec() {
+    let settings = Settings::from_vars(&vars(&[DB])).unwrap();
+    assert_eq!(settings.environment, Environment::Local);
+    assert_eq!(settings.http.bind_addr.to_string(), "127.0.0.1:7730");
+    assert_eq!(settings.auth.audience, "https://api.fractal.co");
+    assert!(settings.auth.accept_dev_tokens);
+    assert_eq!(settings.cloud.provider, CloudProviderKind::Local);
+    assert_eq!(settings.cloud.aws_instance_type, "g4dn.xlarge");
+    assert_eq!(
+        settings.cloud.webserver_url.as_str(),
+        "http://127.0.0.1:7730/"
+    );
+    assert_eq!(settings.mail.default_from, "noreply@fractal.co");
+    assert_eq!(settings.scaling.host_service_port, 4678);
+    assert_eq!(settings.scaling.desired_free_mandelboxes, 10);
+    assert_eq!(settings.scaling.default_instance_buffer, 1);
+    assert_eq!(settings.scaling.heartbeat_timeout, Duration::from_secs(120));
+    assert_eq!(settings.scaling.allocation_timeout, Duration::from_secs(90));
+    assert_eq!(settings.scaling.orphan_grace, Duration::from_secs(600));
+    assert!(settings.scaling.autoscale);
+    assert_eq!(settings.limits.rate_limit_per_minute, 10);
+    assert_eq!(settings.limits.mandelbox_limit_per_user, 1);
+    assert_eq!(settings.stripe.api_base.as_str(), "https://api.stripe.com/");
+}
+
+#[test]
+fn missing_or_malformed_values_name_their_variable() {
+    let err = Settings::from_vars(&vars(&[])).unwrap_err();
+    assert_eq!(err.var, "DATABASE_URL");
+    let err = Settings::from_vars(&vars(&[DB, ("BIND_ADDR", "nowhere")])).unwrap_err();
+    assert_eq!(err.var, "BIND_ADDR");
+    let err = Settings::from_vars(&vars(&[DB, ("ENVIRONMENT", "prod")])).unwrap_err();
+    assert_eq!(err.var, "ENVIRONMENT");
+    let err = Settings::from_vars(&vars(&[DB, ("AUTOSCALE", "maybe")])).unwrap_err();
+    assert_eq!(err.var, "AUTOSCALE");
+    let err = Settings::from_vars(&vars(&[DB, ("HEARTBEAT_TIMEOUT_SECS", "-1")])).unwrap_err();
+    assert_eq!(err.var, "HEARTBEAT_TIMEOUT_SECS");
+    let err = Settings::from_vars(&vars(&[DB, ("JWKS_URL", "ftp://x")])).unwrap_err();
+    assert_eq!(err.var, "JWKS_URL");
+    let err =
+        Settings::from_vars(&vars(&[DB, ("REGION_NEIGHBOURS", "{\"us-east-1\": 1}")])).unwrap_err();
+    assert_eq!(err.var, "REGION_NEIGHBOURS");
+}
+
+#[test]
+fn a_malformed_database_url_is_not_echoed() {
+    let err =
+        Settings::from_vars(&vars(&[("DATABASE_URL", "mysql://u:hunter2@h/db")])).unwrap_err();
+    assert_eq!(err.var, "DATABASE_URL");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[test]
+fn secrets_cannot_be_printed() {
+    let settings = Settings::from_vars(&vars(&[
+        DB,
+        ("STRIPE_SECRET", "sk_live_abc"),
+        ("SENDGRID_API_KEY", "SG.xyz"),
+        ("SMTP_URL", "smtp://u:pw-smtp@h:25"),
+    ]))
+    .unwrap();
+    let printed = format!("{settings:?}");
+    for secret in ["hunter2", "sk_live_abc", "SG.xyz", "pw-smtp"] {
+        assert!(!printed.contains(secret), "{secret} printed");
+    }
+    assert_eq!(
+        settings.stripe.secret.unwrap().expose_secret(),
+        "sk_live_abc"
+    );
+}
+
+#[test]
+fn deployed_environments_refuse_local_conveniences() {
+    for env in ["production", "staging"] {
+        let err = Settings::from_vars(&vars(&[DB, ("ENVIRONMENT", env)])).unwrap_err();
+        assert_eq!(err.var, "JWKS_URL", "{env} needs an identity provider");
+        let err = Settings::from_vars(&vars(&[
+            DB,
+            ("ENVIRONMENT", env),
+            ("AUTH0_DOMAIN", "fractal.us.auth0.com"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.var, "STRIPE_SECRET", "{env} needs Stripe");
+
+        let err = Settings::from_vars(&vars(&[
+            DB,
+            ("ENVIRONMENT", env),
+            ("AUTH0_DOMAIN", "fractal.us.auth0.com"),
+            ("STRIPE_SECRET", "sk_live_x"),
+            ("CLOUD_PROVIDER", "local"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.var, "CLOUD_PROVIDER");
+
+        let err = Settings::from_vars(&vars(&[
+            DB,
+            ("ENVIRONMENT", env),
+            ("AUTH0_DOMAIN", "fractal.us.auth0.com"),
+            ("STRIPE_SECRET", "sk_live_x"),
+            ("ORPHAN_GRACE_SECS", "59"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.var, "ORPHAN_GRACE_SECS");
+        assert!(err.to_string().contains("at least 60"), "{err}");
+
+        let settings = Settings::from_vars(&vars(&[
+            DB,
+            ("ENVIRONMENT", env),
+            ("AUTH0_DOMAIN", "fractal.us.auth0.com"),
+            ("STRIPE_SECRET", "sk_live_x"),
+        ]))
+        .unwrap();
+        assert!(!settings.auth.accept_dev_tokens);
+        assert_eq!(settings.cloud.provider, CloudProviderKind::Aws);
+        assert_eq!(
+            settings.auth.jwks_url.unwrap().as_str(),
+            "https://fractal.us.auth0.com/.well-known/jwks.json"
+        );
+        assert_eq!(
+            settings.auth.issuer.as_deref(),
+            Some("https://fractal.us.auth0.com/")
+        );
+    }
+}
+
+#[test]
+fn testing_accepts_dev_tokens_only_without_a_jwks() {
+    let env = ("ENVIRONMENT", "testing");
+    let without = Settings::from_vars(&vars(&[DB, env])).unwrap();
+    assert!(without.auth.accept_dev_tokens);
+    let with =
+        Settings::from_vars(&vars(&[DB, env, ("JWKS_URL", "http://127.0.0.1:1/jwks")])).unwrap();
+    assert!(!with.auth.accept_dev_tokens);
+}
+
+#[test]
+fn cors_origins_are_a_comma_separated_list() {
+    let settings = Settings::from_vars(&vars(&[
+        DB,
+        (
+            "CORS_ALLOWED_ORIGINS",
+            "https://a.example, https://b.example",
+        ),
+    ]))
+    .unwrap();
+    assert_eq!(
+        settings.http.cors_origins,
+        CorsOrigins::List(vec![
+            "https://a.example".to_owned(),
+            "https://b.example".to_owned()
+        ])
+    );
+}
+
+#[test]
+fn serving_needs_an_explicit_environment() {
+    let unset: Vars = [DB].into_iter().collect();
+    let err = Settings::from_vars(&unset).unwrap_err();
+    assert_eq!(err.var, "ENVIRONMENT");
+    // Minting a development token does not: it serves nothing.
+    assert_eq!(
+        Environment::from_vars_or_local(&unset).unwrap(),
+        Environment::Local
+    );
+}
+
+#[test]
+fn numbers_out_of_their_range_name_their_variable() {
+    for (var, value) in [
+        ("LIFECYCLE_INTERVAL_SECS", "0"),
+        ("SCALE_DOWN_INTERVAL_SECS", "0"),
+        ("DATABASE_CONNECT_TIMEOUT_SECS", "0"),
+        ("DATABASE_POOL_SIZE", "0"),
+        ("DATABASE_POOL_SIZE", "100000"),
+        ("HOST_SERVICE_PORT", "70000"),
+        ("TRUSTED_PROXY_HOPS", "11"),
+        ("LOCAL_HEARTBEAT_SECS", "0"),
+        ("MAX_BODY_BYTES", "0"),
+        ("DRAIN_MAX_AGE_SECS", "0"),
+        ("MANDELBOX_LIMIT_PER_USER", "0"),
+    ] {
+        let err = Settings::from_vars(&vars(&[DB, (var, value)])).unwrap_err();
+        assert_eq!(err.var, var, "{var}={value}: {err}");
+        assert!(err.to_string().contains("expected"), "{err}");
+    }
+    // The lifecycle must pass at least once per heartbeat timeout.
+    let err = Settings::from_vars(&vars(&[
+        DB,
+        ("HEARTBEAT_TIMEOUT_SECS", "10"),
+        ("LIFECYCLE_INTERVAL_SECS", "20"),
+    ]))
+    .unwrap_err();
+    assert_eq!(err.var, "LIFECYCLE_INTERVAL_SECS");
+}
+
+#[test]
+fn trusted_proxy_hops_default_to_none_and_follow_the_older_flag() {
+    let none = Settings::from_vars(&vars(&[DB])).unwrap();
+    assert_eq!(none.limits.trusted_proxy_hops, 0);
+    let legacy = Settings::from_vars(&vars(&[DB, ("TRUST_X_FORWARDED_FOR", "true")])).unwrap();
+    assert_eq!(legacy.limits.trusted_proxy_hops, 1);
+    let two = Settings::from_vars(&vars(&[DB, ("TRUSTED_PROXY_HOPS", "2")])).unwrap();
+    assert_eq!(two.limits.trusted_proxy_hops, 2);
+}

@@ -1,0 +1,151 @@
+//! Reading variables: each numeric one within its documented range, every refusal one
+//! line naming the variable.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+/// A variable that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+pub(super) fn problem(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        problem: problem.into(),
+    }
+}
+
+/// The variables settings are read from. Empty values count as unset.
+#[derive(Debug, Clone, Default)]
+pub struct Vars(HashMap<String, String>);
+
+impl Vars {
+    pub fn from_env() -> Self {
+        Self(std::env::vars().collect())
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(|value| value.trim())
+            .filter(|value| !value.is_empty())
+    }
+
+    fn parse<T>(&self, name: &'static str) -> Result<Option<T>, ConfigError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        self.get(name)
+            .map(|value| {
+                value
+                    .parse()
+                    .map_err(|err| problem(name, format!("invalid value {value:?}: {err}")))
+            })
+            .transpose()
+    }
+
+    /// A whole number in `range`, if set.
+    pub(super) fn number_in(
+        &self,
+        name: &'static str,
+        range: RangeInclusive<u64>,
+    ) -> Result<Option<u64>, ConfigError> {
+        let Some(value) = self.parse::<u64>(name)? else {
+            return Ok(None);
+        };
+        if range.contains(&value) {
+            Ok(Some(value))
+        } else {
+            Err(problem(
+                name,
+                format!(
+                    "{value} is out of range: expected {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            ))
+        }
+    }
+
+    /// A whole number in `range`, `default` when unset.
+    pub(super) fn ranged<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: RangeInclusive<u64>,
+    ) -> Result<T, ConfigError>
+    where
+        T: TryFrom<u64>,
+    {
+        match self.number_in(name, range)? {
+            None => Ok(default),
+            Some(value) => {
+                T::try_from(value).map_err(|_| problem(name, format!("{value} does not fit")))
+            }
+        }
+    }
+
+    /// Seconds in `range`, `default` when unset.
+    pub(super) fn secs(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        self.ranged(name, default, range).map(Duration::from_secs)
+    }
+
+    pub(super) fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(other) => Err(problem(
+                name,
+                format!("invalid value {other:?}: expected true or false"),
+            )),
+        }
+    }
+
+    pub(super) fn url(&self, name: &'static str) -> Result<Option<Url>, ConfigError> {
+        self.get(name)
+            .map(|value| {
+                let url = Url::parse(value)
+                    .map_err(|err| problem(name, format!("invalid URL {value:?}: {err}")))?;
+                match url.scheme() {
+                    "http" | "https" => Ok(url),
+                    other => Err(problem(
+                        name,
+                        format!("unsupported scheme {other:?}: expected http or https"),
+                    )),
+                }
+            })
+            .transpose()
+    }
+
+    pub(super) fn secret(&self, name: &str) -> Option<SecretString> {
+        self.get(name)
+            .map(|value| SecretString::from(value.to_owned()))
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Vars {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Self(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,330 @@
+//! Building the application from settings, and running it until told to stop.
+//!
+//! Every step that can fail runs first (pools, migrations, keys, clients, the listener);
+//! the background work (lifecycle and scaling passes, the JWKS refresh) is spawned last,
+//! so a start-up that fails leaves nothing running.
+
+mod parts;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use api::{ApiMetrics, ApiState, HttpMetrics, HttpOptions, Lifecycle};
+use app_metrics::Registry;
+use assignment::{AssignMetrics, AssignPolicy, Assigner};
+use auth::KeyError;
+use cloud_interface::CloudProvider;
+use hosts::HostService;
+use models::{DbError, migrations};
+use scaling::lifecycle::{self, LifecyclePolicy};
+use scaling::{FleetGauges, FleetMetrics, FleetScaler, ScalingHook};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+pub use parts::verifier;
+
+use crate::settings::{Environment, Settings};
+
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot reach the database")]
+    Database(#[from] DbError),
+    #[error(
+        "the database is {} migration(s) behind this binary ({}): run `webserver migrate` first, \
+         or start with `webserver serve --migrate`",
+        .0.len(),
+        .0.join(", ")
+    )]
+    MigrationsPending(Vec<String>),
+    #[error(transparent)]
+    Migrations(#[from] migrations::MigrationError),
+    #[error("development signing key")]
+    DevKey(#[from] KeyError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Mail(&'static str, #[source] Cause),
+    #[error("{0}")]
+    Cloud(&'static str),
+    #[error("cannot build an HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+    #[error("cannot start the HTTP server")]
+    Server(#[source] std::io::Error),
+}
+
+/// Parts of the application to replace.
+#[derive(Default)]
+pub struct Overrides {
+    pub scaling: Option<Arc<dyn ScalingHook>>,
+    /// A cloud provider instead of `CLOUD_PROVIDER`'s.
+    pub cloud: Option<Arc<dyn CloudProvider>>,
+    /// A mail transport instead of `SMTP_URL`'s or SendGrid.
+    pub mail: Option<Arc<dyn mail::Transport>>,
+}
+
+/// The background work, spawned once everything else stands.
+struct Jobs {
+    lifecycle: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    scaling: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    verifier: Arc<auth::TokenVerifier>,
+}
+
+/// The server, bound and ready to run.
+pub struct Application {
+    server: Server,
+    port: u16,
+    lifecycle: Lifecycle,
+    /// The periodic lifecycle and scaling passes, and the JWKS refresh; stopped with the
+    /// server.
+    jobs: tokio::task::JoinHandle<()>,
+    metrics: Arc<ApiMetrics>,
+    fleet_metrics: FleetMetrics,
+}
+
+impl Application {
+    /// Connects to the database (whose migrations must be current, or are applied when
+    /// `auto_migrate` is set), binds the listener and builds the HTTP server. With
+    /// port 0 in `BIND_ADDR` the system picks a free port: see [`Application::port`].
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        Self::build_with(settings, Overrides::default()).await
+    }
+
+    /// [`Application::build`] with some parts replaced (tests observe scaling this way).
+    pub async fn build_with(
+        settings: &Settings,
+        overrides: Overrides,
+    ) -> Result<Self, StartupError> {
+        let pools = parts::pools(settings);
+        let auto_migrate = settings.auto_migrate;
+        let pending = pools
+            .db
+            .run(move |conn| Ok(check_migrations(conn, auto_migrate)))
+            .await??;
+        if !pending.is_empty() {
+            return Err(StartupError::MigrationsPending(pending));
+        }
+        let verifier = Arc::new(parts::verifier(&settings.auth)?);
+        let addr = settings.http.bind_addr;
+        let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let port = listener.local_addr().map_err(StartupError::Server)?.port();
+        let (payments, portal) = parts::payments(settings)?;
+        // WEBSERVER_URL defaults to BIND_ADDR; with port 0 there, to the port bound.
+        let mut webserver_url = settings.cloud.webserver_url.clone();
+        if webserver_url.port() == Some(0) {
+            let _ = webserver_url.set_port(Some(port));
+        }
+        let registry = Registry::new();
+        let fleet_metrics = FleetMetrics::new(&registry);
+        let fleet = Arc::new(crate::cloud::fleet(
+            settings,
+            pools.db.clone(),
+            overrides.cloud,
+            webserver_url,
+            fleet_metrics.clone(),
+        )?);
+        let scaling = overrides
+            .scaling
+            .unwrap_or_else(|| Arc::new(FleetScaler::new(fleet.clone())) as Arc<dyn ScalingHook>);
+        let policy = AssignPolicy {
+            rate_limit_per_minute: settings.limits.rate_limit_per_minute,
+            mandelbox_limit_per_user: settings.limits.mandelbox_limit_per_user,
+            local_dev_commit_hash: matches!(
+                settings.environment,
+                Environment::Development | Environment::Local
+            ),
+            neighbours: settings.neighbours.clone(),
+        };
+        let mailer = parts::mailer(settings, &pools.db, overrides.mail)?;
+        let metrics = Arc::new(ApiMetrics {
+            http: HttpMetrics::new(&registry),
+            gauges: FleetGauges::new(&registry, Duration::from_secs(5)),
+            registry: registry.clone(),
+        });
+        let lifecycle = Lifecycle::default();
+        let state = ApiState {
+            assigner: Arc::new(Assigner::new(
+                pools.db.clone(),
+                payments,
+                scaling,
+                policy,
+                AssignMetrics::new(&registry),
+            )),
+            hosts: HostService::new(pools.db.clone(), pools.heartbeats),
+            portal,
+            mailer,
+            db: pools.db.clone(),
+            ops_db: pools.ops,
+            verifier: verifier.clone(),
+            lifecycle: lifecycle.clone(),
+            trusted_proxy_hops: settings.limits.trusted_proxy_hops,
+            metrics: metrics.clone(),
+        };
+        let options = HttpOptions {
+            max_body_bytes: settings.http.max_body_bytes,
+            cors_origins: settings.http.cors_origins.clone(),
+            workers: settings.http.workers,
+            shutdown_timeout: settings.http.shutdown_timeout,
+        };
+        let server = api::server(listener, state, options).map_err(StartupError::Server)?;
+        let jobs = Jobs {
+            lifecycle: Box::pin(lifecycle::run_periodically(
+                pools.db,
+                lifecycle_policy(settings),
+                fleet.clone(),
+                settings.scaling.lifecycle_interval,
+                fleet_metrics.clone(),
+            )),
+            scaling: Box::pin(fleet.run_periodically(settings.scaling.scale_down_interval)),
+            verifier,
+        };
+        Ok(Self {
+            server,
+            port,
+            lifecycle,
+            jobs: spawn(jobs),
+            metrics,
+            fleet_metrics,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether the application is shutting down (readiness answers 503 once it is).
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle.clone()
+    }
+
+    /// The application's metrics registry.
+    pub fn registry(&self) -> &Registry {
+        &self.metrics.registry
+    }
+
+    /// The fleet's counters (job runs among them).
+    pub fn fleet_metrics(&self) -> &FleetMetrics {
+        &self.fleet_metrics
+    }
+
+    /// Begins a graceful shutdown: readiness turns false, the listener closes, and
+    /// in-flight requests finish (up to `SHUTDOWN_TIMEOUT_SECS`).
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            handle: self.server.handle(),
+            lifecycle: self.lifecycle.clone(),
+        }
+    }
+
+    /// Runs until stopped through a [`Stopper`].
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.jobs.abort();
+        result
+    }
+
+    /// Runs until `shutdown` completes (see [`ShutdownSignals`]), then shuts down
+    /// gracefully.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let stopper = self.stopper();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("signal received: finishing in-flight requests, then exiting");
+            stopper.stop().await;
+        });
+        self.run_until_stopped().await
+    }
+}
+
+/// The migrations still to apply, after applying them when `auto_migrate` is set.
+fn check_migrations(
+    conn: &mut diesel::PgConnection,
+    auto_migrate: bool,
+) -> Result<Vec<String>, migrations::MigrationError> {
+    if auto_migrate {
+        let applied = migrations::run_pending(conn)?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "applied migrations");
+        }
+    }
+    migrations::pending(conn)
+}
+
+fn lifecycle_policy(settings: &Settings) -> LifecyclePolicy {
+    let scaling = &settings.scaling;
+    LifecyclePolicy {
+        heartbeat_timeout: scaling.heartbeat_timeout,
+        pre_connection_timeout: scaling.pre_connection_timeout,
+        lingering_timeout: scaling.lingering_timeout,
+        allocation_timeout: scaling.allocation_timeout,
+        drain_max_age: scaling.drain_max_age,
+        outage_gap: LifecyclePolicy::outage_gap_for(scaling.lifecycle_interval),
+    }
+}
+
+/// Spawns the background work: the periodic passes, and keeping the JWKS fresh (fetched
+/// at once, then refreshed, and retried with a short backoff while none is usable).
+fn spawn(jobs: Jobs) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let refresh = async {
+            match jobs.verifier.prefetch().await {
+                Ok(keys) if keys > 0 => {
+                    tracing::info!(keys, "fetched the identity provider's keys")
+                }
+                _ => {}
+            }
+            jobs.verifier.refresh_keys_periodically().await;
+        };
+        tokio::join!(jobs.lifecycle, jobs.scaling, refresh);
+    })
+}
+
+#[derive(Clone)]
+pub struct Stopper {
+    handle: ServerHandle,
+    lifecycle: Lifecycle,
+}
+
+impl Stopper {
+    pub async fn stop(&self) {
+        self.lifecycle.begin_shutdown();
+        self.handle.stop(true).await;
+    }
+}
+
+/// SIGTERM and SIGINT, caught from the moment this is installed: install it before the
+/// server starts listening, so that no signal arriving early kills the process.
+pub struct ShutdownSignals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl ShutdownSignals {
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Completes at the first SIGTERM or SIGINT.
+    pub async fn received(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
+}
