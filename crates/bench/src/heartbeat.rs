@@ -42,16 +42,40 @@ fn main() {
 
 async fn run(args: &Args) {
     let db = TestDatabase::new();
+    let tokens = registered_fleet(&db, args.instances);
+    let server = BenchServer::start(&db, false).await;
+    let url = format!("{}/host_service/heartbeat", server.base_url);
+    let started = Instant::now();
+    let mut latencies = beat(url, tokens, args.clients, Duration::from_secs(args.seconds)).await;
+    let elapsed = started.elapsed();
+    server.stop().await;
+    latencies.sort();
+    let heard = db.number(
+        "SELECT count(*) AS n FROM hardware.instance_info WHERE last_updated_utc_unix_ms > 1700000000000",
+    );
+    println!(
+        "{} heartbeats in {:.1} s: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms ({} instances heard from)",
+        latencies.len(),
+        elapsed.as_secs_f64(),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
+        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+        heard
+    );
+}
+
+/// Seeds `instances` registered instances; their hosts' credentials.
+fn registered_fleet(db: &TestDatabase, instances: u32) -> Vec<String> {
     db.seed_fleet(&Fleet {
         region: "us-east-1",
         commit_hash: "bench",
         prefix: "hb",
-        instances: args.instances,
+        instances,
         capacity: 4,
         mandelboxes_each: 0,
     });
     // Give every instance a host credential, as registration would.
-    let credentials: Vec<(String, String)> = (1..=args.instances)
+    let credentials: Vec<(String, String)> = (1..=instances)
         .map(|n| {
             let (token, digest) = auth::host::new_host_token().unwrap();
             (
@@ -69,19 +93,18 @@ async fn run(args: &Args) {
     ));
     let tokens: Vec<String> = credentials.into_iter().map(|(token, _)| token).collect();
     db.execute("VACUUM ANALYZE");
-    println!("seeded {} registered instances", args.instances);
+    println!("seeded {instances} registered instances");
+    tokens
+}
 
-    let server = BenchServer::start(&db, false).await;
-    let url = format!("{}/host_service/heartbeat", server.base_url);
-
+/// `clients` hosts' worth of heartbeats for `length`, round the tokens: the latencies.
+async fn beat(url: String, tokens: Vec<String>, clients: usize, length: Duration) -> Vec<Duration> {
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.clients)
+        .pool_max_idle_per_host(clients)
         .build()
         .unwrap();
     let tokens = Arc::new(tokens);
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let started = Instant::now();
-    let clients = args.clients;
+    let deadline = Instant::now() + length;
     // The same body every time, serialised once: the client's work is not what is measured.
     let body = bytes_of(&json!({
         "memory_remaining_kb": 1_000_000,
@@ -121,21 +144,7 @@ async fn run(args: &Args) {
     for worker in futures_util::future::join_all(workers).await {
         latencies.extend(worker.unwrap());
     }
-    let elapsed = started.elapsed();
-    server.stop().await;
-    latencies.sort();
-    let heard = db.number(
-        "SELECT count(*) AS n FROM hardware.instance_info WHERE last_updated_utc_unix_ms > 1700000000000",
-    );
-    println!(
-        "{} heartbeats in {:.1} s: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms ({} instances heard from)",
-        latencies.len(),
-        elapsed.as_secs_f64(),
-        latencies.len() as f64 / elapsed.as_secs_f64(),
-        percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
-        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
-        heard
-    );
+    latencies
 }
 
 fn bytes_of(value: &serde_json::Value) -> Vec<u8> {

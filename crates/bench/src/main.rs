@@ -106,8 +106,9 @@ fn main() {
     }
 }
 
-async fn run(args: &Args, instances: u32) -> Run {
-    let db = TestDatabase::new();
+/// Seeds `instances` instances, each already holding some mandelboxes; how many
+/// mandelboxes there are.
+fn seed(db: &TestDatabase, instances: u32) -> i64 {
     // Enough slots for the server run and the pgbench run together.
     let capacity = (300_000 / i64::from(instances)).max(10);
     let prefill = (capacity / 2).min(5);
@@ -126,28 +127,24 @@ async fn run(args: &Args, instances: u32) -> Run {
     let existing = db.number("SELECT count(*) AS n FROM hardware.mandelbox_info");
     println!("seeded in {:.1} s", seeding.elapsed().as_secs_f64());
 
-    let server = BenchServer::start(&db, args.autoscale).await;
-    let url = format!("{}/mandelbox/assign", server.base_url);
-    let key = auth::load_or_create_dev_key(server.data_dir.path()).unwrap();
-    let token = key
-        .mint(&auth::NewToken {
-            subject: "bench".to_owned(),
-            audience: server.settings.auth.audience.clone(),
-            issuer: None,
-            lifetime: Duration::from_secs(3600),
-            scopes: vec![auth::ADMIN_SCOPE.to_owned()],
-            extra: serde_json::Map::new(),
-        })
-        .unwrap();
+    existing
+}
 
+/// `clients` clients assigning for `length`: the latencies, the assignments, the time.
+async fn drive(
+    url: String,
+    token: String,
+    clients: usize,
+    length: Duration,
+) -> (Vec<Duration>, usize, Duration) {
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.clients)
+        .pool_max_idle_per_host(clients)
         .build()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let deadline = Instant::now() + length;
     let token = Arc::new(token);
     let started = Instant::now();
-    let workers: Vec<_> = (0..args.clients)
+    let workers: Vec<_> = (0..clients)
         .map(|worker| {
             let (client, url, token) = (client.clone(), url.clone(), token.clone());
             tokio::spawn(async move {
@@ -191,8 +188,30 @@ async fn run(args: &Args, instances: u32) -> Run {
         accepted += worker_accepted;
     }
     let elapsed = started.elapsed();
-    server.stop().await;
     latencies.sort();
+    (latencies, accepted, elapsed)
+}
+
+async fn run(args: &Args, instances: u32) -> Run {
+    let db = TestDatabase::new();
+    let existing = seed(&db, instances);
+    let server = BenchServer::start(&db, args.autoscale).await;
+    let url = format!("{}/mandelbox/assign", server.base_url);
+    let key = auth::load_or_create_dev_key(server.data_dir.path()).unwrap();
+    let token = key
+        .mint(&auth::NewToken {
+            subject: "bench".to_owned(),
+            audience: server.settings.auth.audience.clone(),
+            issuer: None,
+            lifetime: Duration::from_secs(3600),
+            scopes: vec![auth::ADMIN_SCOPE.to_owned()],
+            extra: serde_json::Map::new(),
+        })
+        .unwrap();
+
+    let (latencies, accepted, elapsed) =
+        drive(url, token, args.clients, Duration::from_secs(args.seconds)).await;
+    server.stop().await;
 
     let violations = models::audit::violations(&mut db.connect(), 1).unwrap();
     println!(

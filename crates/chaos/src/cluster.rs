@@ -61,15 +61,7 @@ impl Cluster {
 
     /// The single number a query answers, as a column named `n`.
     pub fn number(&self, sql: &str) -> i64 {
-        #[derive(QueryableByName)]
-        struct Number {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        diesel::sql_query(sql)
-            .get_result::<Number>(&mut self.connect())
-            .unwrap_or_else(|err| panic!("{sql}: {err}"))
-            .n
+        test_support::number(&mut self.connect(), sql)
     }
 
     /// The region with its active image, and `instances` ACTIVE instances of `capacity`.

@@ -67,10 +67,17 @@ fn check<T: std::fmt::Debug>(name: &str, result: Result<T, CloudError>) -> T {
 
 /// Runs every check against `provider`. It starts two instances and terminates both.
 pub async fn run(provider: &dyn CloudProvider, subject: &Subject) {
-    let region = &subject.region;
-    let owner = subject.name.as_str();
+    let (first, second) = starting_twice_with_one_token_starts_one(provider, subject).await;
+    listing_finds_what_an_owner_started(provider, subject, &first, &second).await;
+    terminating_is_idempotent_and_ignores_others_ids(provider, subject, &first, &second).await;
+}
 
-    // Starting with a token twice starts one instance: a retried launch is idempotent.
+/// Starting with a token twice starts one instance: a retried launch is idempotent.
+/// Returns the two instances started.
+async fn starting_twice_with_one_token_starts_one(
+    provider: &dyn CloudProvider,
+    subject: &Subject,
+) -> (CloudInstanceId, CloudInstanceId) {
     let first_token = LaunchToken::new();
     let first = check(
         "start one",
@@ -98,8 +105,17 @@ pub async fn run(provider: &dyn CloudProvider, subject: &Subject) {
         first, second,
         "another launch token must start another instance"
     );
+    (first, second)
+}
 
-    // Listing by owner finds both, with their name and launch time; another owner has none.
+/// Listing by owner finds both, with their name and launch time; another owner has none.
+async fn listing_finds_what_an_owner_started(
+    provider: &dyn CloudProvider,
+    subject: &Subject,
+    first: &CloudInstanceId,
+    second: &CloudInstanceId,
+) {
+    let owner = subject.name.as_str();
     let mut both = vec![first.clone(), second.clone()];
     both.sort();
     let started_by_us = listed(provider, subject, owner).await;
@@ -121,17 +137,25 @@ pub async fn run(provider: &dyn CloudProvider, subject: &Subject) {
         others.iter().all(|i| !both.contains(&i.id)),
         "list instances of another owner: {others:?}"
     );
+}
 
-    // Terminating one leaves the other; terminating again, an unknown id or another
-    // backend's id is fine.
+/// Terminating one leaves the other; terminating again, an unknown id or another
+/// backend's id is fine; terminating the rest leaves nothing listed.
+async fn terminating_is_idempotent_and_ignores_others_ids(
+    provider: &dyn CloudProvider,
+    subject: &Subject,
+    first: &CloudInstanceId,
+    second: &CloudInstanceId,
+) {
+    let (region, owner) = (&subject.region, subject.name.as_str());
     check(
         "terminate one",
         provider
-            .terminate_instances(region, std::slice::from_ref(&first))
+            .terminate_instances(region, std::slice::from_ref(first))
             .await,
     );
     for (name, id) in [
-        ("terminate again", &first),
+        ("terminate again", first),
         ("terminate unknown", &subject.unknown_id),
         ("terminate another backend's id", &subject.foreign_id),
     ] {
@@ -144,14 +168,13 @@ pub async fn run(provider: &dyn CloudProvider, subject: &Subject) {
     }
     assert_eq!(
         ids_of(&listed(provider, subject, owner).await),
-        std::slice::from_ref(&second),
+        std::slice::from_ref(second),
         "list instances after terminating one"
     );
-
     check(
         "terminate the rest",
         provider
-            .terminate_instances(region, std::slice::from_ref(&second))
+            .terminate_instances(region, std::slice::from_ref(second))
             .await,
     );
     let left = listed(provider, subject, owner).await;

@@ -6,6 +6,25 @@
 //! Features: `diesel` gives the SQL conversions (the `models` crate turns it on),
 //! `openapi` the OpenAPI schemas, stating the same rules `parse` checks.
 
+/// `ToSql<Text>` for a type that is `AsRef<str>`: what both the text newtypes and the
+/// status names are stored as.
+macro_rules! text_to_sql {
+    ($name:ident) => {
+        #[cfg(feature = "diesel")]
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
+            ) -> diesel::serialize::Result {
+                let text: &str = self.as_ref();
+                <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(
+                    text, out,
+                )
+            }
+        }
+    };
+}
+
 mod bounded;
 mod status;
 mod text;

@@ -48,18 +48,13 @@ macro_rules! text_enum {
             }
         }
 
-        #[cfg(feature = "diesel")]
-        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {
-            fn to_sql<'b>(
-                &'b self,
-                out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
-            ) -> diesel::serialize::Result {
-                <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(
-                    self.as_str(),
-                    out,
-                )
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                self.as_str()
             }
         }
+
+        text_to_sql!($name);
 
         #[cfg(feature = "diesel")]
         impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {

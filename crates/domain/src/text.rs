@@ -78,17 +78,7 @@ macro_rules! text_newtype {
             }
         }
 
-        #[cfg(feature = "diesel")]
-        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {
-            fn to_sql<'b>(
-                &'b self,
-                out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
-            ) -> diesel::serialize::Result {
-                <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(
-                    &self.0, out,
-                )
-            }
-        }
+        text_to_sql!($name);
 
         /// Rows are trusted as stored: the database is ours, and older tools wrote some.
         #[cfg(feature = "diesel")]

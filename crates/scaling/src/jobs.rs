@@ -37,3 +37,46 @@ pub async fn run_every<F, Fut, E>(
         metrics.job_run(job, outcome);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::metrics::FleetMetrics;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the run failed")]
+    struct Failed;
+
+    #[tokio::test]
+    async fn a_run_that_panics_or_fails_is_counted_and_the_job_goes_on() {
+        let metrics = FleetMetrics::new(&app_metrics::Registry::new());
+        let runs = Arc::new(AtomicU32::new(0));
+        let job = {
+            let (runs, metrics) = (runs.clone(), metrics.clone());
+            tokio::spawn(run_every(
+                "test",
+                Duration::from_millis(10),
+                metrics,
+                move || {
+                    let run = runs.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        match run {
+                            0 => panic!("the first run panics"),
+                            1 => Err(Failed),
+                            _ => Ok(()),
+                        }
+                    }
+                },
+            ))
+        };
+        while metrics.job_runs("test", JobOutcome::Ok) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        job.abort();
+        assert_eq!(metrics.job_runs("test", JobOutcome::Panicked), 1);
+        assert_eq!(metrics.job_runs("test", JobOutcome::Failed), 1);
+    }
+}

@@ -748,3 +748,37 @@ async fn a_check_skips_a_fleet_another_process_is_deciding() {
     assert!(report.skipped);
     held.release().await;
 }
+
+/// A launch whose first try timed out after the cloud started the instance: the retry
+/// carries the same launch token, so the cloud returns that instance, and one is recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_launch_keeps_its_token_and_records_one_instance() {
+    let db = TestDatabase::new();
+    serve_region(&db, REGION);
+    let tokens = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = tokens.clone();
+    let mut cloud = MockCloudProvider::new();
+    cloud
+        .expect_start_instance()
+        .times(2)
+        .returning(move |request| {
+            let mut seen = seen.lock().unwrap();
+            seen.push(request.launch_token.clone());
+            if seen.len() == 1 {
+                // The instance started, but the answer was lost.
+                Err(CloudError::temporary("RequestTimeout", None))
+            } else {
+                Ok(id("mock-i-started-once"))
+            }
+        });
+    let fleet = fleet_with(&db, cloud, settings(9));
+    let report = fleet
+        .check(&region(REGION), None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(report.launched.len(), 1);
+    let tokens = tokens.lock().unwrap();
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(tokens[0], tokens[1], "one token across the retries");
+    assert_eq!(count(&db, "cloud_provider_id = 'mock-i-started-once'"), 1);
+}

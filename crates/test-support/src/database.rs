@@ -125,15 +125,7 @@ impl TestDatabase {
     /// The single number a query answers, as a column named `n`:
     /// `SELECT count(*) AS n FROM …`.
     pub fn number(&self, sql: &str) -> i64 {
-        #[derive(QueryableByName)]
-        struct Number {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        sql_query(sql)
-            .get_result::<Number>(&mut self.connect())
-            .unwrap_or_else(|err| panic!("{sql}: {err}"))
-            .n
+        number(&mut self.connect(), sql)
     }
 
     /// Seeds `fleet`: its region with an active image serving its commit hash, its
@@ -191,6 +183,19 @@ impl Drop for TestDatabase {
             .execute(&mut admin);
         }
     }
+}
+
+/// The single number a query answers on `conn`, as a column named `n`.
+pub fn number(conn: &mut PgConnection, sql: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct Number {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    sql_query(sql)
+        .get_result::<Number>(conn)
+        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+        .n
 }
 
 fn connect(url: &str) -> PgConnection {

@@ -84,3 +84,53 @@ async fn a_refusal_launches_a_local_instance_whose_host_registers_and_takes_the_
     })
     .await;
 }
+
+/// With a pool of two connections, a burst of refusals still launches and records the
+/// instance (the fleet's lock lives on a connection of its own, and no connection is held
+/// while the cloud answers), and the server keeps answering meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn scaling_on_a_pool_of_two_starves_neither_itself_nor_the_requests() {
+    let port = free_port().to_string();
+    let app = TestApp::spawn_scaling(&[
+        ("CLOUD_PROVIDER", "local"),
+        ("HOST_SERVICE_PORT", &port),
+        ("LOCAL_BOOT_DELAY_MS", "300"),
+        ("LOCAL_MANDELBOX_CAPACITY", "8"),
+        ("DESIRED_FREE_MANDELBOXES", "8"),
+        ("DATABASE_POOL_SIZE", "2"),
+    ])
+    .await;
+    app.add_region(REGION, COMMIT, "ami-local", true, true);
+    let users: Vec<String> = (0..12).map(|n| format!("burst-{n}")).collect();
+    let refusals =
+        futures_util::future::join_all(users.iter().map(|user| app.assign(user, REGION, COMMIT)))
+            .await;
+    assert!(
+        refusals
+            .iter()
+            .all(|r| r.status() == StatusCode::SERVICE_UNAVAILABLE)
+    );
+    // The server answers while the fleet launches.
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    wait_for(
+        "the launched host to register",
+        Duration::from_secs(20),
+        async || {
+            app.db
+                .number("SELECT count(*) AS n FROM hardware.instance_info WHERE status = 'ACTIVE'")
+                >= 1
+        },
+    )
+    .await;
+    // Nothing launched was terminated for want of a connection to record it.
+    assert_eq!(
+        app.db.number(
+            "SELECT count(*) AS n FROM hardware.instance_info WHERE cloud_provider_id LIKE 'local-%'"
+        ),
+        app.db.number("SELECT count(*) AS n FROM hardware.instance_info")
+    );
+    assert_eq!(
+        app.assign("late", REGION, COMMIT).await.status(),
+        StatusCode::ACCEPTED
+    );
+}

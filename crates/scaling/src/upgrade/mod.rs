@@ -145,8 +145,13 @@ pub async fn upgrade(
                 ..Upgraded::default()
             })
         } else {
-            region::upgrade_region(fleet, region, image, &request.commit_hash, ready_timeout)
-                .await
+            let target = region::Target {
+                region,
+                image,
+                commit_hash: &request.commit_hash,
+                ready_timeout,
+            };
+            region::upgrade_region(fleet, target).await
         };
         if let Err(err) = &result {
             tracing::error!(region = %region, image = %image, error = err as &dyn std::error::Error, "region not upgraded");

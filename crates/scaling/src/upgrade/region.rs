@@ -42,14 +42,20 @@ impl From<models::DbError> for RegionError {
     }
 }
 
+/// What one region is upgraded to.
+pub(super) struct Target<'a> {
+    pub region: &'a Region,
+    pub image: &'a AmiId,
+    pub commit_hash: &'a CommitHash,
+    /// How long the new instances may take to register.
+    pub ready_timeout: Duration,
+}
+
 pub(super) async fn upgrade_region(
     fleet: &Fleet,
-    region: &Region,
-    image: &AmiId,
-    commit_hash: &CommitHash,
-    ready_timeout: Duration,
+    target: Target<'_>,
 ) -> Result<Upgraded, RegionError> {
-    let lock_name = lock_name(region, image);
+    let lock_name = lock_name(target.region, target.image);
     let Some(lock) = fleet
         .db()
         .advisory_lock(&lock_name, fleet.settings().lock_wait)
@@ -57,18 +63,18 @@ pub(super) async fn upgrade_region(
     else {
         return Err(RegionError::Locked(lock_name));
     };
-    let result = upgrade_locked(fleet, region, image, commit_hash, ready_timeout).await;
+    let result = upgrade_locked(fleet, &target).await;
     lock.release().await;
     result
 }
 
-async fn upgrade_locked(
-    fleet: &Fleet,
-    region: &Region,
-    image: &AmiId,
-    commit_hash: &CommitHash,
-    ready_timeout: Duration,
-) -> Result<Upgraded, RegionError> {
+async fn upgrade_locked(fleet: &Fleet, target: &Target<'_>) -> Result<Upgraded, RegionError> {
+    let Target {
+        region,
+        image,
+        commit_hash,
+        ready_timeout,
+    } = *target;
     let row = {
         let (region, commit_hash) = (region.clone(), commit_hash.clone());
         fleet

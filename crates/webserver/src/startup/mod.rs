@@ -118,7 +118,6 @@ impl Application {
             source,
         })?;
         let port = listener.local_addr().map_err(StartupError::Server)?.port();
-        let (payments, portal) = parts::payments(settings)?;
         // WEBSERVER_URL defaults to BIND_ADDR; with port 0 there, to the port bound.
         let mut webserver_url = settings.cloud.webserver_url.clone();
         if webserver_url.port() == Some(0) {
@@ -136,40 +135,16 @@ impl Application {
         let scaling = overrides
             .scaling
             .unwrap_or_else(|| Arc::new(FleetScaler::new(fleet.clone())) as Arc<dyn ScalingHook>);
-        let policy = AssignPolicy {
-            rate_limit_per_minute: settings.limits.rate_limit_per_minute,
-            mandelbox_limit_per_user: settings.limits.mandelbox_limit_per_user,
-            local_dev_commit_hash: matches!(
-                settings.environment,
-                Environment::Development | Environment::Local
-            ),
-            neighbours: settings.neighbours.clone(),
-        };
         let mailer = parts::mailer(settings, &pools.db, overrides.mail)?;
-        let metrics = Arc::new(ApiMetrics {
-            http: HttpMetrics::new(&registry),
-            gauges: FleetGauges::new(&registry, Duration::from_secs(5)),
-            registry: registry.clone(),
-        });
-        let lifecycle = Lifecycle::default();
-        let state = ApiState {
-            assigner: Arc::new(Assigner::new(
-                pools.db.clone(),
-                payments,
-                scaling,
-                policy,
-                AssignMetrics::new(&registry),
-            )),
-            hosts: HostService::new(pools.db.clone(), pools.heartbeats),
-            portal,
+        let state = api_state(
+            settings,
+            &pools,
+            &registry,
+            scaling,
             mailer,
-            db: pools.db.clone(),
-            ops_db: pools.ops,
-            verifier: verifier.clone(),
-            lifecycle: lifecycle.clone(),
-            trusted_proxy_hops: settings.limits.trusted_proxy_hops,
-            metrics: metrics.clone(),
-        };
+            verifier.clone(),
+        )?;
+        let (lifecycle, metrics) = (state.lifecycle.clone(), state.metrics.clone());
         let options = HttpOptions {
             max_body_bytes: settings.http.max_body_bytes,
             cors_origins: settings.http.cors_origins.clone(),
@@ -247,6 +222,50 @@ impl Application {
         });
         self.run_until_stopped().await
     }
+}
+
+/// What the handlers share: assignment, the host protocol, payments, mail, metrics.
+fn api_state(
+    settings: &Settings,
+    pools: &parts::Pools,
+    registry: &Registry,
+    scaling: Arc<dyn ScalingHook>,
+    mailer: Option<Arc<mail::Mailer>>,
+    verifier: Arc<auth::TokenVerifier>,
+) -> Result<ApiState, StartupError> {
+    let (payments, portal) = parts::payments(settings)?;
+    let policy = AssignPolicy {
+        rate_limit_per_minute: settings.limits.rate_limit_per_minute,
+        mandelbox_limit_per_user: settings.limits.mandelbox_limit_per_user,
+        local_dev_commit_hash: matches!(
+            settings.environment,
+            Environment::Development | Environment::Local
+        ),
+        neighbours: settings.neighbours.clone(),
+    };
+    let assigner = Assigner::new(
+        pools.db.clone(),
+        payments,
+        scaling,
+        policy,
+        AssignMetrics::new(registry),
+    );
+    Ok(ApiState {
+        assigner: Arc::new(assigner),
+        hosts: HostService::new(pools.db.clone(), pools.heartbeats.clone()),
+        portal,
+        mailer,
+        db: pools.db.clone(),
+        ops_db: pools.ops.clone(),
+        verifier,
+        lifecycle: Lifecycle::default(),
+        trusted_proxy_hops: settings.limits.trusted_proxy_hops,
+        metrics: Arc::new(ApiMetrics {
+            http: HttpMetrics::new(registry),
+            gauges: FleetGauges::new(registry, Duration::from_secs(5)),
+            registry: registry.clone(),
+        }),
+    })
 }
 
 /// The migrations still to apply, after applying them when `auto_migrate` is set.

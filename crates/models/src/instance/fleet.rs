@@ -1,0 +1,183 @@
+//! What fleet sizing reads and writes: loads, drains, the gauges.
+
+use std::net::IpAddr;
+
+use diesel::prelude::*;
+
+use crate::schema::hardware::instance_info;
+use domain::{AmiId, InstanceName, InstanceStatus, Region};
+
+use super::*;
+
+/// One instance as fleet sizing sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = instance_info, check_for_backend(diesel::pg::Pg))]
+pub struct Load {
+    pub instance_name: InstanceName,
+    pub status: InstanceStatus,
+    pub mandelbox_capacity: i64,
+    pub mandelbox_count: i64,
+}
+
+/// Every instance of `image` in `region`.
+pub fn loads(conn: &mut PgConnection, region: &Region, image: &AmiId) -> QueryResult<Vec<Load>> {
+    instance_info::table
+        .filter(instance_info::location.eq(region))
+        .filter(instance_info::aws_ami_id.eq(image))
+        .order(instance_info::instance_name)
+        .select(Load::as_select())
+        .load(conn)
+}
+
+/// How many instances `region` has, of any image and in any state.
+pub fn count_in_region(conn: &mut PgConnection, region: &Region) -> QueryResult<i64> {
+    instance_info::table
+        .filter(instance_info::location.eq(region))
+        .count()
+        .get_result(conn)
+}
+
+/// The mean capacity (rounded) of the `ACTIVE` instances of `region`, if it has any.
+pub fn average_active_capacity(
+    conn: &mut PgConnection,
+    region: &Region,
+) -> QueryResult<Option<i64>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Nullable};
+    instance_info::table
+        .filter(instance_info::location.eq(region))
+        .filter(instance_info::status.eq(InstanceStatus::Active))
+        .select(sql::<Nullable<BigInt>>(
+            "round(avg(mandelbox_capacity))::bigint",
+        ))
+        .first(conn)
+}
+
+/// Every (region, image) that has instances.
+pub fn fleets(conn: &mut PgConnection) -> QueryResult<Vec<(Region, AmiId)>> {
+    instance_info::table
+        .select((instance_info::location, instance_info::aws_ami_id))
+        .distinct()
+        .order((instance_info::location, instance_info::aws_ami_id))
+        .load(conn)
+}
+
+/// The `cloud_provider_id` of every instance recorded in `region`.
+pub fn cloud_provider_ids(conn: &mut PgConnection, region: &Region) -> QueryResult<Vec<String>> {
+    instance_info::table
+        .filter(instance_info::location.eq(region))
+        .select(instance_info::cloud_provider_id)
+        .load(conn)
+}
+
+/// Where to reach an instance being drained, and how to end it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = instance_info, check_for_backend(diesel::pg::Pg))]
+pub struct DrainTarget {
+    pub instance_name: InstanceName,
+    #[diesel(deserialize_as = StoredIp)]
+    pub ip: Option<IpAddr>,
+    pub location: Region,
+    pub cloud_provider_id: String,
+    /// Sessions it holds as it begins draining.
+    pub mandelbox_count: i64,
+}
+
+/// Marks the instance `DRAINING` if it is `ACTIVE` and holds no mandelbox, in one
+/// statement: an assignment racing for it either lands first (and this does nothing) or
+/// finds it draining.
+pub fn begin_drain_if_empty(
+    conn: &mut PgConnection,
+    name: &InstanceName,
+) -> QueryResult<Option<DrainTarget>> {
+    diesel::update(
+        instance_info::table
+            .find(name)
+            .filter(instance_info::status.eq(InstanceStatus::Active))
+            .filter(instance_info::mandelbox_count.eq(0)),
+    )
+    .set(instance_info::status.eq(InstanceStatus::Draining))
+    .returning(DrainTarget::as_returning())
+    .get_result(conn)
+    .optional()
+}
+
+/// Marks every `ACTIVE` or `PRE_CONNECTION` instance of `region` that does not run
+/// `keep` as `DRAINING`, busy or not (an image upgrade).
+pub fn begin_drain_all_but(
+    conn: &mut PgConnection,
+    region: &Region,
+    keep: &AmiId,
+) -> QueryResult<Vec<DrainTarget>> {
+    diesel::update(
+        instance_info::table
+            .filter(instance_info::location.eq(region))
+            .filter(instance_info::aws_ami_id.ne(keep))
+            .filter(
+                instance_info::status
+                    .eq_any([InstanceStatus::Active, InstanceStatus::PreConnection]),
+            ),
+    )
+    .set(instance_info::status.eq(InstanceStatus::Draining))
+    .returning(DrainTarget::as_returning())
+    .get_results(conn)
+}
+
+/// Sets the status of these instances.
+pub fn set_status(
+    conn: &mut PgConnection,
+    names: &[InstanceName],
+    status: InstanceStatus,
+) -> QueryResult<usize> {
+    diesel::update(instance_info::table.filter(instance_info::instance_name.eq_any(names)))
+        .set(instance_info::status.eq(status))
+        .execute(conn)
+}
+
+/// The statuses of these instances (missing ones are left out).
+pub fn statuses(
+    conn: &mut PgConnection,
+    names: &[InstanceName],
+) -> QueryResult<Vec<(InstanceName, InstanceStatus)>> {
+    instance_info::table
+        .filter(instance_info::instance_name.eq_any(names))
+        .select((instance_info::instance_name, instance_info::status))
+        .load(conn)
+}
+
+/// These instances, as [`Doomed`] (missing ones are left out).
+pub fn doomed_by_name(conn: &mut PgConnection, names: &[InstanceName]) -> QueryResult<Vec<Doomed>> {
+    instance_info::table
+        .filter(instance_info::instance_name.eq_any(names))
+        .select(Doomed::as_select())
+        .load(conn)
+}
+
+/// The instances of one region in one status, summed.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct StatusTotals {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub region: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub instances: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub capacity: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub free_slots: i64,
+}
+
+/// Instances, slots and free slots per (region, status), for the fleet gauges.
+pub fn totals_by_region_and_status(conn: &mut PgConnection) -> QueryResult<Vec<StatusTotals>> {
+    diesel::sql_query(
+        "SELECT location AS region, status, count(*)::bigint AS instances,
+                coalesce(sum(mandelbox_capacity), 0)::bigint AS capacity,
+                coalesce(sum(greatest(mandelbox_capacity - mandelbox_count, 0)), 0)::bigint
+                    AS free_slots
+         FROM hardware.instance_info
+         GROUP BY location, status
+         ORDER BY location, status",
+    )
+    .load(conn)
+}
