@@ -29,6 +29,8 @@ psql_admin -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'webserver\_
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
+log "the committed diesel schema matches the migrations"
+bash scripts/check-schema.sh
 log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"

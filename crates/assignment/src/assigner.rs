@@ -340,7 +340,7 @@ fn assign_in_transaction(
             break;
         }
         if started.elapsed() >= LOCKED_ROOM_WAIT {
-            tracing::warn!(user = %request.username, "assignment: room stayed held by others");
+            tracing::debug!(user = %request.username, "assignment: room stayed held by others");
             return Ok(Outcome::Refused(Failure::ServiceUnavailable, None));
         }
         std::thread::sleep(pause);

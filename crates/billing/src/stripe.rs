@@ -14,6 +14,9 @@ pub struct StripeClient {
     base: Url,
     secret: SecretString,
     http: reqwest::Client,
+    /// Whether the last call found Stripe unavailable: an outage is logged when it
+    /// starts and when it ends, not once per request.
+    down: std::sync::atomic::AtomicBool,
 }
 
 impl StripeClient {
@@ -23,7 +26,32 @@ impl StripeClient {
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(10))
             .build()?;
-        Ok(Self { base, secret, http })
+        Ok(Self {
+            base,
+            secret,
+            http,
+            down: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Logs the start and the end of an outage, from how a call went.
+    fn observe(&self, failure: Option<&StripeFailure>) {
+        use std::sync::atomic::Ordering;
+        match failure {
+            Some(err) => {
+                if !self.down.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        error = err as &dyn std::error::Error,
+                        "Stripe is unavailable"
+                    );
+                }
+            }
+            None => {
+                if self.down.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("Stripe answers again");
+                }
+            }
+        }
     }
 
     fn url(&self, path: &str) -> Result<Url, StripeFailure> {
@@ -59,6 +87,17 @@ struct StripeErrorDetail {
 #[async_trait]
 impl Subscriptions for StripeClient {
     async fn is_paying(&self, customer: &str) -> Result<bool, PaymentError> {
+        let result = self.subscriptions(customer).await;
+        self.observe(match &result {
+            Err(PaymentError::Unavailable(err)) => Some(err),
+            _ => None,
+        });
+        result
+    }
+}
+
+impl StripeClient {
+    async fn subscriptions(&self, customer: &str) -> Result<bool, PaymentError> {
         let mut url = self
             .url("v1/subscriptions")
             .map_err(PaymentError::Unavailable)?;
@@ -76,7 +115,7 @@ impl Subscriptions for StripeClient {
         let status = response.status();
         // Stripe answers 400/404 "No such customer" for a customer it does not know.
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::BAD_REQUEST {
-            tracing::info!(%customer, %status, "Stripe does not know this customer");
+            tracing::debug!(%customer, %status, "Stripe does not know this customer");
             return Ok(false);
         }
         if !status.is_success() {
@@ -119,7 +158,7 @@ impl BillingPortal for StripeClient {
                 .await
                 .map(|body| body.error.message)
                 .unwrap_or_else(|_| format!("Stripe answered {status}"));
-            tracing::info!(%customer, %status, %message, "Stripe refused a portal session");
+            tracing::debug!(%customer, %status, %message, "Stripe refused a portal session");
             return Err(PortalError::Refused(message));
         }
         if !status.is_success() {

@@ -4,7 +4,7 @@
 //! - [`provider`]: the provisioning trait backends implement (SPEC §8), mockable with
 //!   the `mock` feature.
 //! - [`boot`]: what an instance is told at launch (its user data).
-//! - [`conformance`] (feature `conformance`): the behaviour suite every backend passes.
+//! - `conformance` (feature `conformance`): the behaviour suite every backend passes.
 //!
 //! The backends are crates of their own: `aws-impl` (EC2) and `local-cloud` (instances
 //! simulated on this machine).

@@ -23,7 +23,9 @@ pub async fn run_every<F, Fut, E>(
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        let outcome = match tokio::spawn(run()).await {
+        // Every line a run logs carries the job's name.
+        let run = tracing::Instrument::instrument(run(), tracing::info_span!("job", job));
+        let outcome = match tokio::spawn(run).await {
             Ok(Ok(())) => JobOutcome::Ok,
             Ok(Err(err)) => {
                 tracing::error!(job, error = &err as &dyn std::error::Error, "job failed");

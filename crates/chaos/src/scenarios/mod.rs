@@ -1,4 +1,4 @@
-//! The five scenarios of the chaos run. Each returns a [`Row`] of the table, and whether
+//! The five scenarios of the chaos run. Each returns a [`Row`](crate::Row) of the table, and whether
 //! it passed: what it asks of the server is written in `passed`.
 
 mod edges;

@@ -1,9 +1,9 @@
 //! `hardware.instance_info`: one row per instance, and its queries by who asks them.
 //!
-//! - [`assign`]: taking a slot for a mandelbox;
-//! - [`host`]: registration and heartbeats;
-//! - [`lifecycle`]: unresponsive hosts and instances whose time is up;
-//! - [`fleet`]: what fleet sizing reads and writes.
+//! - `assign`: taking a slot for a mandelbox;
+//! - `host`: registration and heartbeats;
+//! - `lifecycle`: unresponsive hosts and instances whose time is up;
+//! - `fleet`: what fleet sizing reads and writes.
 
 mod assign;
 mod fleet;

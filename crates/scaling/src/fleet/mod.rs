@@ -9,11 +9,11 @@
 //! what the first one recorded, so concurrent refusals never launch more than the
 //! shortfall. Instance rows are written only for instances the cloud really started.
 //!
-//! - [`check`]: one capacity check of one (region, image);
-//! - [`launch`]: starting instances, idempotently, and recording them;
-//! - [`drain`]: draining and terminating instances;
-//! - [`orphans`]: ending instances of this deployment that no row records;
-//! - [`pass`]: the periodic pass over every fleet.
+//! - `check`: one capacity check of one (region, image);
+//! - `launch`: starting instances, idempotently, and recording them;
+//! - `drain`: draining and terminating instances;
+//! - `orphans`: ending instances of this deployment that no row records;
+//! - `pass`: the periodic pass over every fleet.
 
 mod check;
 mod drain;
