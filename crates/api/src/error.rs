@@ -16,6 +16,11 @@ use serde_json::json;
 
 type Cause = Box<dyn std::error::Error + Send + Sync>;
 
+/// The status logged for a request whose client left before its answer (nginx's 499).
+fn client_closed_request() -> StatusCode {
+    StatusCode::from_u16(499).unwrap_or(StatusCode::REQUEST_TIMEOUT)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// What is wrong with the request, in words for the client (naming the field).
@@ -40,6 +45,10 @@ pub enum ApiError {
     /// A mail was not sent: 400 `{"verified": false, "status": 400, "error": why}`.
     #[error("{0}")]
     MailNotSent(String),
+    /// The client closed its connection before the answer: 499 in the request log, sent
+    /// to nobody.
+    #[error("the client closed the connection")]
+    ClientGone,
     /// A bug or an unexpected failure: the client sees only "internal error".
     #[error("internal error")]
     Internal(#[source] Cause),
@@ -80,6 +89,7 @@ impl From<AssignError> for ApiError {
                 Self::NoMandelbox(err.outcome())
             }
             AssignError::Internal(cause) => Self::Internal(Box::new(cause)),
+            AssignError::ClientGone => Self::ClientGone,
         }
     }
 }
@@ -118,6 +128,7 @@ impl ResponseError for ApiError {
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable(_) | Self::NoMandelbox(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::ClientGone => client_closed_request(),
         }
     }
 

@@ -13,6 +13,7 @@ mod mandelbox;
 mod metrics;
 mod middleware;
 pub mod openapi;
+mod peer;
 pub mod redact;
 mod regions;
 mod state;
@@ -158,6 +159,7 @@ pub fn server(
             routes,
         )
     })
+    .on_connect(peer::on_connect)
     .disable_signals()
     .shutdown_timeout(options.shutdown_timeout.as_secs())
     .listen(listener)?;

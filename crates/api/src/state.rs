@@ -7,6 +7,7 @@ use auth::TokenVerifier;
 use billing::BillingPortal;
 use hosts::HostService;
 use models::Db;
+use models::region_to_ami::EnabledRegions;
 use scaling::FleetGauges;
 
 use crate::metrics::HttpMetrics;
@@ -18,6 +19,8 @@ pub struct ApiState {
     /// A small pool of its own for readiness probes and the fleet gauges, so neither
     /// queues behind requests, nor requests behind a scrape storm.
     pub ops_db: Db,
+    /// The enabled regions, kept in memory and refreshed by notifications.
+    pub regions: Arc<EnabledRegions>,
     pub verifier: Arc<TokenVerifier>,
     pub assigner: Arc<Assigner>,
     pub hosts: HostService,

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, test, web};
 use app_metrics::Registry;
-use assignment::{AssignMetrics, AssignPolicy, Assigner};
+use assignment::{AssignMetrics, AssignPolicy, Assigner, Waiting};
 use auth::{SigningKey, TokenVerifier, VerifierConfig};
 use billing::NoPayments;
 use hosts::HostService;
+use models::notify::{Channel, Notifications};
+use models::region_to_ami::EnabledRegions;
 use models::{Db, PoolOptions};
 use scaling::{FleetGauges, NoScaling};
 use serde::Deserialize;
@@ -94,12 +96,18 @@ impl Fixture {
             Arc::new(NoScaling),
             AssignPolicy::default(),
             AssignMetrics::new(&registry),
+            Waiting::new(Notifications::silent().watch(Channel::Capacity), &registry),
         );
         web::Data::new(ApiState {
             hosts: HostService::new(db.clone(), db.clone()),
             portal: Arc::new(NoPayments),
             mailer: None,
             ops_db: db.clone(),
+            regions: Arc::new(EnabledRegions::new(
+                db.clone(),
+                &Notifications::silent(),
+                Duration::from_secs(5),
+            )),
             db,
             verifier: Arc::new(verifier),
             assigner: Arc::new(assigner),

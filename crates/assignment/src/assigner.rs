@@ -14,7 +14,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app_metrics::Registry;
 use auth::Caller;
 use billing::{PaymentError, Subscriptions};
 use diesel::prelude::*;
@@ -22,83 +21,17 @@ use models::instance::{self, Placement, Slot};
 use models::{
     CommitHash, Db, DbError, MandelboxId, Region, UnixMillis, mandelbox, rate_limit, region_to_ami,
 };
-use prometheus::IntCounterVec;
 use scaling::hook::{ScaleCheck, ScalingHook};
 
 use crate::client::ClientAddress;
 use crate::neighbours::RegionNeighbours;
+use crate::outcome::{AssignError, AssignMetrics, Failure};
 use crate::request::{AssignRequest, RegionChoice};
+use crate::waiting::{Waiter, Waiting};
 
 /// The commit hash that, in development and local environments, means "whatever the
 /// region's active image serves".
 pub const LOCAL_DEV_COMMIT_HASH: &str = "local_dev";
-
-/// Why no mandelbox was assigned, as the 503 body's `error` code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    RegionNotEnabled,
-    CommitHashMismatch,
-    NoInstanceAvailable,
-    UserAlreadyActive,
-    ServiceUnavailable,
-}
-
-impl Failure {
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::RegionNotEnabled => "REGION_NOT_ENABLED",
-            Self::CommitHashMismatch => "COMMIT_HASH_MISMATCH",
-            Self::NoInstanceAvailable => "NO_INSTANCE_AVAILABLE",
-            Self::UserAlreadyActive => "USER_ALREADY_ACTIVE",
-            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AssignError {
-    #[error("username does not match the token's user")]
-    Forbidden,
-    #[error("too many requests: retry in {retry_after_secs} s")]
-    RateLimited { retry_after_secs: u64 },
-    #[error("no subscription: the token names no Stripe customer")]
-    NoCustomer,
-    #[error("no active or trialing subscription")]
-    NotPaying,
-    /// No mandelbox: the 503 of the contract, with its code.
-    #[error("{}", .0.code())]
-    Refused(Failure),
-    /// The database or the payment provider is down or busy: 503 `SERVICE_UNAVAILABLE`.
-    #[error("a dependency is unavailable")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// A bug or an unexpected database failure.
-    #[error("assignment failed")]
-    Internal(#[source] DbError),
-}
-
-impl From<DbError> for AssignError {
-    fn from(err: DbError) -> Self {
-        if err.is_outage() {
-            Self::Unavailable(Box::new(err))
-        } else {
-            Self::Internal(err)
-        }
-    }
-}
-
-impl AssignError {
-    /// The outcome label of `webserver_assign_outcomes_total`.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            Self::Refused(failure) => failure.code(),
-            Self::Unavailable(_) => Failure::ServiceUnavailable.code(),
-            Self::Forbidden => "FORBIDDEN",
-            Self::RateLimited { .. } => "RATE_LIMITED",
-            Self::NoCustomer | Self::NotPaying => "PAYMENT_REQUIRED",
-            Self::Internal(_) => "ERROR",
-        }
-    }
-}
 
 /// A mandelbox that was assigned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,30 +70,7 @@ pub struct Assigner {
     /// Shared with each request's database work without copying it.
     policy: Arc<AssignPolicy>,
     metrics: AssignMetrics,
-}
-
-/// `webserver_assign_outcomes_total{outcome}`: `ASSIGNED`, or the refusal's code.
-#[derive(Clone)]
-pub struct AssignMetrics {
-    outcomes: IntCounterVec,
-}
-
-impl AssignMetrics {
-    pub fn new(registry: &Registry) -> Self {
-        Self {
-            outcomes: app_metrics::counter_vec(
-                registry,
-                "webserver_assign_outcomes_total",
-                "Mandelbox assignment requests, by outcome: ASSIGNED or the refusal's code.",
-                &["outcome"],
-            ),
-        }
-    }
-
-    /// How many requests ended with `outcome` (for tests and reports).
-    pub fn outcomes(&self, outcome: &str) -> u64 {
-        self.outcomes.with_label_values(&[outcome]).get()
-    }
+    waiting: Waiting,
 }
 
 /// How long an assignment keeps looking at room that other transactions hold, before it
@@ -184,6 +94,7 @@ impl Assigner {
         scaling: Arc<dyn ScalingHook>,
         policy: AssignPolicy,
         metrics: AssignMetrics,
+        waiting: Waiting,
     ) -> Self {
         Self {
             db,
@@ -191,7 +102,13 @@ impl Assigner {
             scaling,
             policy: Arc::new(policy),
             metrics,
+            waiting,
         }
+    }
+
+    /// The requests waiting for capacity in this process.
+    pub fn waiting(&self) -> &Waiting {
+        &self.waiting
     }
 
     pub fn metrics(&self) -> &AssignMetrics {
@@ -205,12 +122,26 @@ impl Assigner {
         request: AssignRequest,
         client: ClientAddress,
     ) -> Result<Assignment, AssignError> {
-        let result = self.assign_counted(caller, request, client).await;
+        self.assign_unless_gone(caller, request, client, std::future::pending())
+            .await
+    }
+
+    /// [`Assigner::assign`], giving up with [`AssignError::ClientGone`] if `gone`
+    /// completes while the request waits for a slot (never in the middle of a try, so a
+    /// slot is never taken for a client that left).
+    pub async fn assign_unless_gone(
+        &self,
+        caller: &Caller,
+        request: AssignRequest,
+        client: ClientAddress,
+        gone: impl Future<Output = ()>,
+    ) -> Result<Assignment, AssignError> {
+        let result = self.assign_counted(caller, request, client, gone).await;
         let outcome = match &result {
             Ok(_) => "ASSIGNED",
             Err(err) => err.outcome(),
         };
-        self.metrics.outcomes.with_label_values(&[outcome]).inc();
+        self.metrics.count(outcome);
         result
     }
 
@@ -219,6 +150,7 @@ impl Assigner {
         caller: &Caller,
         request: AssignRequest,
         client: ClientAddress,
+        gone: impl Future<Output = ()>,
     ) -> Result<Assignment, AssignError> {
         if request.username != caller.user_id && !caller.is_admin() {
             return Err(AssignError::Forbidden);
@@ -228,32 +160,76 @@ impl Assigner {
             self.check_payment(caller).await?;
         }
 
-        let policy = self.policy.clone();
-        let outcome = self
+        let request = Arc::new(request);
+        let deadline = Instant::now() + request.wait;
+        let mut waiter: Option<Waiter<'_>> = None;
+        let mut outcome = self.try_once(&request).await;
+        let mut gone = std::pin::pin!(gone);
+        loop {
+            let failure = match outcome {
+                Err(err) => {
+                    end_wait(&mut waiter, err.outcome());
+                    return Err(err);
+                }
+                Ok(Outcome::Assigned(slot, mandelbox_id)) => {
+                    end_wait(&mut waiter, "ASSIGNED");
+                    return Ok(self.assigned(slot, mandelbox_id));
+                }
+                Ok(Outcome::Refused(failure, region)) => {
+                    // The fleet is told at the first refusal.
+                    if let (None, Some(region)) = (&waiter, region) {
+                        self.scaling.check(ScaleCheck { region, ami: None });
+                    }
+                    failure
+                }
+            };
+            let waits = matches!(
+                failure,
+                Failure::NoInstanceAvailable | Failure::ServiceUnavailable
+            ) && !request.wait.is_zero();
+            if waits {
+                let waiting = waiter.get_or_insert_with(|| self.waiting.begin());
+                let turn = tokio::select! {
+                    turn = waiting.next_turn(deadline) => turn,
+                    () = &mut gone => {
+                        end_wait(&mut waiter, AssignError::ClientGone.outcome());
+                        return Err(AssignError::ClientGone);
+                    }
+                };
+                if let Some(turn) = turn {
+                    // Looking again with the turn held: waiters of this process are
+                    // served in the order they were woken.
+                    outcome = self.try_once(&request).await;
+                    drop(turn);
+                    continue;
+                }
+            }
+            end_wait(&mut waiter, failure.code());
+            return Err(AssignError::Refused(failure));
+        }
+    }
+
+    fn assigned(&self, slot: Slot, mandelbox_id: MandelboxId) -> Assignment {
+        self.scaling.check(ScaleCheck {
+            region: slot.location.clone(),
+            ami: Some(slot.aws_ami_id.clone()),
+        });
+        Assignment {
+            mandelbox_id,
+            ip: slot.ip.clone(),
+            instance: slot,
+        }
+    }
+
+    /// One try, in one transaction.
+    async fn try_once(&self, request: &Arc<AssignRequest>) -> Result<Outcome, AssignError> {
+        let (policy, request) = (self.policy.clone(), request.clone());
+        Ok(self
             .db
             .run(move |conn| {
                 conn.transaction(|conn| assign_in_transaction(conn, &policy, &request))
             })
-            .await?;
-        match outcome {
-            Outcome::Assigned(slot, mandelbox_id) => {
-                self.scaling.check(ScaleCheck {
-                    region: slot.location.clone(),
-                    ami: Some(slot.aws_ami_id.clone()),
-                });
-                Ok(Assignment {
-                    mandelbox_id,
-                    ip: slot.ip.clone(),
-                    instance: slot,
-                })
-            }
-            Outcome::Refused(failure, region) => {
-                if let Some(region) = region {
-                    self.scaling.check(ScaleCheck { region, ami: None });
-                }
-                Err(AssignError::Refused(failure))
-            }
-        }
+            .await?)
     }
 
     async fn check_rate(&self, client: ClientAddress) -> Result<(), AssignError> {
@@ -289,6 +265,13 @@ impl Assigner {
                 Err(AssignError::Unavailable(Box::new(err)))
             }
         }
+    }
+}
+
+/// Records how a wait ended, if the request waited.
+fn end_wait(waiter: &mut Option<Waiter<'_>>, outcome: &'static str) {
+    if let Some(waiter) = waiter.as_mut() {
+        waiter.ended(outcome);
     }
 }
 

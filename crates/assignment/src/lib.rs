@@ -5,11 +5,13 @@
 mod assigner;
 pub mod client;
 pub mod neighbours;
+mod outcome;
 pub mod request;
+pub mod waiting;
 
-pub use assigner::{
-    AssignError, AssignMetrics, AssignPolicy, Assigner, Assignment, Failure, LOCAL_DEV_COMMIT_HASH,
-};
+pub use assigner::{AssignPolicy, Assigner, Assignment, LOCAL_DEV_COMMIT_HASH};
 pub use client::ClientAddress;
 pub use neighbours::RegionNeighbours;
+pub use outcome::{AssignError, AssignMetrics, Failure};
 pub use request::{AssignBody, AssignRequest, InvalidRequest, RegionChoice};
+pub use waiting::Waiting;

@@ -40,6 +40,7 @@ fn client() -> ClientAddress {
 }
 
 fn assigner(db: &TestDatabase) -> Assigner {
+    let registry = app_metrics::Registry::new();
     Assigner::new(
         Db::new(db.url(), PoolOptions::default()),
         Arc::new(NoPayments),
@@ -48,7 +49,11 @@ fn assigner(db: &TestDatabase) -> Assigner {
             rate_limit_per_minute: 0,
             ..AssignPolicy::default()
         },
-        AssignMetrics::new(&app_metrics::Registry::new()),
+        AssignMetrics::new(&registry),
+        assignment::Waiting::new(
+            models::notify::Notifications::silent().watch(models::notify::Channel::Capacity),
+            &registry,
+        ),
     )
 }
 

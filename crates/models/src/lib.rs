@@ -11,6 +11,7 @@ pub mod instance;
 pub mod lifecycle_clock;
 pub mod mandelbox;
 pub mod migrations;
+pub mod notify;
 mod prepared;
 pub mod rate_limit;
 pub mod region_to_ami;

@@ -100,3 +100,65 @@ pub fn delete_inactive(
     )
     .execute(conn)
 }
+
+/// The enabled regions, kept in memory: read again when a notification says
+/// `hardware.region_to_ami` changed (from any process, or psql), and at least every
+/// `max_age` as a safety net. Concurrent readers of a stale copy share one read.
+pub struct EnabledRegions {
+    db: crate::Db,
+    changes: tokio::sync::watch::Receiver<u64>,
+    max_age: std::time::Duration,
+    cached: tokio::sync::RwLock<Option<Cached>>,
+    reload: tokio::sync::Mutex<()>,
+}
+
+struct Cached {
+    regions: std::sync::Arc<Vec<Region>>,
+    /// The notification counter when they were read.
+    seen: u64,
+    at: std::time::Instant,
+}
+
+impl EnabledRegions {
+    pub fn new(
+        db: crate::Db,
+        notifications: &crate::notify::Notifications,
+        max_age: std::time::Duration,
+    ) -> Self {
+        Self {
+            db,
+            changes: notifications.watch(crate::notify::Channel::Regions),
+            max_age,
+            cached: tokio::sync::RwLock::new(None),
+            reload: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The enabled regions, sorted.
+    pub async fn get(&self) -> Result<std::sync::Arc<Vec<Region>>, crate::DbError> {
+        if let Some(regions) = self.fresh().await {
+            return Ok(regions);
+        }
+        let _one_read_at_a_time = self.reload.lock().await;
+        if let Some(regions) = self.fresh().await {
+            return Ok(regions);
+        }
+        // Read the counter first: a change committed after it is seen next time.
+        let seen = *self.changes.borrow();
+        let regions = std::sync::Arc::new(self.db.run(|conn| Ok(enabled_regions(conn)?)).await?);
+        *self.cached.write().await = Some(Cached {
+            regions: regions.clone(),
+            seen,
+            at: std::time::Instant::now(),
+        });
+        Ok(regions)
+    }
+
+    async fn fresh(&self) -> Option<std::sync::Arc<Vec<Region>>> {
+        let cached = self.cached.read().await;
+        cached
+            .as_ref()
+            .filter(|c| c.seen == *self.changes.borrow() && c.at.elapsed() < self.max_age)
+            .map(|c| c.regions.clone())
+    }
+}

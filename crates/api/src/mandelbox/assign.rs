@@ -35,7 +35,11 @@ pub async fn assign_mandelbox(
     JsonBody(request): JsonBody<AssignRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let client = client_address(&req, state.trusted_proxy_hops);
-    let assignment = state.assigner.assign(&caller, request, client).await?;
+    let gone = crate::peer::gone(&req);
+    let assignment = state
+        .assigner
+        .assign_unless_gone(&caller, request, client, gone)
+        .await?;
     Ok(HttpResponse::Accepted().json(json!({
         "ip": assignment.ip,
         "mandelbox_id": assignment.mandelbox_id,

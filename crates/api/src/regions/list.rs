@@ -1,11 +1,13 @@
 use actix_web::web::Json;
-use models::{Region, region_to_ami};
+use models::Region;
 
 use crate::ApiState;
 use crate::error::ApiError;
 use crate::extract::User;
 
-/// `GET /regions`: the distinct enabled regions, for any signed-in user.
+/// `GET /regions`: the distinct enabled regions, for any signed-in user. They are kept in
+/// memory, read again when `hardware.region_to_ami` changes (a notification, from any
+/// process or psql) and at least every 5 s.
 #[utoipa::path(
     get,
     path = "/regions",
@@ -19,9 +21,6 @@ use crate::extract::User;
 )]
 #[tracing::instrument(skip_all)]
 pub async fn list_regions(_user: User, state: ApiState) -> Result<Json<Vec<Region>>, ApiError> {
-    let regions = state
-        .db
-        .run(|conn| Ok(region_to_ami::enabled_regions(conn)?))
-        .await?;
-    Ok(Json(regions))
+    let regions = state.regions.get().await?;
+    Ok(Json(regions.as_ref().clone()))
 }

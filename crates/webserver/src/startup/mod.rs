@@ -14,13 +14,16 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use api::{ApiMetrics, ApiState, HttpMetrics, HttpOptions, Lifecycle};
 use app_metrics::Registry;
-use assignment::{AssignMetrics, AssignPolicy, Assigner};
+use assignment::{AssignMetrics, AssignPolicy, Assigner, Waiting};
 use auth::KeyError;
 use cloud_interface::CloudProvider;
 use hosts::HostService;
+use models::notify::{Channel, Notifications};
+use models::region_to_ami::EnabledRegions;
 use models::{DbError, migrations};
 use scaling::lifecycle::{self, LifecyclePolicy};
 use scaling::{FleetGauges, FleetMetrics, FleetScaler, ScalingHook};
+use secrecy::ExposeSecret;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 pub use parts::verifier;
@@ -56,6 +59,8 @@ pub enum StartupError {
     Cloud(&'static str),
     #[error("cannot build an HTTP client")]
     HttpClient(#[source] reqwest::Error),
+    #[error("cannot start listening for database notifications")]
+    Listen(#[source] std::io::Error),
     #[error("cannot start the HTTP server")]
     Server(#[source] std::io::Error),
 }
@@ -136,14 +141,14 @@ impl Application {
             .scaling
             .unwrap_or_else(|| Arc::new(FleetScaler::new(fleet.clone())) as Arc<dyn ScalingHook>);
         let mailer = parts::mailer(settings, &pools.db, overrides.mail)?;
-        let state = api_state(
-            settings,
-            &pools,
-            &registry,
+        let notifications = Notifications::listen(settings.database.url.expose_secret())
+            .map_err(StartupError::Listen)?;
+        let backends = Backends {
             scaling,
             mailer,
-            verifier.clone(),
-        )?;
+            verifier: verifier.clone(),
+        };
+        let state = api_state(settings, &pools, &registry, &notifications, backends)?;
         let (lifecycle, metrics) = (state.lifecycle.clone(), state.metrics.clone());
         let options = HttpOptions {
             max_body_bytes: settings.http.max_body_bytes,
@@ -224,15 +229,26 @@ impl Application {
     }
 }
 
+/// The parts of the API state built before it.
+struct Backends {
+    scaling: Arc<dyn ScalingHook>,
+    mailer: Option<Arc<mail::Mailer>>,
+    verifier: Arc<auth::TokenVerifier>,
+}
+
 /// What the handlers share: assignment, the host protocol, payments, mail, metrics.
 fn api_state(
     settings: &Settings,
     pools: &parts::Pools,
     registry: &Registry,
-    scaling: Arc<dyn ScalingHook>,
-    mailer: Option<Arc<mail::Mailer>>,
-    verifier: Arc<auth::TokenVerifier>,
+    notifications: &Notifications,
+    backends: Backends,
 ) -> Result<ApiState, StartupError> {
+    let Backends {
+        scaling,
+        mailer,
+        verifier,
+    } = backends;
     let (payments, portal) = parts::payments(settings)?;
     let policy = AssignPolicy {
         rate_limit_per_minute: settings.limits.rate_limit_per_minute,
@@ -249,6 +265,7 @@ fn api_state(
         scaling,
         policy,
         AssignMetrics::new(registry),
+        Waiting::new(notifications.watch(Channel::Capacity), registry),
     );
     Ok(ApiState {
         assigner: Arc::new(assigner),
@@ -257,6 +274,11 @@ fn api_state(
         mailer,
         db: pools.db.clone(),
         ops_db: pools.ops.clone(),
+        regions: Arc::new(EnabledRegions::new(
+            pools.db.clone(),
+            notifications,
+            Duration::from_secs(5),
+        )),
         verifier,
         lifecycle: Lifecycle::default(),
         trusted_proxy_hops: settings.limits.trusted_proxy_hops,

@@ -1,0 +1,136 @@
+//! PostgreSQL notifications, one listening connection per process: what any process (or
+//! psql) changed reaches every process at once, through triggers of the migrations.
+//!
+//! - [`Channel::Capacity`] (`webserver_capacity`): capacity may have appeared (an
+//!   instance inserted or becoming `ACTIVE`, a mandelbox ended);
+//! - [`Channel::Regions`] (`webserver_regions`): `hardware.region_to_ami` changed.
+//!
+//! Each channel is a counter that goes up with every notification (and on every
+//! reconnection, since notifications sent while the connection was down are lost):
+//! watchers wait for it to change. diesel cannot wait on its socket, so a thread of its
+//! own reads what arrived every [`POLL`] (a read of what is buffered, nothing sent).
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use tokio::sync::watch;
+
+/// How often the listening thread reads what arrived.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// The channels the triggers notify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Capacity,
+    Regions,
+}
+
+impl Channel {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Capacity => "webserver_capacity",
+            Self::Regions => "webserver_regions",
+        }
+    }
+}
+
+/// What the listening thread has heard, per channel.
+#[derive(Clone)]
+pub struct Notifications {
+    capacity: watch::Receiver<u64>,
+    regions: watch::Receiver<u64>,
+}
+
+impl std::fmt::Debug for Notifications {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifications")
+            .field("capacity", &*self.capacity.borrow())
+            .field("regions", &*self.regions.borrow())
+            .finish()
+    }
+}
+
+impl Notifications {
+    /// Starts the listening thread on `database_url`; it runs as long as anyone holds
+    /// the returned value (or a clone of a receiver of it).
+    pub fn listen(database_url: &str) -> std::io::Result<Self> {
+        let (capacity_tx, capacity) = watch::channel(0);
+        let (regions_tx, regions) = watch::channel(0);
+        let url = database_url.to_owned();
+        std::thread::Builder::new()
+            .name("pg-listen".to_owned())
+            .spawn(move || listen_loop(&url, &capacity_tx, &regions_tx))?;
+        Ok(Self { capacity, regions })
+    }
+
+    /// Notifications that never come: for parts built without a database.
+    pub fn silent() -> Self {
+        Self {
+            capacity: watch::channel(0).1,
+            regions: watch::channel(0).1,
+        }
+    }
+
+    /// A receiver of `channel`'s counter.
+    pub fn watch(&self, channel: Channel) -> watch::Receiver<u64> {
+        match channel {
+            Channel::Capacity => self.capacity.clone(),
+            Channel::Regions => self.regions.clone(),
+        }
+    }
+}
+
+/// Listens, reconnecting with backoff, until nobody watches any more.
+fn listen_loop(url: &str, capacity: &watch::Sender<u64>, regions: &watch::Sender<u64>) {
+    let bump = |sender: &watch::Sender<u64>| sender.send_modify(|n| *n = n.wrapping_add(1));
+    let mut pause = Duration::from_millis(100);
+    while !(capacity.is_closed() && regions.is_closed()) {
+        let mut conn = match connect(url) {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot listen for notifications yet");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        pause = Duration::from_millis(100);
+        // What was sent while nobody listened is lost: everyone looks again.
+        bump(capacity);
+        bump(regions);
+        loop {
+            if capacity.is_closed() && regions.is_closed() {
+                return;
+            }
+            let mut failed = false;
+            for notification in conn.notifications_iter() {
+                match notification {
+                    Ok(n) if n.channel == Channel::Capacity.name() => bump(capacity),
+                    Ok(n) if n.channel == Channel::Regions.name() => bump(regions),
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::debug!(error = %err, "the listening connection failed; reconnecting");
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            if failed {
+                break;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+fn connect(url: &str) -> diesel::ConnectionResult<PgConnection> {
+    let mut conn = PgConnection::establish(url)?;
+    conn.batch_execute(&format!(
+        "LISTEN {}; LISTEN {}",
+        Channel::Capacity.name(),
+        Channel::Regions.name()
+    ))
+    .map_err(|err| diesel::ConnectionError::BadConnection(err.to_string()))?;
+    Ok(conn)
+}
