@@ -19,7 +19,8 @@ use billing::{PaymentError, Subscriptions};
 use diesel::prelude::*;
 use models::instance::{self, Placement, Slot};
 use models::{
-    CommitHash, Db, DbError, MandelboxId, Region, UnixMillis, mandelbox, rate_limit, region_to_ami,
+    CommitHash, Db, DbError, MandelboxId, Region, UnixMillis, demand, mandelbox, rate_limit,
+    region_to_ami,
 };
 use scaling::hook::{ScaleCheck, ScalingHook};
 
@@ -333,6 +334,8 @@ fn assign_in_transaction(
     let failure = if instance::any_with_room(conn, &regions)? {
         Failure::CommitHashMismatch
     } else {
+        // Unmet demand, which the fleet's sizing counts (SPEC §7).
+        demand::record(conn, &request.username, &first, placement.now, request.wait)?;
         Failure::NoInstanceAvailable
     };
     Ok(Outcome::Refused(failure, Some(first)))

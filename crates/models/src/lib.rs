@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod db;
+pub mod demand;
 pub mod deployment;
 pub mod email_template;
 pub mod instance;

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use diesel::Connection;
 use models::db::try_lock_for_transaction;
 use models::instance::{self, Deadlines, Doomed};
-use models::{Db, DbError, Region, UnixMillis, lifecycle_clock, mandelbox, rate_limit};
+use models::{Db, DbError, Region, UnixMillis, demand, lifecycle_clock, mandelbox, rate_limit};
 
 use crate::fleet::{Fleet, Terminated};
 use crate::metrics::FleetMetrics;
@@ -137,6 +137,7 @@ async fn mark(
             let expired =
                 mandelbox::delete_allocated_before(conn, now.minus(policy.allocation_timeout))?;
             rate_limit::purge_stale(conn, now)?;
+            demand::purge_expired(conn, now)?;
             Ok(Some((unresponsive, expired, up_since)))
         })?)
     })

@@ -7,12 +7,13 @@
 //! - gauges per region, read from the database at most every few seconds
 //!   ([`FleetGauges`]): `webserver_fleet_instances{region, status}`,
 //!   `webserver_fleet_capacity{region}` and `webserver_fleet_free_slots{region}` (of
-//!   `ACTIVE` instances), `webserver_fleet_mandelboxes{region, status}`.
+//!   `ACTIVE` instances), `webserver_fleet_mandelboxes{region, status}`,
+//!   `webserver_fleet_unmet_demand{region}` (see `models::demand`).
 
 use std::time::{Duration, Instant};
 
 use app_metrics::Registry;
-use models::{Db, DbError, InstanceStatus, instance, mandelbox};
+use models::{Db, DbError, InstanceStatus, UnixMillis, demand, instance, mandelbox};
 use prometheus::{IntCounterVec, IntGaugeVec};
 
 /// Counters of fleet actions and job runs.
@@ -87,6 +88,7 @@ pub struct FleetGauges {
     capacity: IntGaugeVec,
     free_slots: IntGaugeVec,
     mandelboxes: IntGaugeVec,
+    unmet_demand: IntGaugeVec,
     max_age: Duration,
     /// When the gauges were last read; held while a read is under way.
     refreshed: tokio::sync::Mutex<Option<Instant>>,
@@ -117,6 +119,12 @@ impl FleetGauges {
                 "Mandelboxes by region and status.",
                 &["region", "status"],
             ),
+            unmet_demand: gauge(
+                "webserver_fleet_unmet_demand",
+                "Users refused for lack of capacity in the last minute, or waiting, and not \
+                 served since, by region.",
+                &["region"],
+            ),
             max_age,
             refreshed: tokio::sync::Mutex::new(None),
         }
@@ -131,11 +139,12 @@ impl FleetGauges {
         if refreshed.is_some_and(|at| at.elapsed() < self.max_age) {
             return Ok(());
         }
-        let (instances, mandelboxes) = db
+        let (instances, mandelboxes, demand) = db
             .run(|conn| {
                 Ok((
                     instance::totals_by_region_and_status(conn)?,
                     mandelbox::counts_by_region_and_status(conn)?,
+                    demand::by_region(conn, UnixMillis::now())?,
                 ))
             })
             .await?;
@@ -145,8 +154,14 @@ impl FleetGauges {
             &self.capacity,
             &self.free_slots,
             &self.mandelboxes,
+            &self.unmet_demand,
         ] {
             gauge.reset();
+        }
+        for (region, users) in &demand {
+            self.unmet_demand
+                .with_label_values(&[region.as_str()])
+                .set(*users);
         }
         for row in &instances {
             self.instances

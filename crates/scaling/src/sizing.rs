@@ -23,6 +23,10 @@ pub struct FleetView {
     pub instances: Vec<InstanceLoad>,
     /// Every instance of the region, of any image: what `MAX_INSTANCES_PER_REGION` caps.
     pub region_instances: u32,
+    /// Users of the region refused for lack of capacity in the last minute, or waiting
+    /// for a slot, and not served since (`models::demand`): slots wanted on top of
+    /// `desired_free`.
+    pub unmet_demand: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +68,15 @@ fn empty_active(view: &FleetView) -> Vec<InstanceName> {
     empty.into_iter().map(|i| i.name.clone()).collect()
 }
 
+/// The instances of `capacity` slots (at least 1) that bring `slots` slots.
+fn instances_for(slots: i64, capacity: i64) -> u32 {
+    if slots <= 0 {
+        return 0;
+    }
+    let capacity = capacity.max(1);
+    u32::try_from((slots + capacity - 1) / capacity).unwrap_or(u32::MAX)
+}
+
 pub fn decide(view: &FleetView, policy: &SizingPolicy) -> Decision {
     // A region we do not serve, or an image that is not the active one: everything of it
     // goes, as soon as it is empty.
@@ -94,14 +107,13 @@ pub fn decide(view: &FleetView, policy: &SizingPolicy) -> Decision {
         })
         .sum();
 
+    let demand = view.unmet_demand.max(0);
+    let wanted_free = policy.desired_free.saturating_add(demand);
     let wanted = if live.is_empty() {
-        1
-    } else if free < policy.desired_free {
-        let shortfall = policy.desired_free - free;
-        // Both are positive here: shortfall > 0, average_capacity >= 1.
-        let instances = u32::try_from((shortfall + average_capacity - 1) / average_capacity)
-            .unwrap_or(u32::MAX);
-        instances.max(policy.buffer)
+        // One instance, or enough for everyone already asking.
+        instances_for(demand, average_capacity).max(1)
+    } else if free < wanted_free {
+        instances_for(wanted_free - free, average_capacity).max(policy.buffer)
     } else {
         0
     };
@@ -118,7 +130,7 @@ pub fn decide(view: &FleetView, policy: &SizingPolicy) -> Decision {
             Decision::Launch(allowed)
         };
     }
-    if free >= policy.desired_free + average_capacity
+    if free >= wanted_free.saturating_add(average_capacity)
         && let Some(first) = empty_active(view).into_iter().next()
     {
         return Decision::Drain(vec![first]);
@@ -161,6 +173,14 @@ mod tests {
             image_active: true,
             region_instances: u32::try_from(instances.len()).unwrap(),
             instances,
+            unmet_demand: 0,
+        }
+    }
+
+    fn wanting(instances: Vec<InstanceLoad>, unmet_demand: i64) -> FleetView {
+        FleetView {
+            unmet_demand,
+            ..view(instances)
         }
     }
 
@@ -247,6 +267,7 @@ mod tests {
                 image_active,
                 instances: fleet.clone(),
                 region_instances: 3,
+                unmet_demand: 0,
             };
             assert_eq!(decide(&view, &POLICY), Decision::Drain(names(&["a", "c"])));
         }
@@ -255,6 +276,7 @@ mod tests {
             image_active: true,
             instances: vec![active("b", 10, 3)],
             region_instances: 1,
+            unmet_demand: 0,
         };
         assert_eq!(decide(&nothing_empty, &POLICY), Decision::Nothing);
     }
@@ -299,5 +321,42 @@ mod tests {
         };
         let full = vec![active("a", 10, 10)];
         assert_eq!(decide(&view(full), &big), Decision::Launch(5));
+    }
+
+    #[test]
+    fn unmet_demand_launches_enough_for_everyone_in_one_round() {
+        // 40 users asking an empty region, instances of 8 expected: five at once.
+        let eight = SizingPolicy {
+            expected_capacity: 8,
+            ..POLICY
+        };
+        assert_eq!(decide(&wanting(vec![], 40), &eight), Decision::Launch(5));
+        // Without demand an empty region still gets its one instance.
+        assert_eq!(decide(&wanting(vec![], 0), &eight), Decision::Launch(1));
+        // One full instance of 8, 40 waiting: 10 wanted free + 40 = 50 short, 7 of 8.
+        let full = vec![active("a", 8, 8)];
+        assert_eq!(decide(&wanting(full, 40), &eight), Decision::Launch(7));
+        // Instances on their way count: 7 booting cover those 50.
+        let mut booting = vec![active("a", 8, 8)];
+        for i in 0..7 {
+            booting.push(instance(
+                &format!("b{i}"),
+                InstanceStatus::PreConnection,
+                0,
+                0,
+            ));
+        }
+        assert_eq!(decide(&wanting(booting, 40), &eight), Decision::Nothing);
+    }
+
+    #[test]
+    fn unmet_demand_keeps_room_from_being_drained() {
+        // 30 free would drain one of 10 without demand; 15 users waiting keep it.
+        let fleet = vec![active("a", 10, 0), active("b", 10, 0), active("c", 10, 0)];
+        assert_eq!(
+            decide(&wanting(fleet.clone(), 0), &POLICY),
+            Decision::Drain(names(&["a"]))
+        );
+        assert_eq!(decide(&wanting(fleet, 15), &POLICY), Decision::Nothing);
     }
 }

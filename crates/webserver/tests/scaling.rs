@@ -134,3 +134,60 @@ async fn scaling_on_a_pool_of_two_starves_neither_itself_nor_the_requests() {
         StatusCode::ACCEPTED
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_users_waiting_on_an_empty_region_launch_enough_for_all_at_once() {
+    let port = free_port().to_string();
+    let app = TestApp::spawn_scaling(&[
+        ("CLOUD_PROVIDER", "local"),
+        ("HOST_SERVICE_PORT", &port),
+        ("LOCAL_BOOT_DELAY_MS", "3000"),
+        ("LOCAL_MANDELBOX_CAPACITY", "8"),
+        ("DESIRED_FREE_MANDELBOXES", "10"),
+    ])
+    .await;
+    app.add_region(REGION, COMMIT, "ami-local", true, true);
+    let requests: Vec<_> = (0..40)
+        .map(|i| {
+            let user = format!("user-{i}");
+            let mut body = common::assign_body(&user, REGION, COMMIT);
+            body["wait_secs"] = serde_json::json!(90);
+            app.client
+                .post(app.url("/mandelbox/assign"))
+                .bearer_auth(app.paying_token(&user))
+                .json(&body)
+        })
+        .collect();
+    let waiting = tokio::spawn(futures_util::future::join_all(
+        requests.into_iter().map(reqwest::RequestBuilder::send),
+    ));
+
+    // Every refusal is unmet demand: before the first host has booted, the fleet has
+    // grown to cover all forty (instances of 8 once they register; 10 expected before).
+    let launched = || {
+        app.db
+            .number("SELECT count(*) AS n FROM hardware.instance_info")
+    };
+    wait_for(
+        "launches for everyone",
+        Duration::from_secs(2),
+        async || launched() >= 5,
+    )
+    .await;
+    assert_eq!(
+        app.db
+            .number("SELECT count(*) AS n FROM hardware.instance_info WHERE status = 'ACTIVE'"),
+        0,
+        "a host booted before the fleet grew: that is one boot cycle at a time"
+    );
+
+    let answers = waiting.await.unwrap();
+    for answer in answers {
+        assert_eq!(answer.unwrap().status(), StatusCode::ACCEPTED);
+    }
+    assert_eq!(app.mandelboxes(), 40);
+    // Enough for all, not one per user: 40 served plus the 10 wanted free.
+    let instances = launched();
+    assert!((5..=8).contains(&instances), "{instances} instances");
+    app.assert_invariants(1);
+}

@@ -110,6 +110,11 @@ async fn at_its_deadline_a_waiter_gets_the_refusal_it_would_have_got() {
     );
     assert_eq!(metric(&app, "webserver_assign_waiting").await, 0.0);
     assert_eq!(app.mandelboxes(), 1);
+    // Alice is unmet demand, which the fleet's sizing counts, for a minute.
+    assert_eq!(
+        metric(&app, "webserver_fleet_unmet_demand{region=\"us-east-1\"}").await,
+        1.0
+    );
 }
 
 #[tokio::test]

@@ -70,6 +70,14 @@ pub mod hardware {
         }
     }
 
+    diesel::table! {
+        hardware.unmet_demand (user_id) {
+            user_id -> Varchar,
+            region_name -> Varchar,
+            expires_utc_unix_ms -> Int8,
+        }
+    }
+
     diesel::joinable!(mandelbox_info -> instance_info (instance_name));
 
     diesel::allow_tables_to_appear_in_same_query!(
@@ -79,5 +87,6 @@ pub mod hardware {
         mandelbox_info,
         rate_limit_windows,
         region_to_ami,
+        unmet_demand,
     );
 }

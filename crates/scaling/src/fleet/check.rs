@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use models::region_to_ami::{self, RegionAmi};
-use models::{AmiId, InstanceName, Region, instance};
+use models::{AmiId, InstanceName, Region, UnixMillis, demand, instance};
 
 use super::{Fleet, FleetError, lock_name};
 use crate::fleet::drain::DrainOutcome;
@@ -94,6 +94,7 @@ impl Fleet {
                 let loads = instance::loads(conn, &region, &image)?;
                 let in_region = instance::count_in_region(conn, &region)?;
                 let average_capacity = instance::average_active_capacity(conn, &region)?;
+                let unmet_demand = demand::in_region(conn, &region, UnixMillis::now())?;
                 let active = rows
                     .iter()
                     .find(|row| row.ami_active && row.region_enabled)
@@ -111,6 +112,7 @@ impl Fleet {
                         })
                         .collect(),
                     region_instances: u32::try_from(in_region).unwrap_or(u32::MAX),
+                    unmet_demand,
                 };
                 Ok(Snapshot {
                     view,
