@@ -207,34 +207,40 @@ async fn two_servers_on_aws_launch_the_shortfall_once_and_terminate_what_never_r
         assert_eq!(response.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
-    // One instance was launched in moto and recorded, however many refusals there were.
-    wait_until("a launched instance", Duration::from_secs(30), || {
-        db.number("SELECT count(*) AS n FROM hardware.instance_info") >= 1
+    // The shortfall was launched in moto and recorded once, however many refusals there
+    // were: 4 wanted free plus the one user refused (unmet demand), at 4 slots expected
+    // per instance while none has registered: two instances.
+    wait_until("the launched instances", Duration::from_secs(30), || {
+        db.number("SELECT count(*) AS n FROM hardware.instance_info") >= 2
     });
     std::thread::sleep(Duration::from_secs(1));
     let launched = moto_instances(&image).await;
-    assert_eq!(launched.len(), 1, "{launched:?}");
-    let (id, state) = &launched[0];
-    assert_eq!(state, "running");
-    assert_eq!(
-        db.number(&format!(
-            "SELECT count(*) AS n FROM hardware.instance_info
-             WHERE cloud_provider_id = 'aws-{id}' AND status = 'PRE_CONNECTION'
-               AND aws_ami_id = '{image}' AND location = 'us-east-1'"
-        )),
-        1
-    );
+    assert_eq!(launched.len(), 2, "{launched:?}");
+    for (id, state) in &launched {
+        assert_eq!(state, "running");
+        assert_eq!(
+            db.number(&format!(
+                "SELECT count(*) AS n FROM hardware.instance_info
+                 WHERE cloud_provider_id = 'aws-{id}' AND status = 'PRE_CONNECTION'
+                   AND aws_ami_id = '{image}' AND location = 'us-east-1'"
+            )),
+            1
+        );
+    }
 
-    // Its host never registers: the lifecycle terminates it in EC2 and removes the row.
-    wait_until("the silent instance to go", Duration::from_secs(30), || {
+    // Their hosts never register: the lifecycle terminates them in EC2 and removes the
+    // rows.
+    wait_until("the instances to go", Duration::from_secs(30), || {
         db.number("SELECT count(*) AS n FROM hardware.instance_info") == 0
     });
     let after = moto_instances(&image).await;
-    assert_eq!(after.len(), 1, "{after:?}");
-    assert!(
-        matches!(after[0].1.as_str(), "terminated" | "shutting-down"),
-        "{after:?}"
-    );
+    assert_eq!(after.len(), 2, "{after:?}");
+    for (_, state) in &after {
+        assert!(
+            matches!(state.as_str(), "terminated" | "shutting-down"),
+            "{after:?}"
+        );
+    }
 
     let (status, log) = first.stop();
     assert!(status.success(), "{log}");
