@@ -5,6 +5,7 @@
 pub mod body;
 mod error;
 pub mod extract;
+mod fleet;
 mod hasura;
 mod health;
 mod host_service;
@@ -90,6 +91,8 @@ route_table! {
     post "/mail" => mail::send_mail,
     post "/stripe/customer_portal" => stripe::create_customer_portal,
     get "/metrics" => metrics::get_metrics,
+    get "/fleet" => fleet::get_fleet,
+    post "/fleet/instances/{name}/drain" => fleet::drain_instance,
     get "/openapi.json" => openapi::get_openapi,
     get "/docs" => openapi::get_docs,
 }

@@ -8,7 +8,7 @@ use billing::BillingPortal;
 use hosts::HostService;
 use models::Db;
 use models::region_to_ami::EnabledRegions;
-use scaling::FleetGauges;
+use scaling::{Fleet, FleetGauges};
 
 use crate::metrics::HttpMetrics;
 
@@ -24,6 +24,8 @@ pub struct ApiState {
     pub verifier: Arc<TokenVerifier>,
     pub assigner: Arc<Assigner>,
     pub hosts: HostService,
+    /// The fleet, for operators' drains; `None` where the server manages no fleet.
+    pub fleet: Option<Arc<Fleet>>,
     /// `None` where no mail transport is configured.
     pub mailer: Option<Arc<mail::Mailer>>,
     /// Stripe's customer portal.

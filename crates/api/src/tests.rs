@@ -100,6 +100,7 @@ impl Fixture {
         );
         web::Data::new(ApiState {
             hosts: HostService::new(db.clone(), db.clone()),
+            fleet: None,
             portal: Arc::new(NoPayments),
             mailer: None,
             ops_db: db.clone(),

@@ -29,13 +29,16 @@ pub fn record(
     now: UnixMillis,
     wait: Duration,
 ) -> QueryResult<usize> {
-    let lasts = REFUSAL_COUNTS_FOR.max(wait);
-    let expires = now.as_millis() + i64::try_from(lasts.as_millis()).unwrap_or(i64::MAX / 2);
+    let after =
+        |span: Duration| now.as_millis() + i64::try_from(span.as_millis()).unwrap_or(i64::MAX / 4);
+    let expires = after(REFUSAL_COUNTS_FOR.max(wait));
+    let waiting_until = if wait.is_zero() { 0 } else { after(wait) };
     diesel::insert_into(unmet_demand::table)
         .values((
             unmet_demand::user_id.eq(user.as_str()),
             unmet_demand::region_name.eq(region.as_str()),
             unmet_demand::expires_utc_unix_ms.eq(expires),
+            unmet_demand::waiting_until_utc_unix_ms.eq(waiting_until),
         ))
         .on_conflict(unmet_demand::user_id)
         .do_update()
@@ -45,6 +48,12 @@ pub fn record(
                 "GREATEST(hardware.unmet_demand.expires_utc_unix_ms, \
                  excluded.expires_utc_unix_ms)",
             )),
+            unmet_demand::waiting_until_utc_unix_ms.eq(
+                diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "GREATEST(hardware.unmet_demand.waiting_until_utc_unix_ms, \
+                     excluded.waiting_until_utc_unix_ms)",
+                ),
+            ),
         ))
         .execute(conn)
 }
@@ -73,6 +82,23 @@ pub fn purge_expired(conn: &mut PgConnection, now: UnixMillis) -> QueryResult<us
 pub fn by_region(conn: &mut PgConnection, now: UnixMillis) -> QueryResult<Vec<(String, i64)>> {
     unmet_demand::table
         .filter(unmet_demand::expires_utc_unix_ms.gt(now.as_millis()))
+        .filter(not(exists(
+            mandelbox_info::table.filter(mandelbox_info::user_id.eq(unmet_demand::user_id)),
+        )))
+        .group_by(unmet_demand::region_name)
+        .select((unmet_demand::region_name, diesel::dsl::count_star()))
+        .load(conn)
+}
+
+/// The users waiting for a slot at `now` (until their deadline, unless served), per
+/// region: requests that wait, across every process. A client that went away counts
+/// until its deadline.
+pub fn waiting_by_region(
+    conn: &mut PgConnection,
+    now: UnixMillis,
+) -> QueryResult<Vec<(String, i64)>> {
+    unmet_demand::table
+        .filter(unmet_demand::waiting_until_utc_unix_ms.gt(now.as_millis()))
         .filter(not(exists(
             mandelbox_info::table.filter(mandelbox_info::user_id.eq(unmet_demand::user_id)),
         )))

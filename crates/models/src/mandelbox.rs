@@ -155,3 +155,18 @@ pub fn counts_by_region_and_status(conn: &mut PgConnection) -> QueryResult<Vec<S
     )
     .load(conn)
 }
+
+/// How many mandelboxes each instance holds, per status (instances without any are left
+/// out).
+pub fn counts_by_instance_and_status(
+    conn: &mut PgConnection,
+) -> QueryResult<Vec<(InstanceName, MandelboxStatus, i64)>> {
+    mandelbox_info::table
+        .group_by((mandelbox_info::instance_name, mandelbox_info::status))
+        .select((
+            mandelbox_info::instance_name,
+            mandelbox_info::status,
+            diesel::dsl::count_star(),
+        ))
+        .load(conn)
+}

@@ -36,6 +36,17 @@ pub fn insert_if_absent(conn: &mut PgConnection, row: &RegionAmi) -> QueryResult
 }
 
 /// Every row of `region`, active image first.
+/// Every image row, by region then commit hash.
+pub fn all(conn: &mut PgConnection) -> QueryResult<Vec<RegionAmi>> {
+    region_to_ami::table
+        .order((
+            region_to_ami::region_name,
+            region_to_ami::client_commit_hash,
+        ))
+        .select(RegionAmi::as_select())
+        .load(conn)
+}
+
 pub fn for_region(conn: &mut PgConnection, region: &Region) -> QueryResult<Vec<RegionAmi>> {
     region_to_ami::table
         .filter(region_to_ami::region_name.eq(region))

@@ -16,12 +16,15 @@ pub mod hook;
 pub mod jobs;
 pub mod lifecycle;
 pub mod metrics;
+pub mod overview;
 pub mod scaler;
 pub mod settings;
 pub mod sizing;
 pub mod upgrade;
 
-pub use fleet::{CheckReport, DrainOutcome, Fleet, FleetError, PassReport, Terminated};
+pub use fleet::{
+    CheckReport, DrainOutcome, Fleet, FleetError, OperatorDrainOutcome, PassReport, Terminated,
+};
 pub use hook::{NoScaling, ScaleCheck, ScalingHook};
 pub use metrics::{FleetGauges, FleetMetrics, JobOutcome};
 pub use scaler::FleetScaler;

@@ -31,6 +31,8 @@ pub use schemas::*;
         crate::mail::send_mail,
         crate::stripe::create_customer_portal,
         crate::metrics::get_metrics,
+        crate::fleet::get_fleet,
+        crate::fleet::drain_instance,
         get_openapi,
         get_docs,
     ),

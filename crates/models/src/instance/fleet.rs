@@ -181,3 +181,51 @@ pub fn totals_by_region_and_status(conn: &mut PgConnection) -> QueryResult<Vec<S
     )
     .load(conn)
 }
+
+/// Every instance, by region then name (the operators' view).
+pub fn all(conn: &mut PgConnection) -> QueryResult<Vec<Instance>> {
+    instance_info::table
+        .order((instance_info::location, instance_info::instance_name))
+        .select(Instance::as_select())
+        .load(conn)
+}
+
+/// What an operator's drain did to the row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorDrain {
+    /// Marked `DRAINING` (it was `ACTIVE` or `PRE_CONNECTION`), whatever its load.
+    Began(DrainTarget),
+    /// It was draining already: nothing changed.
+    AlreadyDraining,
+    /// In this status it cannot be drained (an unresponsive host, or one being ended).
+    NotDrainable(InstanceStatus),
+    NotFound,
+}
+
+/// Marks the instance `DRAINING` if it is `ACTIVE` or `PRE_CONNECTION`, sessions or not:
+/// they go on, and nothing new lands there.
+pub fn begin_drain_by_operator(
+    conn: &mut PgConnection,
+    name: &InstanceName,
+) -> QueryResult<OperatorDrain> {
+    let began = diesel::update(instance_info::table.find(name).filter(
+        instance_info::status.eq_any([InstanceStatus::Active, InstanceStatus::PreConnection]),
+    ))
+    .set(instance_info::status.eq(InstanceStatus::Draining))
+    .returning(DrainTarget::as_returning())
+    .get_result(conn)
+    .optional()?;
+    if let Some(target) = began {
+        return Ok(OperatorDrain::Began(target));
+    }
+    let status: Option<InstanceStatus> = instance_info::table
+        .find(name)
+        .select(instance_info::status)
+        .first(conn)
+        .optional()?;
+    Ok(match status {
+        None => OperatorDrain::NotFound,
+        Some(InstanceStatus::Draining) => OperatorDrain::AlreadyDraining,
+        Some(other) => OperatorDrain::NotDrainable(other),
+    })
+}

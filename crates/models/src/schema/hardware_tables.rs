@@ -75,6 +75,7 @@ pub mod hardware {
             user_id -> Varchar,
             region_name -> Varchar,
             expires_utc_unix_ms -> Int8,
+            waiting_until_utc_unix_ms -> Int8,
         }
     }
 

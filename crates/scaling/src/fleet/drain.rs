@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use cloud_interface::{CloudError, CloudInstanceId};
-use models::instance::{self, Doomed, DrainTarget};
-use models::{InstanceName, Region};
+use models::instance::{self, Doomed, DrainTarget, OperatorDrain};
+use models::{InstanceName, InstanceStatus, Region};
 
 use super::{Fleet, FleetError};
 
@@ -20,6 +20,18 @@ pub enum DrainOutcome {
     /// The host could not be reached but the instance holds sessions: it stays
     /// `DRAINING`, and the lifecycle ends it once empty, or once its host is silent.
     Unreachable,
+}
+
+/// How an operator's drain went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorDrainOutcome {
+    /// It began draining now, and its host was asked (or it was ended).
+    Drained(DrainOutcome),
+    /// It was draining already: nothing changed.
+    AlreadyDraining,
+    /// In this status it cannot be drained.
+    NotDrainable(InstanceStatus),
+    NotFound,
 }
 
 /// What a termination did, region by region: one region's failure ends nothing of the
@@ -50,6 +62,29 @@ impl Fleet {
             Some(target) => self.ask_or_end(target).await.map(Some),
             None => Ok(None),
         }
+    }
+
+    /// An operator's drain of `name`: marks it `DRAINING` whatever its load (its
+    /// sessions go on, nothing new lands there) and asks its host to drain, as any drain
+    /// (an unreachable host with sessions stays draining; without, it is terminated).
+    pub async fn drain_by_operator(
+        &self,
+        name: &InstanceName,
+    ) -> Result<OperatorDrainOutcome, FleetError> {
+        let marked = {
+            let name = name.clone();
+            self.db
+                .run(move |conn| Ok(instance::begin_drain_by_operator(conn, &name)?))
+                .await?
+        };
+        Ok(match marked {
+            OperatorDrain::Began(target) => {
+                OperatorDrainOutcome::Drained(self.ask_or_end(target).await?)
+            }
+            OperatorDrain::AlreadyDraining => OperatorDrainOutcome::AlreadyDraining,
+            OperatorDrain::NotDrainable(status) => OperatorDrainOutcome::NotDrainable(status),
+            OperatorDrain::NotFound => OperatorDrainOutcome::NotFound,
+        })
     }
 
     /// Asks `target`'s host to drain. An instance whose host cannot be reached is

@@ -27,7 +27,7 @@ use cloud_interface::{BootConfigError, CloudError, CloudProvider};
 use models::{AmiId, Db, DbError, InvalidValue, Region};
 
 pub use check::CheckReport;
-pub use drain::{DrainOutcome, Terminated};
+pub use drain::{DrainOutcome, OperatorDrainOutcome, Terminated};
 pub use pass::PassReport;
 
 use crate::metrics::FleetMetrics;

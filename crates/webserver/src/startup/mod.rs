@@ -147,6 +147,7 @@ impl Application {
             scaling,
             mailer,
             verifier: verifier.clone(),
+            fleet: fleet.clone(),
         };
         let state = api_state(settings, &pools, &registry, &notifications, backends)?;
         let (lifecycle, metrics) = (state.lifecycle.clone(), state.metrics.clone());
@@ -234,6 +235,7 @@ struct Backends {
     scaling: Arc<dyn ScalingHook>,
     mailer: Option<Arc<mail::Mailer>>,
     verifier: Arc<auth::TokenVerifier>,
+    fleet: Arc<scaling::Fleet>,
 }
 
 /// What the handlers share: assignment, the host protocol, payments, mail, metrics.
@@ -248,6 +250,7 @@ fn api_state(
         scaling,
         mailer,
         verifier,
+        fleet,
     } = backends;
     let (payments, portal) = parts::payments(settings)?;
     let policy = AssignPolicy {
@@ -270,6 +273,7 @@ fn api_state(
     Ok(ApiState {
         assigner: Arc::new(assigner),
         hosts: HostService::new(pools.db.clone(), pools.heartbeats.clone()),
+        fleet: Some(fleet),
         portal,
         mailer,
         db: pools.db.clone(),

@@ -1,4 +1,6 @@
-//! The command line: `serve`, `migrate`, `ami-upgrade`, `dev-token`.
+//! The command line: `serve`, `migrate`, `ami-upgrade`, `dev-token`, `fleet`.
+
+mod fleet;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -57,6 +59,13 @@ enum Command {
         timeout_secs: u64,
     },
     /// Print a user token signed by the local development key (local and testing only).
+    /// The fleet, straight from DATABASE_URL (no server needed): one line per region
+    /// with capacity, free slots and waiting users, then its instances.
+    Fleet {
+        /// Print the `GET /fleet` JSON document instead.
+        #[arg(long)]
+        json: bool,
+    },
     DevToken {
         /// The user the token is for (its `sub` claim).
         #[arg(long)]
@@ -110,6 +119,7 @@ impl Cli {
                 &region_to_ami,
                 Duration::from_secs(timeout_secs),
             ),
+            Command::Fleet { json } => fleet::show(vars, json),
             Command::DevToken {
                 user,
                 admin,
