@@ -55,7 +55,11 @@ cat <<MSG
 
   The first assign answers 503: the region has no instance yet. That refusal makes the
   local cloud provider launch a simulated instance, whose host registers within a
-  second or two; run the same curl again and it answers 202 with the instance's IP.
+  second or two; run the same curl again and it answers 202 with the instance's IP
+  (or add "wait_secs": 60 to the body, and the first one waits for it).
+
+  the fleet, live (the token stays in the fragment, never sent to the server):
+    http://$BIND_ADDR/dashboard#token=$token
 
   Ctrl-C stops it.
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: makes sure PostgreSQL is there (started or
-# installed if missing) and the Python test tools are installed (moto, aiosmtpd), then
+# installed if missing) and the Python test tools (moto, aiosmtpd) and Debian's chromium
+# (the dashboard's browser test) are installed, then
 # formatting, lints, every test (the AWS ones against moto on 127.0.0.1, the SMTP ones
 # against aiosmtpd), and the quick start.
 #
@@ -12,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/postgres.sh
 . scripts/lib/python-tools.sh
+. scripts/lib/chromium.sh
 
 started=$SECONDS
 if [ -n "${TEST_DATABASE_URL:-}" ]; then PG_ADMIN_URL="$TEST_DATABASE_URL"; fi
@@ -20,6 +22,7 @@ export TEST_DATABASE_URL="$PG_ADMIN_URL"
 # No TLS to a local server: see test_support::admin_url.
 case "$TEST_DATABASE_URL" in *\?*) ;; *) TEST_DATABASE_URL="$TEST_DATABASE_URL?sslmode=disable" ;; esac
 ensure_python_tools
+ensure_chromium
 # No test may wait on the instance metadata service.
 export AWS_EC2_METADATA_DISABLED=true
 

@@ -3,6 +3,7 @@
 //! the answer; they hold no business logic and build no SQL.
 
 pub mod body;
+mod console;
 mod error;
 pub mod extract;
 mod fleet;
@@ -92,6 +93,7 @@ route_table! {
     post "/stripe/customer_portal" => stripe::create_customer_portal,
     get "/metrics" => metrics::get_metrics,
     get "/fleet" => fleet::get_fleet,
+    get "/dashboard" => console::get_dashboard,
     post "/fleet/instances/{name}/drain" => fleet::drain_instance,
     get "/openapi.json" => openapi::get_openapi,
     get "/docs" => openapi::get_docs,

@@ -266,3 +266,91 @@ async fn the_cli_prints_the_fleet_from_the_database() {
     };
     assert_eq!(without_time(printed), without_time(served));
 }
+
+/// Loads `url` in headless Chromium (Debian's; `scripts/test.sh` installs it) and
+/// returns the DOM after its scripts ran; with `screenshot`, also saves the page there.
+async fn browse(url: String, screenshot: Option<std::path::PathBuf>) -> String {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "no {chromium}: scripts/test.sh installs Debian's chromium (or set CHROMIUM)"
+    );
+    tokio::task::spawn_blocking(move || {
+        let profile = TempDir::new();
+        let mut command = std::process::Command::new(&chromium);
+        command.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--window-size=1280,800",
+            "--virtual-time-budget=3000",
+        ]);
+        command.arg(format!("--user-data-dir={}", profile.path().display()));
+        if let Some(path) = &screenshot {
+            command.arg(format!("--screenshot={}", path.display()));
+        } else {
+            command.arg("--dump-dom");
+        }
+        let output = command.arg(&url).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_renders_the_fleet_in_a_real_browser() {
+    let app = seeded().await;
+    let page = app.get("/dashboard").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("default-src 'none'"), "{policy}");
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "an external URL"
+    );
+
+    let url = format!("{}#token={}", app.url("/dashboard"), admin(&app));
+    let dom = browse(url.clone(), None).await;
+    for expected in [
+        "data-region=\"us-east-1\"",
+        "data-region=\"us-west-1\"",
+        "data-region=\"eu-west-1\"",
+        "data-instance=\"busy\"",
+        "data-instance=\"booting\"",
+        "s-PRE_CONNECTION",
+        ">ACTIVE<",
+        "3/8 (1 allocated, 2 running)",
+        "ami-us-east-1 (abc1234)",
+        ">disabled<",
+    ] {
+        assert!(
+            dom.contains(expected),
+            "no {expected} in the rendered page:\n{dom}"
+        );
+    }
+    assert!(!dom.contains("class=\"error\""), "{dom}");
+    // For people to look at: the build directory keeps it.
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    browse(url, Some(shot.clone())).await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+
+    // A user's token: the page says so plainly.
+    let url = format!(
+        "{}#token={}",
+        app.url("/dashboard"),
+        app.identity.token("alice")
+    );
+    let dom = browse(url, None).await;
+    assert!(dom.contains("not an admin's (403)"), "{dom}");
+    assert!(!dom.contains("data-instance="), "{dom}");
+}

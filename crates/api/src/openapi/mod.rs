@@ -33,6 +33,7 @@ pub use schemas::*;
         crate::metrics::get_metrics,
         crate::fleet::get_fleet,
         crate::fleet::drain_instance,
+        crate::console::get_dashboard,
         get_openapi,
         get_docs,
     ),
