@@ -55,6 +55,20 @@ impl BenchServer {
         }
     }
 
+    /// A token with the admin scope, signed with the server's development key.
+    pub fn admin_token(&self) -> String {
+        let key = auth::load_or_create_dev_key(self.data_dir.path()).unwrap();
+        key.mint(&auth::NewToken {
+            subject: "bench".to_owned(),
+            audience: self.settings.auth.audience.clone(),
+            issuer: None,
+            lifetime: Duration::from_secs(3600),
+            scopes: vec![auth::ADMIN_SCOPE.to_owned()],
+            extra: serde_json::Map::new(),
+        })
+        .unwrap()
+    }
+
     pub async fn stop(self) {
         self.stopper.stop().await;
         let _ = self.running.await;

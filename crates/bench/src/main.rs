@@ -197,17 +197,7 @@ async fn run(args: &Args, instances: u32) -> Run {
     let existing = seed(&db, instances);
     let server = BenchServer::start(&db, args.autoscale).await;
     let url = format!("{}/mandelbox/assign", server.base_url);
-    let key = auth::load_or_create_dev_key(server.data_dir.path()).unwrap();
-    let token = key
-        .mint(&auth::NewToken {
-            subject: "bench".to_owned(),
-            audience: server.settings.auth.audience.clone(),
-            issuer: None,
-            lifetime: Duration::from_secs(3600),
-            scopes: vec![auth::ADMIN_SCOPE.to_owned()],
-            extra: serde_json::Map::new(),
-        })
-        .unwrap();
+    let token = server.admin_token();
 
     let (latencies, accepted, elapsed) =
         drive(url, token, args.clients, Duration::from_secs(args.seconds)).await;

@@ -137,6 +137,11 @@ fn assemble(
             age_ms: (now.as_millis() - row.creation_time_utc_unix_ms.as_millis()).max(0),
         });
     }
+    for region in &mut regions {
+        region
+            .instances
+            .sort_unstable_by(|a, b| a.instance_name.cmp(&b.instance_name));
+    }
     FleetOverview {
         generated_at_ms: now.as_millis(),
         regions,
