@@ -321,7 +321,16 @@ fn assign_in_transaction(
             }
         }
         if !instance::any_with_room_for(conn, &wanted)? {
-            break;
+            // Each statement sees what was committed before it: room this request can
+            // use may have appeared (an instance registering) after the check above,
+            // and must not be taken for room of another commit hash.
+            if !instance::any_with_room(conn, &regions)? {
+                demand::record(conn, &request.username, &first, placement.now, request.wait)?;
+                return Ok(Outcome::Refused(Failure::NoInstanceAvailable, Some(first)));
+            }
+            if !instance::any_with_room_for(conn, &wanted)? {
+                return Ok(Outcome::Refused(Failure::CommitHashMismatch, Some(first)));
+            }
         }
         if started.elapsed() >= LOCKED_ROOM_WAIT {
             tracing::debug!(user = %request.username, "assignment: room stayed held by others");
@@ -330,15 +339,6 @@ fn assign_in_transaction(
         std::thread::sleep(pause);
         pause = (pause * 2).min(LAST_PAUSE);
     }
-
-    let failure = if instance::any_with_room(conn, &regions)? {
-        Failure::CommitHashMismatch
-    } else {
-        // Unmet demand, which the fleet's sizing counts (SPEC §7).
-        demand::record(conn, &request.username, &first, placement.now, request.wait)?;
-        Failure::NoInstanceAvailable
-    };
-    Ok(Outcome::Refused(failure, Some(first)))
 }
 
 /// The regions to try, in order, before filtering out disabled ones: the client's list,

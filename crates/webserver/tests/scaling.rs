@@ -183,7 +183,10 @@ async fn forty_users_waiting_on_an_empty_region_launch_enough_for_all_at_once() 
 
     let answers = waiting.await.unwrap();
     for answer in answers {
-        assert_eq!(answer.unwrap().status(), StatusCode::ACCEPTED);
+        let answer = answer.unwrap();
+        let status = answer.status();
+        let body = answer.text().await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     }
     assert_eq!(app.mandelboxes(), 40);
     // Enough for all, not one per user: 40 served plus the 10 wanted free.
