@@ -354,3 +354,23 @@ async fn the_dashboard_renders_the_fleet_in_a_real_browser() {
     assert!(dom.contains("not an admin's (403)"), "{dom}");
     assert!(!dom.contains("data-instance="), "{dom}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docs_page_shows_whole_first_sentences_with_code_rendered() {
+    let app = TestApp::spawn().await;
+    let dom = browse(app.url("/docs"), None).await;
+    // The doc comment wraps after "or while the": the summary is the whole sentence.
+    let readyz = "<span class=\"muted first-sentence\"><code>GET /readyz</code>: 200 when \
+                  the database answers; 503 when it does not, or while the server is \
+                  shutting down.</span>";
+    assert!(dom.contains(readyz), "{dom}");
+    // The rest is there on demand, unwrapped into one paragraph.
+    assert!(
+        dom.contains("The probe uses a pool of its own, so it never queues behind requests"),
+        "{dom}"
+    );
+    // No markdown backticks left in what the page shows.
+    let shown: String =
+        dom.split("<script").next().unwrap().to_owned() + dom.rsplit("</script>").next().unwrap();
+    assert!(!shown.contains('`'), "raw backticks in:\n{shown}");
+}
