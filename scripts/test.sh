@@ -34,6 +34,9 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "the committed diesel schema matches the migrations"
 bash scripts/check-schema.sh
+log "the Kubernetes manifests against the Kubernetes schemas"
+"$TOOLS_VENV/bin/kubernetes-validate" --strict --quiet \
+  $(ls deploy/kubernetes/*.yaml | grep -v /kustomization.yaml)
 log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
