@@ -353,6 +353,12 @@ async fn the_dashboard_renders_the_fleet_in_a_real_browser() {
     let dom = browse(url, None).await;
     assert!(dom.contains("not an admin's (403)"), "{dom}");
     assert!(!dom.contains("data-instance="), "{dom}");
+    // A token the server refuses, and no token at all.
+    let url = format!("{}#token=not-a-token", app.url("/dashboard"));
+    let dom = browse(url, None).await;
+    assert!(dom.contains("refused the token (401)"), "{dom}");
+    let dom = browse(app.url("/dashboard"), None).await;
+    assert!(dom.contains("Paste an admin token above"), "{dom}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
