@@ -107,11 +107,6 @@ impl Assigner {
         }
     }
 
-    /// The requests waiting for capacity in this process.
-    pub fn waiting(&self) -> &Waiting {
-        &self.waiting
-    }
-
     pub fn metrics(&self) -> &AssignMetrics {
         &self.metrics
     }

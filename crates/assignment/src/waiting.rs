@@ -63,11 +63,6 @@ impl Waiting {
             outcome: None,
         }
     }
-
-    /// How many requests wait now (for tests and reports).
-    pub fn waiting_now(&self) -> i64 {
-        self.now.get()
-    }
 }
 
 /// One request waiting for capacity.

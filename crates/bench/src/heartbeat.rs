@@ -33,11 +33,7 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(run(&args));
+    bench::block_on(run(&args));
 }
 
 async fn run(args: &Args) {

@@ -75,6 +75,15 @@ impl BenchServer {
     }
 }
 
+/// Runs a benchmark's `future` to completion on a multi-threaded runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
 /// The `p` quantile (0 to 1) of sorted latencies.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1));

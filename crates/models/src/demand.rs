@@ -58,14 +58,20 @@ pub fn record(
         .execute(conn)
 }
 
+/// The row's user holds no mandelbox (a served user stops counting).
+#[diesel::dsl::auto_type]
+fn holds_no_mandelbox() -> _ {
+    not(exists(
+        mandelbox_info::table.filter(mandelbox_info::user_id.eq(unmet_demand::user_id)),
+    ))
+}
+
 /// The users of `region` still unserved at `now`.
 pub fn in_region(conn: &mut PgConnection, region: &Region, now: UnixMillis) -> QueryResult<i64> {
     unmet_demand::table
         .filter(unmet_demand::region_name.eq(region.as_str()))
         .filter(unmet_demand::expires_utc_unix_ms.gt(now.as_millis()))
-        .filter(not(exists(
-            mandelbox_info::table.filter(mandelbox_info::user_id.eq(unmet_demand::user_id)),
-        )))
+        .filter(holds_no_mandelbox())
         .count()
         .get_result(conn)
 }
@@ -82,9 +88,7 @@ pub fn purge_expired(conn: &mut PgConnection, now: UnixMillis) -> QueryResult<us
 pub fn by_region(conn: &mut PgConnection, now: UnixMillis) -> QueryResult<Vec<(String, i64)>> {
     unmet_demand::table
         .filter(unmet_demand::expires_utc_unix_ms.gt(now.as_millis()))
-        .filter(not(exists(
-            mandelbox_info::table.filter(mandelbox_info::user_id.eq(unmet_demand::user_id)),
-        )))
+        .filter(holds_no_mandelbox())
         .group_by(unmet_demand::region_name)
         .select((unmet_demand::region_name, diesel::dsl::count_star()))
         .load(conn)
@@ -99,9 +103,7 @@ pub fn waiting_by_region(
 ) -> QueryResult<Vec<(String, i64)>> {
     unmet_demand::table
         .filter(unmet_demand::waiting_until_utc_unix_ms.gt(now.as_millis()))
-        .filter(not(exists(
-            mandelbox_info::table.filter(mandelbox_info::user_id.eq(unmet_demand::user_id)),
-        )))
+        .filter(holds_no_mandelbox())
         .group_by(unmet_demand::region_name)
         .select((unmet_demand::region_name, diesel::dsl::count_star()))
         .load(conn)
