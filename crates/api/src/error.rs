@@ -115,6 +115,10 @@ impl From<HostError> for ApiError {
             HostError::Unauthorized => Self::Unauthorized(err.to_string()),
             HostError::NotFound => Self::NotFound(err.to_string()),
             HostError::Database(db) => db.into(),
+            HostError::Batch(db) if db.is_outage() => {
+                Self::ServiceUnavailable("database unavailable")
+            }
+            HostError::Busy => Self::ServiceUnavailable("too many heartbeats waiting"),
             other => Self::Internal(Box::new(other)),
         }
     }

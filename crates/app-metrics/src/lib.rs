@@ -6,7 +6,9 @@
 //! here; the HTTP layer serves [`Registry::gather`] at `GET /metrics`.
 
 use prometheus::core::Collector;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+};
 
 pub use prometheus::Registry;
 
@@ -62,6 +64,15 @@ pub fn histogram_vec(
         registry,
         name,
         HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels),
+    )
+}
+
+/// A histogram without labels, with these bucket bounds.
+pub fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    registered(
+        registry,
+        name,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)),
     )
 }
 

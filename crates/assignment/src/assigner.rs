@@ -51,6 +51,8 @@ pub struct AssignPolicy {
     /// Whether `local_dev` means the active image's commit hash (development, local).
     pub local_dev_commit_hash: bool,
     pub neighbours: RegionNeighbours,
+    /// How long a refusal for lack of capacity counts as unmet demand (SPEC §7).
+    pub refusal_counts_for: Duration,
 }
 
 impl Default for AssignPolicy {
@@ -60,6 +62,7 @@ impl Default for AssignPolicy {
             mandelbox_limit_per_user: 1,
             local_dev_commit_hash: false,
             neighbours: RegionNeighbours::default(),
+            refusal_counts_for: demand::REFUSAL_COUNTS_FOR,
         }
     }
 }
@@ -320,7 +323,15 @@ fn assign_in_transaction(
             // use may have appeared (an instance registering) after the check above,
             // and must not be taken for room of another commit hash.
             if !instance::any_with_room(conn, &regions)? {
-                demand::record(conn, &request.username, &first, placement.now, request.wait)?;
+                let counts_for = policy.refusal_counts_for;
+                demand::record(
+                    conn,
+                    &request.username,
+                    &first,
+                    placement.now,
+                    counts_for,
+                    request.wait,
+                )?;
                 return Ok(Outcome::Refused(Failure::NoInstanceAvailable, Some(first)));
             }
             if !instance::any_with_room_for(conn, &wanted)? {

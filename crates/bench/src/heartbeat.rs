@@ -44,7 +44,14 @@ async fn run(args: &Args) {
     let started = Instant::now();
     let mut latencies = beat(url, tokens, args.clients, Duration::from_secs(args.seconds)).await;
     let elapsed = started.elapsed();
+    let metrics = reqwest::get(format!("{}/metrics", server.base_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     server.stop().await;
+    print_batch_sizes(&metrics);
     latencies.sort();
     let heard = db.number(
         "SELECT count(*) AS n FROM hardware.instance_info WHERE last_updated_utc_unix_ms > 1700000000000",
@@ -57,6 +64,35 @@ async fn run(args: &Args) {
         percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
         percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
         heard
+    );
+}
+
+/// The sizes of the batches heartbeats were written in, from the server's
+/// `webserver_heartbeat_batch_size` histogram.
+fn print_batch_sizes(metrics: &str) {
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (count, sum) = (
+        value("webserver_heartbeat_batch_size_count"),
+        value("webserver_heartbeat_batch_size_sum"),
+    );
+    let buckets: Vec<String> = metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("webserver_heartbeat_batch_size_bucket{le=\""))
+        .filter_map(|rest| {
+            let (le, n) = rest.split_once("\"} ")?;
+            Some(format!("≤{le}: {n}"))
+        })
+        .collect();
+    println!(
+        "{count:.0} batches, {:.1} heartbeats each on average; cumulative: {}",
+        sum / count.max(1.0),
+        buckets.join(", ")
     );
 }
 

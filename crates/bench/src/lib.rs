@@ -1,5 +1,5 @@
 //! What the benchmark binaries share: the real server, started in-process on a scratch
-//! database, and latency percentiles.
+//! database, and latency percentiles; and the fleet simulator ([`sim`]).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -7,6 +7,8 @@
 )]
 
 use std::time::Duration;
+
+pub mod sim;
 
 use test_support::{TempDir, TestDatabase};
 use webserver::{Application, Settings, Stopper, Vars};
@@ -57,22 +59,28 @@ impl BenchServer {
 
     /// A token with the admin scope, signed with the server's development key.
     pub fn admin_token(&self) -> String {
-        let key = auth::load_or_create_dev_key(self.data_dir.path()).unwrap();
-        key.mint(&auth::NewToken {
-            subject: "bench".to_owned(),
-            audience: self.settings.auth.audience.clone(),
-            issuer: None,
-            lifetime: Duration::from_secs(3600),
-            scopes: vec![auth::ADMIN_SCOPE.to_owned()],
-            extra: serde_json::Map::new(),
-        })
-        .unwrap()
+        admin_token(&self.settings, self.data_dir.path())
     }
 
     pub async fn stop(self) {
         self.stopper.stop().await;
         let _ = self.running.await;
     }
+}
+
+/// A token with the admin scope for a server of `settings` whose development key is in
+/// `data_dir`, valid for a day.
+pub fn admin_token(settings: &Settings, data_dir: &std::path::Path) -> String {
+    let key = auth::load_or_create_dev_key(data_dir).unwrap();
+    key.mint(&auth::NewToken {
+        subject: "bench".to_owned(),
+        audience: settings.auth.audience.clone(),
+        issuer: None,
+        lifetime: Duration::from_secs(86_400),
+        scopes: vec![auth::ADMIN_SCOPE.to_owned()],
+        extra: serde_json::Map::new(),
+    })
+    .unwrap()
 }
 
 /// Runs a benchmark's `future` to completion on a multi-threaded runtime.

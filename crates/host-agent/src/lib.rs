@@ -301,19 +301,31 @@ pub struct DrainEndpoint {
 impl DrainEndpoint {
     /// Listens on `addr` (port 0 for any free one). Call within a tokio runtime.
     pub fn start(addr: SocketAddr) -> std::io::Result<Self> {
+        Self::start_with(addr, |_| {})
+    }
+
+    /// [`DrainEndpoint::start`], serving the routes `routes` adds too (a simulated host
+    /// serves its clients' sessions this way).
+    pub fn start_with(
+        addr: SocketAddr,
+        routes: impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr)?;
         let port = listener.local_addr()?.port();
         let (tell, requested) = watch::channel(false);
         let tell = web::Data::new(tell);
         let server = HttpServer::new(move || {
-            App::new().app_data(tell.clone()).route(
-                "/drain_and_shutdown",
-                web::post().to(|tell: web::Data<watch::Sender<bool>>| async move {
-                    tracing::info!("drain requested");
-                    let _ = tell.send(true);
-                    HttpResponse::Ok().json(json!({ "draining": true }))
-                }),
-            )
+            App::new()
+                .app_data(tell.clone())
+                .route(
+                    "/drain_and_shutdown",
+                    web::post().to(|tell: web::Data<watch::Sender<bool>>| async move {
+                        tracing::info!("drain requested");
+                        let _ = tell.send(true);
+                        HttpResponse::Ok().json(json!({ "draining": true }))
+                    }),
+                )
+                .configure(routes.clone())
         })
         .workers(1)
         .shutdown_timeout(1)

@@ -3,8 +3,10 @@
 //! the caller's own instance.
 //!
 //! - [`requests`]: the bodies hosts send, parsed into domain values;
-//! - [`HostService`]: the operations.
+//! - [`HostService`]: the operations;
+//! - [`coalesce`]: heartbeats written in batches.
 
+pub mod coalesce;
 pub mod requests;
 mod service;
 

@@ -7,7 +7,9 @@ use models::instance::{self, Registration};
 use models::{Db, DbError, InstanceName, MandelboxId, MandelboxStatus, UnixMillis, mandelbox};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::coalesce::{BatchError, Coalescer};
 use crate::requests::{HeartbeatRequest, RegisterRequest};
+use prometheus::Histogram;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -21,21 +23,38 @@ pub enum HostError {
     Credentials(#[source] CredentialError),
     #[error("checking the bootstrap secret failed")]
     Task(#[source] tokio::task::JoinError),
+    #[error("the heartbeats' batch could not be written")]
+    Batch(#[source] std::sync::Arc<DbError>),
+    #[error("too many heartbeats are waiting to be written")]
+    Busy,
 }
 
 /// The host protocol's operations.
 #[derive(Clone)]
 pub struct HostService {
     db: Db,
-    heartbeats: Db,
+    heartbeats: Coalescer,
 }
 
 impl HostService {
     /// `heartbeats` may be a pool without synchronous commit: a heartbeat lost in a
     /// crash is repeated seconds later. Registration, mandelbox changes and dying
     /// heartbeats (sent once, and they drain the instance) are durable, through `db`.
+    /// Other heartbeats are written in batches (see [`crate::coalesce`]).
     pub fn new(db: Db, heartbeats: Db) -> Self {
-        Self { db, heartbeats }
+        Self {
+            db,
+            heartbeats: Coalescer::new(heartbeats, None),
+        }
+    }
+
+    /// [`HostService::new`], observing the size of each batch of heartbeats written
+    /// into `batch_sizes`.
+    pub fn with_batch_sizes(db: Db, heartbeats: Db, batch_sizes: Histogram) -> Self {
+        Self {
+            db,
+            heartbeats: Coalescer::new(heartbeats, Some(batch_sizes)),
+        }
     }
 
     /// Registers the instance's host: checks the bootstrap secret (argon2, off the
@@ -86,29 +105,38 @@ impl HostService {
         Ok(token)
     }
 
-    /// Records a heartbeat: one statement, no argon2. A `dying` one is written durably.
+    /// Records a heartbeat, no argon2: with the next batch, or at once and durably if
+    /// it is `dying`.
     pub async fn heartbeat(
         &self,
         host_token_sha256: String,
         request: HeartbeatRequest,
     ) -> Result<InstanceName, HostError> {
-        let dying = request.is_dying();
-        let pool = if dying { &self.db } else { &self.heartbeats };
-        let instance = pool
+        if !request.is_dying() {
+            return match self
+                .heartbeats
+                .beat(host_token_sha256, request.metrics())
+                .await
+            {
+                Ok(instance) => instance.ok_or(HostError::Unauthorized),
+                Err(BatchError::Failed(err)) => Err(HostError::Batch(err)),
+                Err(BatchError::Busy) => Err(HostError::Busy),
+            };
+        }
+        let instance = self
+            .db
             .run(move |conn| {
                 Ok(instance::heartbeat(
                     conn,
                     &host_token_sha256,
                     request.metrics(),
-                    dying,
+                    true,
                     UnixMillis::now(),
                 )?)
             })
             .await?
             .ok_or(HostError::Unauthorized)?;
-        if dying {
-            tracing::info!(%instance, "host is dying: instance draining");
-        }
+        tracing::info!(%instance, "host is dying: instance draining");
         Ok(instance)
     }
 

@@ -5,9 +5,13 @@
 //! Linux), where its simulated host agent serves `POST /drain_and_shutdown` on the host
 //! service port. After a boot delay the agent reads its user data, registers with the
 //! webserver named there (retrying while the launcher has not yet recorded the instance),
-//! heartbeats, and on a drain request sends its dying heartbeat and shuts down.
+//! heartbeats, and on a drain request sends its dying heartbeat and shuts down once its
+//! last session ended (clients connect to it as to a real host, with
+//! `POST /mandelbox/{id}/session` `{"secs": …}`: it holds the session that long).
 //! Terminating an instance stops its agent at once. Instances live as long as the
 //! provider that started them.
+
+mod sessions;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,8 +25,9 @@ use cloud_interface::{
     LaunchToken,
 };
 use domain::Region;
-use host_agent::{DrainEndpoint, HostAgent, HostMetrics, Registration};
+use host_agent::{DYING_RETRY_FOR, DrainEndpoint, HostAgent, HostMetrics, Registration};
 use secrecy::ExposeSecret;
+use sessions::Sessions;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -134,12 +139,36 @@ impl LocalProvider {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Binds a drain endpoint on a free loopback address.
-    fn bind(&self) -> Result<(IpAddr, DrainEndpoint), CloudError> {
+    /// Instances started and still running (not shut down, not terminated): what the
+    /// cloud would bill now.
+    pub fn running(&self) -> usize {
+        self.instances()
+            .by_id
+            .values()
+            .filter(|i| i.is_running())
+            .count()
+    }
+
+    /// Terminates every instance this provider started.
+    pub fn terminate_all(&self) {
+        for instance in self.instances().by_id.values() {
+            let _ = instance.terminate.send(true);
+        }
+    }
+
+    /// Instances started since this provider was made.
+    pub fn launched(&self) -> usize {
+        self.instances().by_id.len()
+    }
+
+    /// Binds a host's endpoint (drain requests and its clients' sessions) on a free
+    /// loopback address.
+    fn bind(&self, sessions: &Arc<Sessions>) -> Result<(IpAddr, DrainEndpoint), CloudError> {
         let mut last = None;
         for _ in 0..32 {
             let ip = random_loopback();
-            match DrainEndpoint::start(SocketAddr::new(ip, self.options.host_port)) {
+            let addr = SocketAddr::new(ip, self.options.host_port);
+            match DrainEndpoint::start_with(addr, sessions.routes()) {
                 Ok(endpoint) => return Ok((ip, endpoint)),
                 Err(err) => last = Some(err),
             }
@@ -159,12 +188,13 @@ async fn host_life(
     boot: BootConfig,
     ip: IpAddr,
     mut drain: DrainEndpoint,
+    sessions: Arc<Sessions>,
     options: LocalOptions,
     mut terminated: watch::Receiver<bool>,
 ) {
     let name = boot.instance_name.clone();
     tokio::select! {
-        () = serve(&boot, ip, &mut drain, &options) => {
+        () = serve(&boot, ip, &mut drain, &sessions, &options) => {
             tracing::info!(instance = %name, "simulated host shut down");
         }
         _ = terminated.wait_for(|t| *t) => {
@@ -174,7 +204,13 @@ async fn host_life(
     drain.stop().await;
 }
 
-async fn serve(boot: &BootConfig, ip: IpAddr, drain: &mut DrainEndpoint, options: &LocalOptions) {
+async fn serve(
+    boot: &BootConfig,
+    ip: IpAddr,
+    drain: &mut DrainEndpoint,
+    sessions: &Sessions,
+    options: &LocalOptions,
+) {
     tokio::select! {
         () = tokio::time::sleep(options.boot_delay) => {}
         () = drain.requested() => return,
@@ -206,11 +242,14 @@ async fn serve(boot: &BootConfig, ip: IpAddr, drain: &mut DrainEndpoint, options
         }
     };
     tracing::info!(instance = %boot.instance_name, %ip, "simulated host registered");
+    sessions.registered(agent.clone());
     let metrics = options.metrics;
-    if let Err(err) = agent
-        .run_until_drained(drain, options.heartbeat_interval, move || metrics)
-        .await
-    {
+    let heartbeats = agent.heartbeat_every(options.heartbeat_interval, move || metrics);
+    drain.requested().await;
+    // Its sessions go on: the host shuts down after the last one.
+    sessions.ended().await;
+    heartbeats.stop();
+    if let Err(err) = agent.send_dying_heartbeat(metrics, DYING_RETRY_FOR).await {
         tracing::warn!(instance = %boot.instance_name, error = %err, "dying heartbeat failed");
     }
 }
@@ -223,11 +262,12 @@ impl CloudProvider for LocalProvider {
         }
         let boot = BootConfig::from_user_data(request.user_data.expose_secret())
             .map_err(|err| CloudError::permanent("unusable user data", Some(Box::new(err))))?;
-        let (ip, drain) = self.bind()?;
+        let sessions = Sessions::new();
+        let (ip, drain) = self.bind(&sessions)?;
         let id = new_id();
         let (stopped_tx, stopped) = watch::channel(false);
         let (terminate, terminated) = watch::channel(false);
-        let life = host_life(boot, ip, drain, self.options.clone(), terminated);
+        let life = host_life(boot, ip, drain, sessions, self.options.clone(), terminated);
         tokio::spawn(async move {
             life.await;
             let _ = stopped_tx.send(true);

@@ -16,22 +16,23 @@ use domain::UnixMillis;
 use crate::schema::hardware::{mandelbox_info, unmet_demand};
 use crate::{Region, UserId};
 
-/// How long a refusal counts.
+/// How long a refusal counts, by default.
 pub const REFUSAL_COUNTS_FOR: Duration = Duration::from_secs(60);
 
 /// Records that `user` found no slot in `region` at `now` and may wait `wait`: the user
-/// counts until `now` plus the longer of [`REFUSAL_COUNTS_FOR`] and `wait` (a later
-/// record only extends it).
+/// counts until `now` plus the longer of `counts_for` (usually [`REFUSAL_COUNTS_FOR`])
+/// and `wait` (a later record only extends it).
 pub fn record(
     conn: &mut PgConnection,
     user: &UserId,
     region: &Region,
     now: UnixMillis,
+    counts_for: Duration,
     wait: Duration,
 ) -> QueryResult<usize> {
     let after =
         |span: Duration| now.as_millis() + i64::try_from(span.as_millis()).unwrap_or(i64::MAX / 4);
-    let expires = after(REFUSAL_COUNTS_FOR.max(wait));
+    let expires = after(counts_for.max(wait));
     let waiting_until = if wait.is_zero() { 0 } else { after(wait) };
     diesel::insert_into(unmet_demand::table)
         .values((

@@ -9,6 +9,7 @@ pub mod demand;
 pub mod deployment;
 pub mod email_template;
 pub mod instance;
+pub mod learning;
 pub mod lifecycle_clock;
 pub mod mandelbox;
 pub mod migrations;

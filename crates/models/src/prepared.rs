@@ -12,6 +12,7 @@ enum Piece<'a> {
     Text(&'a str),
     BigInt(i64),
     TextArray(Vec<&'a str>),
+    BigIntArray(Vec<i64>),
 }
 
 /// A statement built from fixed SQL and bound values. Its text is the cache key, so
@@ -41,6 +42,11 @@ impl<'a> Prepared<'a> {
         self.pieces.push(Piece::TextArray(values));
         self
     }
+
+    pub(crate) fn bigint_array(mut self, values: Vec<i64>) -> Self {
+        self.pieces.push(Piece::BigIntArray(values));
+        self
+    }
 }
 
 impl QueryFragment<Pg> for Prepared<'_> {
@@ -52,6 +58,9 @@ impl QueryFragment<Pg> for Prepared<'_> {
                 Piece::BigInt(value) => out.push_bind_param::<BigInt, i64>(value)?,
                 Piece::TextArray(values) => {
                     out.push_bind_param::<Array<Text>, Vec<&str>>(values)?;
+                }
+                Piece::BigIntArray(values) => {
+                    out.push_bind_param::<Array<BigInt>, Vec<i64>>(values)?;
                 }
             }
         }

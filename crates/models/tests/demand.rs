@@ -27,12 +27,21 @@ fn refused_users_count_for_a_minute_waiting_ones_until_their_deadline() {
     let db = TestDatabase::new();
     let mut conn = db.connect();
     let east = region("us-east-1");
-    demand::record(&mut conn, &user("a"), &east, at(0), Duration::ZERO).unwrap();
+    demand::record(
+        &mut conn,
+        &user("a"),
+        &east,
+        at(0),
+        demand::REFUSAL_COUNTS_FOR,
+        Duration::ZERO,
+    )
+    .unwrap();
     demand::record(
         &mut conn,
         &user("b"),
         &east,
         at(0),
+        demand::REFUSAL_COUNTS_FOR,
         Duration::from_secs(120),
     )
     .unwrap();
@@ -41,6 +50,7 @@ fn refused_users_count_for_a_minute_waiting_ones_until_their_deadline() {
         &user("c"),
         &region("eu-west-1"),
         at(0),
+        demand::REFUSAL_COUNTS_FOR,
         Duration::ZERO,
     )
     .unwrap();
@@ -49,8 +59,24 @@ fn refused_users_count_for_a_minute_waiting_ones_until_their_deadline() {
     assert_eq!(demand::in_region(&mut conn, &east, at(121)).unwrap(), 0);
 
     // Asking again counts once, and only extends.
-    demand::record(&mut conn, &user("a"), &east, at(30), Duration::ZERO).unwrap();
-    demand::record(&mut conn, &user("a"), &east, at(10), Duration::ZERO).unwrap();
+    demand::record(
+        &mut conn,
+        &user("a"),
+        &east,
+        at(30),
+        demand::REFUSAL_COUNTS_FOR,
+        Duration::ZERO,
+    )
+    .unwrap();
+    demand::record(
+        &mut conn,
+        &user("a"),
+        &east,
+        at(10),
+        demand::REFUSAL_COUNTS_FOR,
+        Duration::ZERO,
+    )
+    .unwrap();
     assert_eq!(demand::in_region(&mut conn, &east, at(31)).unwrap(), 2);
     assert_eq!(demand::in_region(&mut conn, &east, at(89)).unwrap(), 2);
     assert_eq!(demand::in_region(&mut conn, &east, at(91)).unwrap(), 1);
@@ -69,8 +95,24 @@ fn a_user_who_is_served_stops_counting() {
     let db = TestDatabase::new();
     let mut conn = db.connect();
     let east = region("us-east-1");
-    demand::record(&mut conn, &user("alice"), &east, at(0), Duration::ZERO).unwrap();
-    demand::record(&mut conn, &user("bob"), &east, at(0), Duration::ZERO).unwrap();
+    demand::record(
+        &mut conn,
+        &user("alice"),
+        &east,
+        at(0),
+        demand::REFUSAL_COUNTS_FOR,
+        Duration::ZERO,
+    )
+    .unwrap();
+    demand::record(
+        &mut conn,
+        &user("bob"),
+        &east,
+        at(0),
+        demand::REFUSAL_COUNTS_FOR,
+        Duration::ZERO,
+    )
+    .unwrap();
     db.execute(
         "INSERT INTO hardware.instance_info
              (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,

@@ -3,6 +3,7 @@
 //! orphan pass, image upgrades, and the lifecycle jobs.
 //!
 //! - [`sizing`]: the decision, a pure function of a snapshot;
+//! - [`adaptive`]: the learned buffer of `SCALING_POLICY=adaptive`, a pure function too;
 //! - [`fleet`]: applying it through the cloud ([`Fleet`]);
 //! - [`scaler`]: the capacity checks assignment asks for ([`FleetScaler`]);
 //! - [`hook`]: what assignment calls ([`ScalingHook`]);
@@ -11,6 +12,7 @@
 //! - [`jobs`]: periodic jobs that never stop silently;
 //! - [`metrics`]: the fleet's counters and gauges.
 
+pub mod adaptive;
 pub mod fleet;
 pub mod hook;
 pub mod jobs;
@@ -28,4 +30,4 @@ pub use fleet::{
 pub use hook::{NoScaling, ScaleCheck, ScalingHook};
 pub use metrics::{FleetGauges, FleetMetrics, JobOutcome};
 pub use scaler::FleetScaler;
-pub use settings::FleetSettings;
+pub use settings::{FleetSettings, Learning, ScalingPolicy};

@@ -21,7 +21,9 @@ use async_trait::async_trait;
 use diesel::Connection;
 use models::db::try_lock_for_transaction;
 use models::instance::{self, Deadlines, Doomed};
-use models::{Db, DbError, Region, UnixMillis, demand, lifecycle_clock, mandelbox, rate_limit};
+use models::{
+    Db, DbError, Region, UnixMillis, demand, learning, lifecycle_clock, mandelbox, rate_limit,
+};
 
 use crate::fleet::{Fleet, Terminated};
 use crate::metrics::FleetMetrics;
@@ -56,6 +58,9 @@ pub struct LifecyclePolicy {
     /// A gap between passes longer than this means the control plane was away: the
     /// silence of hosts counts again from the pass after it.
     pub outage_gap: Duration,
+    /// How long arrivals are kept for the adaptive policy to learn from
+    /// (`models::learning`); older ones are purged.
+    pub arrivals_kept: Duration,
 }
 
 impl LifecyclePolicy {
@@ -138,6 +143,7 @@ async fn mark(
                 mandelbox::delete_allocated_before(conn, now.minus(policy.allocation_timeout))?;
             rate_limit::purge_stale(conn, now)?;
             demand::purge_expired(conn, now)?;
+            learning::purge(conn, now, policy.arrivals_kept)?;
             Ok(Some((unresponsive, expired, up_since)))
         })?)
     })

@@ -1,7 +1,9 @@
 //! The fleet's metrics, in the application's registry:
 //!
 //! - `webserver_fleet_actions_total{action, region}`: `launched`, `launch_failed`,
-//!   `drained`, `terminated`, `terminate_failed`, `orphan_terminated`;
+//!   `drained`, `consolidated`, `terminated`, `terminate_failed`, `orphan_terminated`;
+//! - `webserver_fleet_desired_free{region}`: the free slots the last capacity check of
+//!   the region aimed for (learned, under `SCALING_POLICY=adaptive`);
 //! - `webserver_job_runs_total{job, result}`: the periodic jobs' runs, `ok`, `failed` or
 //!   `panicked`;
 //! - gauges per region, read from the database at most every few seconds
@@ -21,6 +23,7 @@ use prometheus::{IntCounterVec, IntGaugeVec};
 pub struct FleetMetrics {
     actions: IntCounterVec,
     job_runs: IntCounterVec,
+    desired_free: IntGaugeVec,
 }
 
 /// How a run of a periodic job ended.
@@ -56,7 +59,20 @@ impl FleetMetrics {
                 "Runs of the periodic jobs, by job and result.",
                 &["job", "result"],
             ),
+            desired_free: app_metrics::gauge_vec(
+                registry,
+                "webserver_fleet_desired_free",
+                "The free slots the last capacity check of the region aimed for.",
+                &["region"],
+            ),
         }
+    }
+
+    /// Records the free slots a capacity check of `region` aimed for.
+    pub fn set_desired_free(&self, region: &models::Region, slots: i64) {
+        self.desired_free
+            .with_label_values(&[region.as_str()])
+            .set(slots);
     }
 
     /// Counts `count` of one fleet action in `region`.

@@ -2,10 +2,46 @@
 
 use std::time::Duration;
 
+/// `SCALING_POLICY`: how many free slots a region keeps, and what is drained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScalingPolicy {
+    /// `DESIRED_FREE_MANDELBOXES` free slots; only empty instances are drained.
+    Fixed,
+    /// A buffer learned per region between `min` and `max`
+    /// (`DESIRED_FREE_MANDELBOXES_MIN`/`_MAX`, see [`crate::adaptive`]); too much room
+    /// is given back by draining the least-loaded instance, sessions and all.
+    Adaptive { min: i64, max: i64 },
+}
+
+/// The spans the adaptive policy learns over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Learning {
+    /// Recent arrivals: a rise here over the long span is a ramp.
+    pub short_span: Duration,
+    /// The steady arrival rate; arrivals older than this are purged.
+    pub long_span: Duration,
+    /// The boot time assumed before a region's first boot is measured.
+    pub default_boot_time: Duration,
+}
+
+impl Default for Learning {
+    fn default() -> Self {
+        Self {
+            short_span: Duration::from_secs(300),
+            long_span: Duration::from_secs(1800),
+            default_boot_time: Duration::from_secs(120),
+        }
+    }
+}
+
 /// The scaling settings.
 #[derive(Debug, Clone)]
 pub struct FleetSettings {
-    /// `DESIRED_FREE_MANDELBOXES`.
+    /// `SCALING_POLICY`.
+    pub policy: ScalingPolicy,
+    /// What the adaptive policy learns over.
+    pub learning: Learning,
+    /// `DESIRED_FREE_MANDELBOXES`: the fixed policy's buffer.
     pub desired_free: i64,
     /// `DEFAULT_INSTANCE_BUFFER`.
     pub buffer: u32,
@@ -46,6 +82,8 @@ impl FleetSettings {
     /// The settings' defaults for everything but what a deployment must say.
     pub fn new(webserver_url: url::Url) -> Self {
         Self {
+            policy: ScalingPolicy::Fixed,
+            learning: Learning::default(),
             owner: None,
             orphan_grace: Duration::from_secs(600),
             desired_free: 10,

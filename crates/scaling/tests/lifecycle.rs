@@ -34,6 +34,7 @@ fn policy() -> LifecyclePolicy {
         allocation_timeout: Duration::from_secs(90),
         drain_max_age: Duration::from_secs(12 * 3600),
         outage_gap: Duration::from_secs(60),
+        arrivals_kept: Duration::from_secs(1800),
     }
 }
 

@@ -47,6 +47,9 @@ pub fn provider(settings: &Settings) -> Result<Arc<dyn CloudProvider>, StartupEr
 pub fn fleet_settings(settings: &Settings, webserver_url: url::Url) -> FleetSettings {
     let scaling = &settings.scaling;
     FleetSettings {
+        policy: scaling.policy,
+        learning: scaling.learning,
+        check_interval: scaling.check_interval,
         desired_free: i64::from(scaling.desired_free_mandelboxes),
         buffer: scaling.default_instance_buffer,
         max_instances_per_region: scaling.max_instances_per_region,

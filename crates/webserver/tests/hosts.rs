@@ -404,3 +404,83 @@ async fn the_server_marks_silent_hosts_unresponsive_on_its_own() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// The value of one sample in the metrics text, 0 if absent.
+fn sample(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_heartbeats_are_written_together_and_each_host_is_answered_for_itself() {
+    let app = TestApp::spawn().await;
+    let names: Vec<String> = (0..6)
+        .map(|n| format!("us-east-1-main-abc1234-uid-00000000{n:02}"))
+        .collect();
+    let mut tokens = Vec::new();
+    for name in &names {
+        tokens.push(app.registered_host(name, "us-east-1", HASH, 4).await);
+    }
+    // 20 heartbeats from each host at once, each with its own numbers, and 10 with a
+    // credential nobody holds.
+    let beats = (0..120).map(|n| {
+        let (host, token) = (n % 6, tokens[n % 6].clone());
+        let app = &app;
+        async move {
+            let mut body = heartbeat(false);
+            body["memory_remaining_kb"] = json!(1_000_000 * (host + 1) + n);
+            let response = app
+                .as_host(Method::POST, "/host_service/heartbeat", &token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (host, response.status(), json(response).await)
+        }
+    });
+    let strangers = (0..10).map(|_| {
+        let app = &app;
+        async move {
+            let (token, _) = auth::host::new_host_token().unwrap();
+            let token = secrecy::ExposeSecret::expose_secret(&token).to_owned();
+            app.as_host(Method::POST, "/host_service/heartbeat", &token)
+                .json(&heartbeat(false))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    let (answers, refused) = tokio::join!(join_all(beats), join_all(strangers));
+    for (host, status, body) in answers {
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["instance_name"], names[host].as_str());
+    }
+    assert!(
+        refused.iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{refused:?}"
+    );
+    // Each host's row holds numbers one of its own heartbeats sent.
+    for (host, name) in names.iter().enumerate() {
+        let memory: usize = app
+            .instance_column(name, "memory_remaining_kb")
+            .parse()
+            .unwrap();
+        let base = 1_000_000 * (host + 1);
+        assert!(
+            (base..base + 120).contains(&memory) && (memory - base) % 6 == host,
+            "{name}: {memory}"
+        );
+    }
+    // Every heartbeat, known or not, went through a batch.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        sample(&metrics, "webserver_heartbeat_batch_size_sum"),
+        130.0
+    );
+    let batches = sample(&metrics, "webserver_heartbeat_batch_size_count");
+    assert!((1.0..=130.0).contains(&batches), "{batches}");
+}

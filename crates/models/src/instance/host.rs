@@ -137,6 +137,60 @@ pub fn heartbeat(
         .map(|row| row.map(|row| row.instance_name))
 }
 
+/// One host's heartbeat, for [`heartbeats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Beat {
+    pub host_token_sha256: String,
+    pub metrics: Metrics,
+}
+
+/// Records many (not dying) heartbeats in one statement, as [`heartbeat`] does each:
+/// the instances heard from, with the digest each was found by (a digest no instance
+/// holds is left out; one given twice counts once).
+pub fn heartbeats(
+    conn: &mut PgConnection,
+    beats: &[Beat],
+    now: UnixMillis,
+) -> QueryResult<Vec<(String, InstanceName)>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        digest: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        instance_name: InstanceName,
+    }
+    let column = |get: fn(&Metrics) -> i64| beats.iter().map(|b| get(&b.metrics)).collect();
+    Prepared::default()
+        .sql(
+            "UPDATE hardware.instance_info AS i SET memory_remaining_kb = b.memory, \
+             nanocpus_remaining = b.cpu, gpu_vram_remaining_kb = b.gpu, \
+             last_updated_utc_unix_ms = ",
+        )
+        .bigint(now.as_millis())
+        .sql(
+            ", status = CASE WHEN i.status = 'HOST_SERVICE_UNRESPONSIVE' \
+             AND i.terminating_utc_unix_ms IS NULL THEN 'ACTIVE' ELSE i.status END \
+             FROM unnest(",
+        )
+        .text_array(beats.iter().map(|b| b.host_token_sha256.as_str()).collect())
+        .sql("::text[], ")
+        .bigint_array(column(|m| m.memory_remaining_kb))
+        .sql("::int8[], ")
+        .bigint_array(column(|m| m.nanocpus_remaining))
+        .sql("::int8[], ")
+        .bigint_array(column(|m| m.gpu_vram_remaining_kb))
+        .sql(
+            "::int8[]) AS b (digest, memory, cpu, gpu) \
+             WHERE i.host_token_sha256 = b.digest RETURNING b.digest, i.instance_name",
+        )
+        .load::<Row>(conn)
+        .map(|rows| {
+            rows.into_iter()
+                .map(|row| (row.digest, row.instance_name))
+                .collect()
+        })
+}
+
 /// The instance whose host holds the token with this digest.
 pub fn by_host_token(
     conn: &mut PgConnection,

@@ -2,6 +2,15 @@
 
 pub mod hardware {
     diesel::table! {
+        hardware.boot_samples (instance_name) {
+            instance_name -> Varchar,
+            region_name -> Varchar,
+            booted_utc_unix_ms -> Int8,
+            boot_ms -> Int8,
+        }
+    }
+
+    diesel::table! {
         hardware.deployment (one_row) {
             one_row -> Bool,
             deployment_id -> Varchar,
@@ -82,6 +91,7 @@ pub mod hardware {
     diesel::joinable!(mandelbox_info -> instance_info (instance_name));
 
     diesel::allow_tables_to_appear_in_same_query!(
+        boot_samples,
         deployment,
         instance_info,
         lifecycle_clock,

@@ -2,11 +2,14 @@
 
 use std::time::Duration;
 
+use diesel::PgConnection;
 use models::region_to_ami::{self, RegionAmi};
-use models::{AmiId, InstanceName, Region, UnixMillis, demand, instance};
+use models::{AmiId, InstanceName, Region, UnixMillis, demand, instance, learning};
 
 use super::{Fleet, FleetError, lock_name};
-use crate::fleet::drain::DrainOutcome;
+use crate::adaptive::{self, AdaptiveBounds, Observed};
+use crate::fleet::drain::{DrainOutcome, OperatorDrainOutcome};
+use crate::settings::{Learning, ScalingPolicy};
 use crate::sizing::{Decision, FleetView, InstanceLoad, SizingPolicy, decide};
 
 /// What one capacity check did.
@@ -38,12 +41,14 @@ impl CheckReport {
     }
 }
 
-/// What a decision is taken on: the fleet, its region's active image, and the mean
-/// capacity of the region's registered instances.
+/// What a decision is taken on: the fleet, its region's active image, the mean
+/// capacity of the region's registered instances, and (adaptive policy) what the
+/// region showed recently.
 struct Snapshot {
     view: FleetView,
     active: Option<RegionAmi>,
     average_capacity: Option<i64>,
+    observed: Option<Observed>,
 }
 
 impl Fleet {
@@ -87,6 +92,10 @@ impl Fleet {
 
     async fn snapshot(&self, region: &Region, image: &AmiId) -> Result<Snapshot, FleetError> {
         let (region, image) = (region.clone(), image.clone());
+        let learning = match self.settings.policy {
+            ScalingPolicy::Fixed => None,
+            ScalingPolicy::Adaptive { .. } => Some(self.settings.learning),
+        };
         Ok(self
             .db
             .run(move |conn| {
@@ -94,7 +103,12 @@ impl Fleet {
                 let loads = instance::loads(conn, &region, &image)?;
                 let in_region = instance::count_in_region(conn, &region)?;
                 let average_capacity = instance::average_active_capacity(conn, &region)?;
-                let unmet_demand = demand::in_region(conn, &region, UnixMillis::now())?;
+                let now = UnixMillis::now();
+                let unmet_demand = demand::in_region(conn, &region, now)?;
+                let observed = match learning {
+                    Some(spans) => Some(observe(conn, &region, now, spans)?),
+                    None => None,
+                };
                 let active = rows
                     .iter()
                     .find(|row| row.ami_active && row.region_enabled)
@@ -118,6 +132,7 @@ impl Fleet {
                     view,
                     active,
                     average_capacity,
+                    observed,
                 })
             })
             .await?)
@@ -130,8 +145,22 @@ impl Fleet {
         mut report: CheckReport,
     ) -> Result<CheckReport, FleetError> {
         let snapshot = self.snapshot(region, image).await?;
+        let (desired_free, consolidate) = match (self.settings.policy, &snapshot.observed) {
+            (ScalingPolicy::Adaptive { min, max }, Some(observed)) => {
+                let bounds = AdaptiveBounds {
+                    min,
+                    max,
+                    default_boot_time: self.settings.learning.default_boot_time,
+                    reaction: self.settings.check_interval,
+                };
+                (adaptive::desired_free(observed, &bounds), true)
+            }
+            _ => (self.settings.desired_free, false),
+        };
+        self.metrics.set_desired_free(region, desired_free);
         let policy = SizingPolicy {
-            desired_free: self.settings.desired_free,
+            desired_free,
+            consolidate,
             buffer: self.settings.buffer,
             max_instances: self.settings.max_instances_per_region,
             expected_capacity: snapshot
@@ -143,6 +172,18 @@ impl Fleet {
         match (&report.decision, snapshot.active) {
             (Decision::Launch(count), Some(active)) => {
                 report.launched = self.launch(&active, *count).await?;
+            }
+            (Decision::Consolidate(name), _) => {
+                if let OperatorDrainOutcome::Drained(outcome) = self.drain_by_operator(name).await?
+                {
+                    self.metrics.action("consolidated", region.as_str(), 1);
+                    match outcome {
+                        DrainOutcome::Terminated => report.terminated.push(name.clone()),
+                        DrainOutcome::Asked | DrainOutcome::Unreachable => {
+                            report.drained.push(name.clone());
+                        }
+                    }
+                }
             }
             (Decision::Drain(names), _) => {
                 for name in names {
@@ -170,4 +211,22 @@ impl Fleet {
         }
         Ok(report)
     }
+}
+
+/// What `region` showed over the learning spans before `now`.
+fn observe(
+    conn: &mut PgConnection,
+    region: &Region,
+    now: UnixMillis,
+    spans: Learning,
+) -> diesel::QueryResult<Observed> {
+    let traffic = learning::traffic(conn, region, now, spans.short_span, spans.long_span)?;
+    Ok(Observed {
+        arrivals_short: traffic.arrivals_short,
+        short_span: spans.short_span,
+        arrivals_long: traffic.arrivals_long,
+        departures_long: traffic.departures_long,
+        long_span: spans.long_span,
+        boot_time: learning::boot_time(conn, region)?,
+    })
 }

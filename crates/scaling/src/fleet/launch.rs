@@ -10,7 +10,12 @@ use models::instance::{self, NewInstance};
 use models::region_to_ami::RegionAmi;
 use models::{CommitHash, InstanceName, InstanceStatus, Region, UnixMillis};
 
+use futures_util::StreamExt;
+
 use super::{Fleet, FleetError};
+
+/// How many launches of one capacity check run at once.
+const CONCURRENT_LAUNCHES: usize = 8;
 
 /// `<region>-<branch>-<commit7>-uid-<10 [a-z0-9]>`, the branch reduced to at most 32
 /// letters, digits and hyphens.
@@ -30,33 +35,44 @@ fn instance_name(
 }
 
 impl Fleet {
-    /// Launches `count` instances of `row`'s image for its commit hash, one at a time,
-    /// and records each as `PRE_CONNECTION` once the cloud has started it. Stops at the
-    /// first failure: what started before it is kept and returned; an error only if
-    /// nothing started. The caller holds the fleet's lock.
+    /// Launches `count` instances of `row`'s image for its commit hash, up to eight at
+    /// a time (a burst's instances boot together instead of
+    /// one cloud call after another), and records each as `PRE_CONNECTION` once the
+    /// cloud has started it. What started is kept and returned even if others failed; an
+    /// error only if nothing started. The caller holds the fleet's lock.
     pub async fn launch(
         &self,
         row: &RegionAmi,
         count: u32,
     ) -> Result<Vec<InstanceName>, FleetError> {
+        let mut results = futures_util::stream::iter((0..count).map(|_| self.launch_one(row)))
+            .buffer_unordered(CONCURRENT_LAUNCHES)
+            .collect::<Vec<_>>()
+            .await;
         let mut launched = Vec::new();
-        for _ in 0..count {
-            match self.launch_one(row).await {
+        let mut first_error = None;
+        for result in results.drain(..) {
+            match result {
                 Ok(name) => launched.push(name),
-                Err(err) if launched.is_empty() => return Err(err),
                 Err(err) => {
-                    tracing::warn!(
-                        region = %row.region_name,
-                        launched = launched.len(),
-                        wanted = count,
-                        error = &err as &dyn std::error::Error,
-                        "launch stopped early"
-                    );
-                    break;
+                    first_error.get_or_insert(err);
                 }
             }
         }
-        Ok(launched)
+        match first_error {
+            Some(err) if launched.is_empty() => Err(err),
+            Some(err) => {
+                tracing::warn!(
+                    region = %row.region_name,
+                    launched = launched.len(),
+                    wanted = count,
+                    error = &err as &dyn std::error::Error,
+                    "some launches failed"
+                );
+                Ok(launched)
+            }
+            None => Ok(launched),
+        }
     }
 
     async fn launch_one(&self, row: &RegionAmi) -> Result<InstanceName, FleetError> {
@@ -65,7 +81,11 @@ impl Fleet {
             &self.settings.branch,
             &row.client_commit_hash,
         )?;
-        let (secret, hash) = auth::host::new_bootstrap_secret().map_err(FleetError::Credentials)?;
+        // argon2, off the executor.
+        let (secret, hash) = tokio::task::spawn_blocking(auth::host::new_bootstrap_secret)
+            .await
+            .map_err(FleetError::Task)?
+            .map_err(FleetError::Credentials)?;
         let user_data = BootConfig {
             instance_name: name.clone(),
             webserver_url: self.settings.webserver_url.clone(),

@@ -45,6 +45,8 @@ pub enum FleetError {
     Credentials(#[source] auth::host::CredentialError),
     #[error("the new instance's user data could not be written")]
     UserData(#[source] BootConfigError),
+    #[error("a background task failed")]
+    Task(#[source] tokio::task::JoinError),
     #[error("another process holds the lock of {0}")]
     Locked(String),
     #[error("{0}")]

@@ -226,6 +226,17 @@ pub struct MailSettings {
 
 #[derive(Debug, Clone)]
 pub struct ScalingSettings {
+    /// `SCALING_POLICY`, with `DESIRED_FREE_MANDELBOXES_MIN`/`_MAX` for `adaptive`.
+    pub policy: scaling::ScalingPolicy,
+    /// The spans the adaptive policy learns over (not configurable; the fleet simulator
+    /// shortens them with its time scale).
+    pub learning: scaling::Learning,
+    /// The least time between two capacity checks of one fleet asked for by assignments
+    /// in one process (1 s; the fleet simulator shortens it).
+    pub check_interval: Duration,
+    /// How long a refusal for lack of capacity counts as unmet demand (a minute; the
+    /// fleet simulator shortens it).
+    pub refusal_counts_for: Duration,
     pub default_instance_buffer: u32,
     pub desired_free_mandelboxes: u32,
     pub host_service_port: u16,

@@ -149,6 +149,10 @@ impl ScalingSettings {
             ));
         }
         Ok(Self {
+            policy: scaling_policy(vars)?,
+            learning: scaling::Learning::default(),
+            check_interval: Duration::from_secs(1),
+            refusal_counts_for: models::demand::REFUSAL_COUNTS_FOR,
             default_instance_buffer: vars.ranged("DEFAULT_INSTANCE_BUFFER", 1, 0..=100)?,
             desired_free_mandelboxes: vars.ranged("DESIRED_FREE_MANDELBOXES", 10, 0..=100_000)?,
             host_service_port: vars.ranged("HOST_SERVICE_PORT", 4678, 1..=65_535)?,
@@ -165,5 +169,24 @@ impl ScalingSettings {
             drain_max_age: vars.secs("DRAIN_MAX_AGE_SECS", 43_200, 1..=2_592_000)?,
             orphan_grace,
         })
+    }
+}
+
+/// `SCALING_POLICY` (`fixed` or `adaptive`) and, for `adaptive`,
+/// `DESIRED_FREE_MANDELBOXES_MIN` and `_MAX`.
+fn scaling_policy(vars: &Vars) -> Result<scaling::ScalingPolicy, ConfigError> {
+    let min: i64 = vars.ranged("DESIRED_FREE_MANDELBOXES_MIN", 2, 0..=100_000)?;
+    let max: i64 = vars.ranged("DESIRED_FREE_MANDELBOXES_MAX", 100, 0..=100_000)?;
+    match vars.get("SCALING_POLICY").unwrap_or("fixed") {
+        "fixed" => Ok(scaling::ScalingPolicy::Fixed),
+        "adaptive" if min > max => Err(problem(
+            "DESIRED_FREE_MANDELBOXES_MIN",
+            format!("must be at most DESIRED_FREE_MANDELBOXES_MAX ({max})"),
+        )),
+        "adaptive" => Ok(scaling::ScalingPolicy::Adaptive { min, max }),
+        other => Err(problem(
+            "SCALING_POLICY",
+            format!("invalid value {other:?}: expected fixed or adaptive"),
+        )),
     }
 }

@@ -261,6 +261,7 @@ fn api_state(
             Environment::Development | Environment::Local
         ),
         neighbours: settings.neighbours.clone(),
+        refusal_counts_for: settings.scaling.refusal_counts_for,
     };
     let assigner = Assigner::new(
         pools.db.clone(),
@@ -272,7 +273,16 @@ fn api_state(
     );
     Ok(ApiState {
         assigner: Arc::new(assigner),
-        hosts: HostService::new(pools.db.clone(), pools.heartbeats.clone()),
+        hosts: HostService::with_batch_sizes(
+            pools.db.clone(),
+            pools.heartbeats.clone(),
+            app_metrics::histogram(
+                registry,
+                "webserver_heartbeat_batch_size",
+                "Heartbeats written together in one statement.",
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
+            ),
+        ),
         fleet: Some(fleet),
         portal,
         mailer,
@@ -317,6 +327,7 @@ fn lifecycle_policy(settings: &Settings) -> LifecyclePolicy {
         allocation_timeout: scaling.allocation_timeout,
         drain_max_age: scaling.drain_max_age,
         outage_gap: LifecyclePolicy::outage_gap_for(scaling.lifecycle_interval),
+        arrivals_kept: scaling.learning.long_span,
     }
 }
 

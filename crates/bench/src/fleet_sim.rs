@@ -1,0 +1,139 @@
+//! `fleet-sim`: replays a trace of users against the real server under each scaling
+//! policy and prints what users got and what the fleet cost (see `bench::sim`).
+//! `scripts/simulate.sh` runs it in release mode on the project's PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark stops loudly at the first thing that goes wrong"
+)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bench::sim::{self, Policy, PolicyReport, SimOptions};
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Policies {
+    Fixed,
+    Adaptive,
+    Both,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Replays a trace of users against the real server, per scaling policy")]
+struct Args {
+    /// CSV with the header at_secs,region,session_secs.
+    #[arg(long)]
+    trace: PathBuf,
+    /// Trace seconds per wall second.
+    #[arg(long, default_value_t = 240.0)]
+    speed: f64,
+    #[arg(long, value_enum, default_value_t = Policies::Both)]
+    policy: Policies,
+    /// Seconds from launch to a host's registration (trace time).
+    #[arg(long, default_value_t = 90)]
+    boot_secs: u64,
+    /// Slots per instance.
+    #[arg(long, default_value_t = 8)]
+    capacity: i64,
+    /// How long a refused user waits on the second try (trace seconds).
+    #[arg(long, default_value_t = 120)]
+    client_wait_secs: u64,
+    /// DESIRED_FREE_MANDELBOXES of the fixed policy.
+    #[arg(long, default_value_t = 10)]
+    desired_free: u32,
+    /// One JSON object per policy per line instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    // The server's log, for a look inside: RUST_LOG=info scripts/simulate.sh …
+    if std::env::var_os("RUST_LOG").is_some() {
+        webserver::telemetry::init(webserver::settings::LogFormat::Text);
+    }
+    assert!(
+        args.speed > 0.0 && args.speed.is_finite(),
+        "--speed must be positive"
+    );
+    let text = std::fs::read_to_string(&args.trace)
+        .unwrap_or_else(|err| panic!("cannot read {}: {err}", args.trace.display()));
+    let arrivals =
+        sim::trace::parse(&text).unwrap_or_else(|err| panic!("{}: {err}", args.trace.display()));
+    let options = SimOptions {
+        speed: args.speed,
+        boot: Duration::from_secs(args.boot_secs),
+        capacity: args.capacity,
+        client_wait: Duration::from_secs(args.client_wait_secs),
+        desired_free: args.desired_free,
+        ..SimOptions::default()
+    };
+    let policies = match args.policy {
+        Policies::Fixed => vec![Policy::Fixed],
+        Policies::Adaptive => vec![Policy::Adaptive],
+        Policies::Both => vec![Policy::Fixed, Policy::Adaptive],
+    };
+    if !args.json {
+        let length = arrivals.last().map_or(0.0, |a| a.at_secs);
+        eprintln!(
+            "{}: {} users over {:.1} h, at {}x: about {:.0} s per policy",
+            args.trace.display(),
+            arrivals.len(),
+            length / 3600.0,
+            args.speed,
+            length / args.speed
+        );
+    }
+    let mut reports = Vec::new();
+    for policy in policies {
+        let report = bench::block_on(sim::simulate(&arrivals, policy, &options));
+        if args.json {
+            println!("{}", serde_json::to_string(&report).unwrap());
+        }
+        reports.push(report);
+    }
+    if !args.json {
+        print_table(&reports);
+    }
+    let errors: usize = reports.iter().map(|r| r.errors).sum();
+    assert_eq!(errors, 0, "answers the protocol does not allow for");
+}
+
+fn print_table(reports: &[PolicyReport]) {
+    println!(
+        "{:<9} {:>8} {:>9} {:>7} {:>8} {:>10} {:>10} {:>10} {:>8} {:>5}",
+        "policy",
+        "sessions",
+        "first try",
+        "served",
+        "p95 wait",
+        "mean idle",
+        "idle slot-h",
+        "instance-h",
+        "launches",
+        "peak"
+    );
+    for r in reports {
+        println!(
+            "{:<9} {:>8} {:>8.2}% {:>6.2}% {:>7.1}s {:>10.1} {:>11.1} {:>10.1} {:>8} {:>5}",
+            r.policy,
+            r.sessions,
+            r.first_try_ratio * 100.0,
+            r.served_ratio * 100.0,
+            r.p95_wait_secs,
+            r.mean_idle_slots,
+            r.idle_slot_hours,
+            r.instance_hours,
+            r.launches,
+            r.peak_instances
+        );
+    }
+    if let [fixed, adaptive] = reports {
+        println!(
+            "adaptive pays for {:.0}% fewer idle slot-hours than fixed",
+            100.0 * (1.0 - adaptive.idle_slot_hours / fixed.idle_slot_hours.max(f64::MIN_POSITIVE))
+        );
+    }
+}

@@ -1,0 +1,278 @@
+//! The simulated users, and the meter of what the fleet costs while they come and go.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::server::COMMIT_HASH;
+use super::{Arrival, PolicyReport, SimOptions, SimServer};
+
+/// How a user fared; waits in trace seconds.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    FirstTry(f64),
+    AfterWaiting(f64),
+    Unserved,
+    /// An answer the protocol does not allow for.
+    Error,
+}
+
+/// What every user shares.
+struct Users {
+    http: reqwest::Client,
+    assign_url: String,
+    token: String,
+    host_port: u16,
+    speed: f64,
+    client_wait: Duration,
+    /// Sessions running on hosts now.
+    live: AtomicI64,
+}
+
+/// What a try got: a session's host and id, or a refusal.
+enum Answer {
+    Assigned { ip: String, mandelbox_id: String },
+    Refused,
+    Error,
+}
+
+impl Users {
+    async fn ask(&self, user: &str, region: &str, wait: Option<Duration>) -> Answer {
+        let wait_secs = wait.map_or(0, |wait| wait.as_secs_f64().ceil().max(1.0) as u64);
+        let request = self
+            .http
+            .post(&self.assign_url)
+            .bearer_auth(&self.token)
+            .json(&json!({
+                "region": region,
+                "username": user,
+                "dpi": 96,
+                "client_commit_hash": COMMIT_HASH,
+                "wait_secs": wait_secs,
+            }))
+            // The client gives up at its own deadline, which may be shorter than the
+            // whole seconds wait_secs takes.
+            .timeout(wait.unwrap_or(Duration::from_secs(30)));
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) if err.is_timeout() => return Answer::Refused,
+            Err(_) => return Answer::Error,
+        };
+        let status = response.status();
+        let body: Value = match response.json().await {
+            Ok(body) => body,
+            Err(err) if err.is_timeout() => return Answer::Refused,
+            Err(_) => return Answer::Error,
+        };
+        match status {
+            StatusCode::ACCEPTED => match (body["ip"].as_str(), body["mandelbox_id"].as_str()) {
+                (Some(ip), Some(id)) => Answer::Assigned {
+                    ip: ip.to_owned(),
+                    mandelbox_id: id.to_owned(),
+                },
+                _ => Answer::Error,
+            },
+            StatusCode::SERVICE_UNAVAILABLE
+                if matches!(
+                    body["error"].as_str(),
+                    Some("NO_INSTANCE_AVAILABLE" | "SERVICE_UNAVAILABLE")
+                ) =>
+            {
+                Answer::Refused
+            }
+            _ => {
+                eprintln!("fleet-sim: unexpected answer {status}: {body}");
+                Answer::Error
+            }
+        }
+    }
+
+    /// Connects to the host, which holds the session for `length` (wall time).
+    async fn connect(&self, ip: &str, mandelbox_id: &str, length: Duration) -> bool {
+        let url = format!(
+            "http://{ip}:{}/mandelbox/{mandelbox_id}/session",
+            self.host_port
+        );
+        let sent = self
+            .http
+            .post(url)
+            .json(&json!({ "secs": length.as_secs_f64() }))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status().is_success() => true,
+            Ok(response) => {
+                eprintln!(
+                    "fleet-sim: the host refused a session: {}",
+                    response.status()
+                );
+                false
+            }
+            Err(err) => {
+                eprintln!("fleet-sim: the host could not be reached: {err}");
+                false
+            }
+        }
+    }
+
+    /// One user's life: a first try, a second willing to wait, the session.
+    async fn live(
+        self: Arc<Self>,
+        name: String,
+        arrival: Arrival,
+        done: mpsc::UnboundedSender<Outcome>,
+    ) {
+        let arrived = Instant::now();
+        let waited = || arrived.elapsed().as_secs_f64() * self.speed;
+        let mut answer = self.ask(&name, &arrival.region, None).await;
+        let mut first_try = true;
+        if matches!(answer, Answer::Refused) {
+            first_try = false;
+            let wait = self.client_wait.div_f64(self.speed);
+            answer = self.ask(&name, &arrival.region, Some(wait)).await;
+        }
+        let (ip, mandelbox_id) = match answer {
+            Answer::Assigned { ip, mandelbox_id } => (ip, mandelbox_id),
+            Answer::Refused => {
+                let _ = done.send(Outcome::Unserved);
+                return;
+            }
+            Answer::Error => {
+                let _ = done.send(Outcome::Error);
+                return;
+            }
+        };
+        let length = Duration::from_secs_f64(arrival.session_secs / self.speed);
+        if !self.connect(&ip, &mandelbox_id, length).await {
+            let _ = done.send(Outcome::Error);
+            return;
+        }
+        self.live.fetch_add(1, Ordering::Relaxed);
+        let outcome = if first_try {
+            Outcome::FirstTry(waited())
+        } else {
+            Outcome::AfterWaiting(waited())
+        };
+        let _ = done.send(outcome);
+        tokio::time::sleep(length).await;
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The cost of the fleet, integrated over trace time.
+#[derive(Debug, Default)]
+struct Meter {
+    idle_slot_secs: f64,
+    instance_secs: f64,
+    peak_instances: usize,
+    launches: usize,
+}
+
+/// Samples what the cloud runs and the sessions on it every few milliseconds until
+/// `end` (wall time).
+async fn meter(server: &SimServer, users: &Users, capacity: i64, end: Instant) -> Meter {
+    let mut meter = Meter::default();
+    let mut last = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = Instant::now().min(end);
+        let trace_secs = (now - last).as_secs_f64() * users.speed;
+        last = now;
+        let running = server.provider.running();
+        let paid = i64::try_from(running).unwrap_or(i64::MAX) * capacity;
+        let idle = (paid - users.live.load(Ordering::Relaxed)).max(0);
+        meter.idle_slot_secs += idle as f64 * trace_secs;
+        meter.instance_secs += running as f64 * trace_secs;
+        meter.peak_instances = meter.peak_instances.max(running);
+        if now >= end {
+            meter.launches = server.provider.launched();
+            return meter;
+        }
+    }
+}
+
+/// Replays `arrivals` against `server`.
+pub(super) async fn replay(
+    server: &SimServer,
+    arrivals: &[Arrival],
+    options: &SimOptions,
+) -> PolicyReport {
+    let users = Arc::new(Users {
+        http: reqwest::Client::new(),
+        assign_url: format!("{}/mandelbox/assign", server.base_url),
+        token: server.token.clone(),
+        host_port: server.host_port,
+        speed: options.speed,
+        client_wait: options.client_wait,
+        live: AtomicI64::new(0),
+    });
+    let length = arrivals.last().map_or(0.0, |a| a.at_secs);
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(length / options.speed);
+    let (done, mut outcomes) = mpsc::unbounded_channel();
+    let mut lives = JoinSet::new();
+    let spawn_all = async {
+        for (n, arrival) in arrivals.iter().enumerate() {
+            tokio::time::sleep_until(
+                (start + Duration::from_secs_f64(arrival.at_secs / options.speed)).into(),
+            )
+            .await;
+            lives.spawn(
+                users
+                    .clone()
+                    .live(format!("sim-{n}"), arrival.clone(), done.clone()),
+            );
+        }
+    };
+    let (metered, ()) = tokio::join!(meter(server, &users, options.capacity, end), spawn_all);
+    let mut waits = Vec::new();
+    let (mut first_try, mut errors) = (0, 0);
+    for _ in 0..arrivals.len() {
+        match outcomes.recv().await {
+            Some(Outcome::FirstTry(wait)) => {
+                first_try += 1;
+                waits.push(wait);
+            }
+            Some(Outcome::AfterWaiting(wait)) => waits.push(wait),
+            Some(Outcome::Unserved) => {}
+            Some(Outcome::Error) | None => errors += 1,
+        }
+    }
+    lives.abort_all();
+    waits.sort_by(f64::total_cmp);
+    let sessions = arrivals.len();
+    let ratio = |n: usize| {
+        if sessions == 0 {
+            1.0
+        } else {
+            n as f64 / sessions as f64
+        }
+    };
+    let p95 = waits
+        .get(((waits.len() as f64 * 0.95) as usize).min(waits.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0);
+    PolicyReport {
+        policy: "",
+        sessions,
+        first_try_ratio: ratio(first_try),
+        served_ratio: ratio(waits.len()),
+        p95_wait_secs: p95,
+        mean_idle_slots: if length > 0.0 {
+            metered.idle_slot_secs / length
+        } else {
+            0.0
+        },
+        idle_slot_hours: metered.idle_slot_secs / 3600.0,
+        instance_hours: metered.instance_secs / 3600.0,
+        launches: metered.launches,
+        peak_instances: metered.peak_instances,
+        errors,
+    }
+}

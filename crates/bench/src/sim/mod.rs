@@ -1,0 +1,109 @@
+//! The fleet simulator: replays a trace of users against the real server (a scratch
+//! database, the local cloud provider and its simulated hosts) with every duration
+//! divided by a speed-up, and measures what users got and what the fleet cost.
+//!
+//! Each user asks once with `wait_secs` 0 (a first try); if refused for lack of
+//! capacity, asks once more willing to wait the client's wait. A served user connects
+//! to its host, which holds the session for its length and reports its end through the
+//! host protocol. Paid capacity is what the cloud runs: every launched instance until it
+//! shuts down or is terminated, booting and draining ones included.
+
+mod client;
+mod server;
+pub mod trace;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use server::SimServer;
+pub use trace::Arrival;
+
+/// The scaling policy under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Fixed,
+    Adaptive,
+}
+
+impl Policy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fixed => "fixed",
+            Self::Adaptive => "adaptive",
+        }
+    }
+}
+
+/// How a simulation runs (durations in trace time).
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Trace seconds per wall second.
+    pub speed: f64,
+    /// From launch to the host's registration.
+    pub boot: Duration,
+    /// Slots per instance.
+    pub capacity: i64,
+    /// How long a refused user is willing to wait on the second try.
+    pub client_wait: Duration,
+    /// `DESIRED_FREE_MANDELBOXES` (the fixed policy).
+    pub desired_free: u32,
+    /// `DESIRED_FREE_MANDELBOXES_MIN` and `_MAX` (the adaptive policy).
+    pub adaptive_min: u32,
+    pub adaptive_max: u32,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            speed: 240.0,
+            boot: Duration::from_secs(90),
+            capacity: 8,
+            client_wait: Duration::from_secs(120),
+            desired_free: 10,
+            adaptive_min: 2,
+            adaptive_max: 100,
+        }
+    }
+}
+
+impl SimOptions {
+    /// A trace duration in wall time.
+    pub fn wall(&self, trace: Duration) -> Duration {
+        trace.div_f64(self.speed)
+    }
+}
+
+/// What one policy did on one trace.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyReport {
+    pub policy: &'static str,
+    /// Users in the trace.
+    pub sessions: usize,
+    /// Served on the first try.
+    pub first_try_ratio: f64,
+    /// Served on the first try or after waiting.
+    pub served_ratio: f64,
+    /// The 95th percentile of the time from arrival to a session, in trace seconds, of
+    /// the users served.
+    pub p95_wait_secs: f64,
+    /// Paid slots serving no session, on average over the trace.
+    pub mean_idle_slots: f64,
+    pub idle_slot_hours: f64,
+    pub instance_hours: f64,
+    pub launches: usize,
+    pub peak_instances: usize,
+    /// Answers the protocol does not allow for (should be 0).
+    #[serde(skip)]
+    pub errors: usize,
+}
+
+/// Replays `arrivals` under `policy`: starts a server on a scratch database, drives it,
+/// stops it.
+pub async fn simulate(arrivals: &[Arrival], policy: Policy, options: &SimOptions) -> PolicyReport {
+    let server = SimServer::start(arrivals, policy, options).await;
+    let mut report = client::replay(&server, arrivals, options).await;
+    report.policy = policy.name();
+    server.stop().await;
+    report
+}

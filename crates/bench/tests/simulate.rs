@@ -1,0 +1,62 @@
+//! The fleet simulator's short version, as the test command runs it: a burst of users on
+//! an empty region, replayed against the real server under both policies. The long runs
+//! (`scripts/simulate.sh` on the shipped traces) print the figures.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+use std::time::Duration;
+
+use bench::sim::{self, Arrival, Policy, SimOptions};
+
+/// 20 minutes: a user every two minutes, and 24 at once at 2:00 on an empty region,
+/// each for 5 to 9 minutes.
+fn trace() -> Vec<Arrival> {
+    let mut arrivals: Vec<Arrival> = (0..10)
+        .map(|n| Arrival {
+            at_secs: f64::from(n) * 120.0,
+            region: "us-east-1".to_owned(),
+            session_secs: 300.0,
+        })
+        .collect();
+    arrivals.extend((0..24).map(|n| Arrival {
+        at_secs: 120.0 + f64::from(n),
+        region: "us-east-1".to_owned(),
+        session_secs: 300.0 + 10.0 * f64::from(n),
+    }));
+    arrivals.push(Arrival {
+        at_secs: 1200.0,
+        region: "us-east-1".to_owned(),
+        session_secs: 60.0,
+    });
+    arrivals.sort_by(|a, b| a.at_secs.total_cmp(&b.at_secs));
+    arrivals
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_on_an_empty_region_is_served_within_the_clients_wait_under_both_policies() {
+    let arrivals = trace();
+    let options = SimOptions {
+        speed: 40.0,
+        boot: Duration::from_secs(90),
+        ..SimOptions::default()
+    };
+    for policy in [Policy::Fixed, Policy::Adaptive] {
+        let report = sim::simulate(&arrivals, policy, &options).await;
+        eprintln!("{report:?}");
+        assert_eq!(report.policy, policy.name());
+        assert_eq!(report.errors, 0, "{report:?}");
+        assert_eq!(report.sessions, arrivals.len());
+        // 25 users at once need four instances of 8 at least; all are served, most
+        // after waiting for the boots the burst set off.
+        assert!(report.served_ratio >= 0.97, "{report:?}");
+        assert!(report.first_try_ratio < report.served_ratio, "{report:?}");
+        assert!(report.peak_instances >= 4, "{report:?}");
+        assert!(report.launches >= report.peak_instances, "{report:?}");
+        assert!(report.p95_wait_secs <= 120.0 + 30.0, "{report:?}");
+        // Costs add up: idle slots are some of the paid ones.
+        assert!(report.instance_hours > 0.0, "{report:?}");
+        assert!(
+            report.idle_slot_hours > 0.0 && report.idle_slot_hours < report.instance_hours * 8.0,
+            "{report:?}"
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! `SCALING_POLICY=adaptive` (SPEC §7): the free slots a region keeps, learned from its
+//! recent arrivals and departures and its measured boot times, as a pure function so
+//! the rule is tested without a database.
+//!
+//! A new instance takes a boot time (plus the reaction of the next capacity check) to
+//! bring slots, so the buffer must absorb what the free slots lose over that horizon:
+//! the arrivals expected minus the departures expected. Both are taken as Poisson: the
+//! buffer is the expected loss (if positive) plus [`SAFETY_SIGMAS`] standard deviations
+//! of it, plus one, between the configured minimum and maximum. The arrival rate
+//! expected is the larger of the long-span rate and the short-span rate extrapolated by
+//! its rise over the long one, so a ramp raises the buffer ahead of itself while a quiet
+//! night lets it fall.
+
+use std::time::Duration;
+
+/// How many standard deviations of the horizon's loss of free slots the buffer covers.
+pub const SAFETY_SIGMAS: f64 = 2.5;
+
+/// What the region showed recently.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observed {
+    /// Mandelboxes assigned during the short span.
+    pub arrivals_short: i64,
+    pub short_span: Duration,
+    /// Mandelboxes assigned during the long span (which includes the short one).
+    pub arrivals_long: i64,
+    /// Mandelboxes ended during the long span.
+    pub departures_long: i64,
+    pub long_span: Duration,
+    /// The learned boot time, launch to `ACTIVE`; `None` before the region's first boot.
+    pub boot_time: Option<Duration>,
+}
+
+/// The bounds and assumptions of the adaptive buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdaptiveBounds {
+    /// `DESIRED_FREE_MANDELBOXES_MIN`.
+    pub min: i64,
+    /// `DESIRED_FREE_MANDELBOXES_MAX`.
+    pub max: i64,
+    /// The boot time assumed before a region's first boot is measured.
+    pub default_boot_time: Duration,
+    /// How long after a slot is taken the fleet may notice (the capacity check's interval).
+    pub reaction: Duration,
+}
+
+fn per_sec(count: i64, span: Duration) -> f64 {
+    let secs = span.as_secs_f64();
+    if secs <= 0.0 {
+        return 0.0;
+    }
+    count.max(0) as f64 / secs
+}
+
+/// The arrivals per second to prepare for.
+pub fn expected_arrival_rate(observed: &Observed) -> f64 {
+    let short = per_sec(observed.arrivals_short, observed.short_span);
+    let long = per_sec(observed.arrivals_long, observed.long_span);
+    long.max(short + (short - long).max(0.0))
+}
+
+/// The free slots the region should keep now.
+pub fn desired_free(observed: &Observed, bounds: &AdaptiveBounds) -> i64 {
+    let horizon =
+        (observed.boot_time.unwrap_or(bounds.default_boot_time) + bounds.reaction).as_secs_f64();
+    let arrivals = expected_arrival_rate(observed) * horizon;
+    let departures = per_sec(observed.departures_long, observed.long_span) * horizon;
+    let spread = (arrivals + departures).sqrt();
+    let wanted = if arrivals > 0.0 {
+        ((arrivals - departures).max(0.0) + SAFETY_SIGMAS * spread).ceil() as i64 + 1
+    } else {
+        0
+    };
+    wanted.clamp(bounds.min, bounds.max.max(bounds.min))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOUNDS: AdaptiveBounds = AdaptiveBounds {
+        min: 2,
+        max: 60,
+        default_boot_time: Duration::from_secs(120),
+        reaction: Duration::from_secs(0),
+    };
+
+    /// Arrivals in the last 5 and 30 minutes, departures in the last 30.
+    fn observed(short: i64, long: i64, gone: i64, boot_secs: Option<u64>) -> Observed {
+        Observed {
+            arrivals_short: short,
+            short_span: Duration::from_secs(300),
+            arrivals_long: long,
+            departures_long: gone,
+            long_span: Duration::from_secs(1800),
+            boot_time: boot_secs.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn a_quiet_region_keeps_the_minimum() {
+        assert_eq!(desired_free(&observed(0, 0, 0, Some(90)), &BOUNDS), 2);
+        // One arrival in half an hour, 90 s boots: 0.05 expected, covered by the minimum.
+        assert_eq!(desired_free(&observed(0, 1, 1, Some(90)), &BOUNDS), 2);
+    }
+
+    #[test]
+    fn a_steady_region_covers_the_spread_of_its_traffic_over_a_boot() {
+        // 6 a minute coming and going over 90 s: 9 each way, none lost on average;
+        // 2.5 · √18 = 10.6 → 11, + 1.
+        assert_eq!(desired_free(&observed(30, 180, 180, Some(90)), &BOUNDS), 12);
+        // Slower boots need more: 2.5 · √36 = 15, + 1.
+        assert_eq!(
+            desired_free(&observed(30, 180, 180, Some(180)), &BOUNDS),
+            16
+        );
+    }
+
+    #[test]
+    fn a_growing_region_adds_what_it_loses_over_a_boot() {
+        // 6 a minute arriving, none leaving yet: 9 lost over 90 s, + 2.5 · 3 = 16.5 → 17, + 1.
+        assert_eq!(desired_free(&observed(30, 180, 0, Some(90)), &BOUNDS), 18);
+    }
+
+    #[test]
+    fn a_ramp_is_met_ahead_and_a_fall_is_followed_slowly() {
+        let steady = desired_free(&observed(30, 180, 180, Some(90)), &BOUNDS);
+        // The last five minutes twice the half hour's pace: extrapolated to three times.
+        let ramp = desired_free(&observed(60, 180, 180, Some(90)), &BOUNDS);
+        assert!(ramp > steady + 10, "{ramp} vs {steady}");
+        assert!((expected_arrival_rate(&observed(60, 180, 0, None)) - 0.3).abs() < 1e-9);
+        // A lull after a busy half hour: the long span still holds the buffer up.
+        assert!((expected_arrival_rate(&observed(0, 180, 0, None)) - 0.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_unmeasured_region_assumes_the_default_boot_and_the_bounds_hold() {
+        // 12 each way over the default 120 s: 2.5 · √24 = 12.2 → 13, + 1.
+        assert_eq!(desired_free(&observed(30, 180, 180, None), &BOUNDS), 14);
+        assert_eq!(
+            desired_free(&observed(3000, 18_000, 0, Some(90)), &BOUNDS),
+            60
+        );
+        let inverted = AdaptiveBounds {
+            min: 5,
+            max: 3,
+            ..BOUNDS
+        };
+        assert_eq!(desired_free(&observed(0, 0, 0, None), &inverted), 5);
+    }
+
+    #[test]
+    fn the_reaction_time_adds_to_the_horizon() {
+        let slow = AdaptiveBounds {
+            reaction: Duration::from_secs(90),
+            ..BOUNDS
+        };
+        assert_eq!(
+            desired_free(&observed(30, 180, 180, Some(90)), &slow),
+            desired_free(&observed(30, 180, 180, Some(180)), &BOUNDS)
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! How many instances one (region, image) should gain or lose (SPEC §7), as a pure
+//! function of a snapshot of its instances, so the rules are tested without a database
+//! or a cloud.
+
+use models::{InstanceName, InstanceStatus};
+
+/// One instance of the (region, image), as the decision sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceLoad {
+    pub name: InstanceName,
+    pub status: InstanceStatus,
+    pub capacity: i64,
+    pub mandelboxes: i64,
+}
+
+/// The (region, image) being sized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetView {
+    /// The region is known and enabled.
+    pub region_enabled: bool,
+    /// The image is the region's active one.
+    pub image_active: bool,
+    pub instances: Vec<InstanceLoad>,
+    /// Every instance of the region, of any image: what `MAX_INSTANCES_PER_REGION` caps.
+    pub region_instances: u32,
+    /// Users of the region refused for lack of capacity in the last minute, or waiting
+    /// for a slot, and not served since (`models::demand`): slots wanted on top of
+    /// `desired_free`.
+    pub unmet_demand: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizingPolicy {
+    /// `DESIRED_FREE_MANDELBOXES`.
+    pub desired_free: i64,
+    /// `DEFAULT_INSTANCE_BUFFER`: the fewest instances a scale-up launches.
+    pub buffer: u32,
+    /// `MAX_INSTANCES_PER_REGION`: launches never take the fleet past it.
+    pub max_instances: Option<u32>,
+    /// The slots an instance is expected to bring while none has registered yet.
+    pub expected_capacity: i64,
+    /// Whether too much room may be given back by draining the least-loaded instance
+    /// even if it has sessions (`SCALING_POLICY=adaptive`), not only an empty one.
+    pub consolidate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Nothing,
+    Launch(u32),
+    /// Drain these instances (all empty).
+    Drain(Vec<InstanceName>),
+    /// Drain this instance, the least loaded, whose sessions go on where they are.
+    Consolidate(InstanceName),
+}
+
+/// Instances that count as capacity: `ACTIVE` ones, and `PRE_CONNECTION` ones on their way.
+fn counts(instance: &InstanceLoad) -> bool {
+    matches!(
+        instance.status,
+        InstanceStatus::Active | InstanceStatus::PreConnection
+    )
+}
+
+/// Empty `ACTIVE` instances, the only ones ever drained, emptiest-capacity first.
+fn empty_active(view: &FleetView) -> Vec<InstanceName> {
+    let mut empty: Vec<&InstanceLoad> = view
+        .instances
+        .iter()
+        .filter(|i| i.status == InstanceStatus::Active && i.mandelboxes == 0)
+        .collect();
+    empty.sort_by(|a, b| a.capacity.cmp(&b.capacity).then(a.name.cmp(&b.name)));
+    empty.into_iter().map(|i| i.name.clone()).collect()
+}
+
+/// The instances of `capacity` slots (at least 1) that bring `slots` slots.
+fn instances_for(slots: i64, capacity: i64) -> u32 {
+    if slots <= 0 {
+        return 0;
+    }
+    let capacity = capacity.max(1);
+    u32::try_from((slots + capacity - 1) / capacity).unwrap_or(u32::MAX)
+}
+
+pub fn decide(view: &FleetView, policy: &SizingPolicy) -> Decision {
+    // A region we do not serve, or an image that is not the active one: everything of it
+    // goes, as soon as it is empty.
+    if !view.region_enabled || !view.image_active {
+        let empty = empty_active(view);
+        return if empty.is_empty() {
+            Decision::Nothing
+        } else {
+            Decision::Drain(empty)
+        };
+    }
+    let live: Vec<&InstanceLoad> = view.instances.iter().filter(|i| counts(i)).collect();
+    let registered: Vec<&&InstanceLoad> = live
+        .iter()
+        .filter(|i| i.status == InstanceStatus::Active)
+        .collect();
+    let average_capacity = if registered.is_empty() {
+        policy.expected_capacity
+    } else {
+        registered.iter().map(|i| i.capacity).sum::<i64>() / registered.len() as i64
+    }
+    .max(1);
+    let free: i64 = live
+        .iter()
+        .map(|i| match i.status {
+            InstanceStatus::PreConnection => average_capacity,
+            _ => (i.capacity - i.mandelboxes).max(0),
+        })
+        .sum();
+
+    let demand = view.unmet_demand.max(0);
+    let wanted_free = policy.desired_free.saturating_add(demand);
+    let wanted = if live.is_empty() {
+        // One instance, or enough for everyone already asking.
+        instances_for(demand, average_capacity).max(1)
+    } else if free < wanted_free {
+        instances_for(wanted_free - free, average_capacity).max(policy.buffer)
+    } else {
+        0
+    };
+    if wanted > 0 {
+        let existing = view
+            .region_instances
+            .max(u32::try_from(view.instances.len()).unwrap_or(u32::MAX));
+        let allowed = policy
+            .max_instances
+            .map_or(wanted, |max| wanted.min(max.saturating_sub(existing)));
+        return if allowed == 0 {
+            Decision::Nothing
+        } else {
+            Decision::Launch(allowed)
+        };
+    }
+    if free < wanted_free.saturating_add(average_capacity) {
+        return Decision::Nothing;
+    }
+    if let Some(first) = empty_active(view).into_iter().next() {
+        return Decision::Drain(vec![first]);
+    }
+    if policy.consolidate {
+        return least_loaded(view, free - wanted_free)
+            .map_or(Decision::Nothing, Decision::Consolidate);
+    }
+    Decision::Nothing
+}
+
+/// The `ACTIVE` instance with the fewest sessions whose free slots are at most `spare`
+/// (so the buffer still holds without it); ties go to the larger, then by name.
+fn least_loaded(view: &FleetView, spare: i64) -> Option<InstanceName> {
+    view.instances
+        .iter()
+        .filter(|i| {
+            i.status == InstanceStatus::Active && (i.capacity - i.mandelboxes).max(0) <= spare
+        })
+        .min_by(|a, b| {
+            a.mandelboxes
+                .cmp(&b.mandelboxes)
+                .then(b.capacity.cmp(&a.capacity))
+                .then(a.name.cmp(&b.name))
+        })
+        .map(|i| i.name.clone())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,277 @@
+//! The sizing rules, case by case.
+
+use super::*;
+
+const POLICY: SizingPolicy = SizingPolicy {
+    desired_free: 10,
+    buffer: 1,
+    max_instances: None,
+    expected_capacity: 10,
+    consolidate: false,
+};
+
+fn instance(
+    name: &str,
+    status: InstanceStatus,
+    capacity: i64,
+    mandelboxes: i64,
+) -> InstanceLoad {
+    InstanceLoad {
+        name: InstanceName::parse(name).unwrap(),
+        status,
+        capacity,
+        mandelboxes,
+    }
+}
+
+fn active(name: &str, capacity: i64, mandelboxes: i64) -> InstanceLoad {
+    instance(name, InstanceStatus::Active, capacity, mandelboxes)
+}
+
+fn view(instances: Vec<InstanceLoad>) -> FleetView {
+    FleetView {
+        region_enabled: true,
+        image_active: true,
+        region_instances: u32::try_from(instances.len()).unwrap(),
+        instances,
+        unmet_demand: 0,
+    }
+}
+
+fn wanting(instances: Vec<InstanceLoad>, unmet_demand: i64) -> FleetView {
+    FleetView {
+        unmet_demand,
+        ..view(instances)
+    }
+}
+
+fn names(list: &[&str]) -> Vec<InstanceName> {
+    list.iter()
+        .map(|n| InstanceName::parse(n).unwrap())
+        .collect()
+}
+
+#[test]
+fn an_empty_fleet_launches_one() {
+    assert_eq!(decide(&view(vec![]), &POLICY), Decision::Launch(1));
+}
+
+#[test]
+fn a_low_buffer_launches_enough_to_cover_the_shortfall() {
+    // 10 wanted free, 2 free: a shortfall of 8, one instance of 10 covers it.
+    assert_eq!(
+        decide(&view(vec![active("a", 10, 8)]), &POLICY),
+        Decision::Launch(1)
+    );
+    // All full: 10 short; instances of capacity 4 → three of them.
+    let full = vec![active("a", 4, 4), active("b", 4, 4)];
+    assert_eq!(decide(&view(full), &POLICY), Decision::Launch(3));
+    // At least the buffer, even when one would do.
+    let buffered = SizingPolicy {
+        buffer: 2,
+        ..POLICY
+    };
+    assert_eq!(
+        decide(&view(vec![active("a", 10, 9)]), &buffered),
+        Decision::Launch(2)
+    );
+}
+
+#[test]
+fn instances_on_their_way_count_as_capacity() {
+    let booting = vec![
+        active("a", 10, 9),
+        instance("b", InstanceStatus::PreConnection, 0, 0),
+    ];
+    assert_eq!(decide(&view(booting), &POLICY), Decision::Nothing);
+}
+
+#[test]
+fn draining_and_unresponsive_capacity_does_not_count() {
+    let fleet = vec![
+        active("a", 10, 10),
+        instance("b", InstanceStatus::Draining, 10, 0),
+        instance("c", InstanceStatus::HostServiceUnresponsive, 10, 0),
+    ];
+    assert_eq!(decide(&view(fleet), &POLICY), Decision::Launch(1));
+}
+
+#[test]
+fn a_good_buffer_does_nothing() {
+    assert_eq!(
+        decide(&view(vec![active("a", 10, 0)]), &POLICY),
+        Decision::Nothing
+    );
+    let split = vec![active("a", 10, 5), active("b", 10, 5)];
+    assert_eq!(decide(&view(split), &POLICY), Decision::Nothing);
+}
+
+#[test]
+fn an_overfull_buffer_drains_one_empty_instance() {
+    // 30 free, 10 wanted + 10 average: one empty instance goes.
+    let fleet = vec![active("a", 10, 0), active("b", 10, 0), active("c", 10, 0)];
+    assert_eq!(
+        decide(&view(fleet), &POLICY),
+        Decision::Drain(names(&["a"]))
+    );
+    // Too much room but nothing empty: nothing to drain.
+    let busy = vec![active("a", 20, 1), active("b", 20, 1)];
+    assert_eq!(decide(&view(busy), &POLICY), Decision::Nothing);
+}
+
+#[test]
+fn a_disabled_region_or_inactive_image_drains_every_empty_instance() {
+    let fleet = vec![active("a", 10, 0), active("b", 10, 3), active("c", 10, 0)];
+    for (region_enabled, image_active) in [(false, true), (true, false)] {
+        let view = FleetView {
+            region_enabled,
+            image_active,
+            instances: fleet.clone(),
+            region_instances: 3,
+            unmet_demand: 0,
+        };
+        assert_eq!(decide(&view, &POLICY), Decision::Drain(names(&["a", "c"])));
+    }
+    let nothing_empty = FleetView {
+        region_enabled: false,
+        image_active: true,
+        instances: vec![active("b", 10, 3)],
+        region_instances: 1,
+        unmet_demand: 0,
+    };
+    assert_eq!(decide(&nothing_empty, &POLICY), Decision::Nothing);
+}
+
+#[test]
+fn launches_stop_at_the_instance_cap() {
+    let capped = SizingPolicy {
+        max_instances: Some(3),
+        ..POLICY
+    };
+    let full = vec![active("a", 2, 2), active("b", 2, 2)];
+    assert_eq!(decide(&view(full.clone()), &capped), Decision::Launch(1));
+    let at_cap = SizingPolicy {
+        max_instances: Some(2),
+        ..POLICY
+    };
+    assert_eq!(decide(&view(full.clone()), &at_cap), Decision::Nothing);
+    // The cap is per region: instances of other images count against it.
+    let crowded = FleetView {
+        region_instances: 3,
+        ..view(full)
+    };
+    assert_eq!(decide(&crowded, &capped), Decision::Nothing);
+}
+
+#[test]
+fn a_buffer_split_across_instances_adds_up() {
+    // 3 + 3 + 4 free = 10: enough, nothing to do.
+    let split = vec![active("a", 10, 7), active("b", 10, 7), active("c", 10, 6)];
+    assert_eq!(decide(&view(split), &POLICY), Decision::Nothing);
+    // 3 + 3 + 3 = 9: one short, one more instance.
+    let short = vec![active("a", 10, 7), active("b", 10, 7), active("c", 10, 7)];
+    assert_eq!(decide(&view(short), &POLICY), Decision::Launch(1));
+}
+
+#[test]
+fn a_large_shortfall_launches_many() {
+    // 50 wanted, none free, instances of 10: five of them.
+    let big = SizingPolicy {
+        desired_free: 50,
+        ..POLICY
+    };
+    let full = vec![active("a", 10, 10)];
+    assert_eq!(decide(&view(full), &big), Decision::Launch(5));
+}
+
+#[test]
+fn unmet_demand_launches_enough_for_everyone_in_one_round() {
+    // 40 users asking an empty region, instances of 8 expected: five at once.
+    let eight = SizingPolicy {
+        expected_capacity: 8,
+        ..POLICY
+    };
+    assert_eq!(decide(&wanting(vec![], 40), &eight), Decision::Launch(5));
+    // Without demand an empty region still gets its one instance.
+    assert_eq!(decide(&wanting(vec![], 0), &eight), Decision::Launch(1));
+    // One full instance of 8, 40 waiting: 10 wanted free + 40 = 50 short, 7 of 8.
+    let full = vec![active("a", 8, 8)];
+    assert_eq!(decide(&wanting(full, 40), &eight), Decision::Launch(7));
+    // Instances on their way count: 7 booting cover those 50.
+    let mut booting = vec![active("a", 8, 8)];
+    for i in 0..7 {
+        booting.push(instance(
+            &format!("b{i}"),
+            InstanceStatus::PreConnection,
+            0,
+            0,
+        ));
+    }
+    assert_eq!(decide(&wanting(booting, 40), &eight), Decision::Nothing);
+}
+
+#[test]
+fn unmet_demand_keeps_room_from_being_drained() {
+    // 30 free would drain one of 10 without demand; 15 users waiting keep it.
+    let fleet = vec![active("a", 10, 0), active("b", 10, 0), active("c", 10, 0)];
+    assert_eq!(
+        decide(&wanting(fleet.clone(), 0), &POLICY),
+        Decision::Drain(names(&["a"]))
+    );
+    assert_eq!(decide(&wanting(fleet, 15), &POLICY), Decision::Nothing);
+}
+
+#[test]
+fn consolidation_drains_the_least_loaded_instance_when_room_exceeds_an_instance() {
+    let adaptive = SizingPolicy {
+        consolidate: true,
+        ..POLICY
+    };
+    // 10 wanted, 7 + 8 + 6 = 21 free, one instance of 10 more than needed: the one
+    // with 2 sessions goes (its 8 free slots leave 13).
+    let fleet = vec![active("a", 10, 3), active("b", 10, 2), active("c", 10, 4)];
+    assert_eq!(
+        decide(&view(fleet.clone()), &adaptive),
+        Decision::Consolidate(InstanceName::parse("b").unwrap())
+    );
+    // The fixed policy drains only empty instances.
+    assert_eq!(decide(&view(fleet), &POLICY), Decision::Nothing);
+    // An empty instance goes first, as in the fixed policy.
+    let with_empty = vec![active("a", 10, 3), active("b", 10, 2), active("c", 10, 0)];
+    assert_eq!(
+        decide(&view(with_empty), &adaptive),
+        Decision::Drain(names(&["c"]))
+    );
+    // Not more than an instance of room too much: nothing.
+    let snug = vec![active("a", 10, 3), active("b", 10, 4), active("c", 10, 4)];
+    assert_eq!(decide(&view(snug), &adaptive), Decision::Nothing);
+    // Demand holds room back as it does for launches.
+    let fleet = vec![active("a", 10, 3), active("b", 10, 2), active("c", 10, 4)];
+    assert_eq!(decide(&wanting(fleet, 5), &adaptive), Decision::Nothing);
+}
+
+#[test]
+fn consolidation_never_takes_the_buffer_below_what_is_wanted() {
+    let adaptive = SizingPolicy {
+        consolidate: true,
+        ..POLICY
+    };
+    // 23 free; the least loaded has 19 free slots: draining it would leave 4.
+    let fleet = vec![active("big", 20, 1), active("a", 10, 8), active("b", 10, 8)];
+    assert_eq!(
+        decide(&view(fleet), &adaptive),
+        Decision::Consolidate(InstanceName::parse("a").unwrap())
+    );
+    // Draining and booting instances are never picked.
+    let others = vec![
+        active("a", 10, 9),
+        instance("d", InstanceStatus::Draining, 10, 1),
+        instance("p", InstanceStatus::PreConnection, 0, 0),
+        active("b", 10, 2),
+        active("c", 10, 1),
+    ];
+    assert_eq!(
+        decide(&view(others), &adaptive),
+        Decision::Consolidate(InstanceName::parse("c").unwrap())
+    );
+}
