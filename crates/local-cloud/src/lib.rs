@@ -246,8 +246,16 @@ async fn serve(
     let metrics = options.metrics;
     let heartbeats = agent.heartbeat_every(options.heartbeat_interval, move || metrics);
     drain.requested().await;
-    // Its sessions go on: the host shuts down after the last one.
-    sessions.ended().await;
+    // Its sessions go on: the host shuts down after the last one, and a heartbeat
+    // interval later still none (a client assigned just before the drain may be on its
+    // way).
+    loop {
+        sessions.ended().await;
+        tokio::time::sleep(options.heartbeat_interval).await;
+        if sessions.live() == 0 {
+            break;
+        }
+    }
     heartbeats.stop();
     if let Err(err) = agent.send_dying_heartbeat(metrics, DYING_RETRY_FOR).await {
         tracing::warn!(instance = %boot.instance_name, error = %err, "dying heartbeat failed");

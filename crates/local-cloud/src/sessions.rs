@@ -36,6 +36,11 @@ impl Sessions {
         let _ = self.agent.set(agent);
     }
 
+    /// Sessions held now.
+    pub(crate) fn live(&self) -> usize {
+        *self.live.borrow()
+    }
+
     /// Completes once no session is left.
     pub(crate) async fn ended(&self) {
         let mut live = self.live.subscribe();

@@ -59,6 +59,14 @@ pub fn expected_arrival_rate(observed: &Observed) -> f64 {
     long.max(short + (short - long).max(0.0))
 }
 
+/// Whether the region is shrinking: more sessions ended than began over the long span.
+/// Only then is a busy instance drained to give room back (consolidation): while the
+/// region grows, the room would be launched back while the drained instance is still
+/// paid for its sessions.
+pub fn shrinking(observed: &Observed) -> bool {
+    observed.departures_long > observed.arrivals_long
+}
+
 /// The free slots the region should keep now.
 pub fn desired_free(observed: &Observed, bounds: &AdaptiveBounds) -> i64 {
     let horizon =
@@ -147,6 +155,13 @@ mod tests {
             ..BOUNDS
         };
         assert_eq!(desired_free(&observed(0, 0, 0, None), &inverted), 5);
+    }
+
+    #[test]
+    fn a_region_shrinks_when_more_sessions_end_than_begin() {
+        assert!(shrinking(&observed(5, 100, 140, None)));
+        assert!(!shrinking(&observed(5, 100, 100, None)));
+        assert!(!shrinking(&observed(0, 0, 0, None)));
     }
 
     #[test]

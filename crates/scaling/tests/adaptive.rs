@@ -158,7 +158,13 @@ async fn too_much_room_drains_the_least_loaded_instance_and_its_sessions_stay() 
         .unwrap();
     assert_eq!(report.decision, Decision::Nothing);
 
-    // No arrivals: the buffer is the minimum, 2; 21 free is more than an instance over.
+    // A shrinking region (sessions ended, none began): the buffer is the minimum, 2, and
+    // 21 free is more than an instance over.
+    let now = UnixMillis::now().as_millis();
+    db.execute(&format!(
+        "INSERT INTO hardware.departures (region_name, at_utc_unix_ms)
+         SELECT '{REGION}', {now} - n * 1000 FROM generate_series(1, 10) AS n"
+    ));
     let report = fleet(
         &db,
         MockCloudProvider::new(),

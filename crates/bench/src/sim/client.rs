@@ -126,8 +126,12 @@ impl Users {
         self: Arc<Self>,
         name: String,
         arrival: Arrival,
-        done: mpsc::UnboundedSender<Outcome>,
+        done: mpsc::UnboundedSender<(f64, Outcome)>,
     ) {
+        let at = arrival.at_secs;
+        let done = move |outcome| {
+            let _ = done.send((at, outcome));
+        };
         let arrived = Instant::now();
         let waited = || arrived.elapsed().as_secs_f64() * self.speed;
         let mut answer = self.ask(&name, &arrival.region, None).await;
@@ -139,19 +143,12 @@ impl Users {
         }
         let (ip, mandelbox_id) = match answer {
             Answer::Assigned { ip, mandelbox_id } => (ip, mandelbox_id),
-            Answer::Refused => {
-                let _ = done.send(Outcome::Unserved);
-                return;
-            }
-            Answer::Error => {
-                let _ = done.send(Outcome::Error);
-                return;
-            }
+            Answer::Refused => return done(Outcome::Unserved),
+            Answer::Error => return done(Outcome::Error),
         };
         let length = Duration::from_secs_f64(arrival.session_secs / self.speed);
         if !self.connect(&ip, &mandelbox_id, length).await {
-            let _ = done.send(Outcome::Error);
-            return;
+            return done(Outcome::Error);
         }
         self.live.fetch_add(1, Ordering::Relaxed);
         let outcome = if first_try {
@@ -159,7 +156,7 @@ impl Users {
         } else {
             Outcome::AfterWaiting(waited())
         };
-        let _ = done.send(outcome);
+        done(outcome);
         tokio::time::sleep(length).await;
         self.live.fetch_sub(1, Ordering::Relaxed);
     }
@@ -197,6 +194,49 @@ async fn meter(server: &SimServer, users: &Users, capacity: i64, end: Instant) -
     }
 }
 
+/// How the users fared.
+struct Tally {
+    /// Of the users served, in trace seconds.
+    waits: Vec<f64>,
+    first_try: usize,
+    errors: usize,
+    misses_by_hour: Vec<usize>,
+}
+
+/// Collects the outcomes of `users` users of a trace `length` seconds long.
+async fn tally(
+    outcomes: &mut mpsc::UnboundedReceiver<(f64, Outcome)>,
+    users: usize,
+    length: f64,
+) -> Tally {
+    let mut tally = Tally {
+        waits: Vec::new(),
+        first_try: 0,
+        errors: 0,
+        misses_by_hour: vec![0; (length / 3600.0).floor() as usize + 1],
+    };
+    for _ in 0..users {
+        let Some((at, outcome)) = outcomes.recv().await else {
+            tally.errors += 1;
+            continue;
+        };
+        match outcome {
+            Outcome::FirstTry(wait) => {
+                tally.first_try += 1;
+                tally.waits.push(wait);
+                continue;
+            }
+            Outcome::AfterWaiting(wait) => tally.waits.push(wait),
+            Outcome::Unserved => {}
+            Outcome::Error => tally.errors += 1,
+        }
+        if let Some(hour) = tally.misses_by_hour.get_mut((at / 3600.0) as usize) {
+            *hour += 1;
+        }
+    }
+    tally
+}
+
 /// Replays `arrivals` against `server`.
 pub(super) async fn replay(
     server: &SimServer,
@@ -231,20 +271,14 @@ pub(super) async fn replay(
         }
     };
     let (metered, ()) = tokio::join!(meter(server, &users, options.capacity, end), spawn_all);
-    let mut waits = Vec::new();
-    let (mut first_try, mut errors) = (0, 0);
-    for _ in 0..arrivals.len() {
-        match outcomes.recv().await {
-            Some(Outcome::FirstTry(wait)) => {
-                first_try += 1;
-                waits.push(wait);
-            }
-            Some(Outcome::AfterWaiting(wait)) => waits.push(wait),
-            Some(Outcome::Unserved) => {}
-            Some(Outcome::Error) | None => errors += 1,
-        }
-    }
+    let tally = tally(&mut outcomes, arrivals.len(), length).await;
     lives.abort_all();
+    let Tally {
+        mut waits,
+        first_try,
+        errors,
+        misses_by_hour,
+    } = tally;
     waits.sort_by(f64::total_cmp);
     let sessions = arrivals.len();
     let ratio = |n: usize| {
@@ -274,5 +308,6 @@ pub(super) async fn replay(
         launches: metered.launches,
         peak_instances: metered.peak_instances,
         errors,
+        misses_by_hour,
     }
 }

@@ -96,6 +96,9 @@ pub struct PolicyReport {
     /// Answers the protocol does not allow for (should be 0).
     #[serde(skip)]
     pub errors: usize,
+    /// Users not served on the first try, by hour of the trace.
+    #[serde(skip)]
+    pub misses_by_hour: Vec<usize>,
 }
 
 /// Replays `arrivals` under `policy`: starts a server on a scratch database, drives it,

@@ -153,7 +153,10 @@ impl Fleet {
                     default_boot_time: self.settings.learning.default_boot_time,
                     reaction: self.settings.check_interval,
                 };
-                (adaptive::desired_free(observed, &bounds), true)
+                (
+                    adaptive::desired_free(observed, &bounds),
+                    adaptive::shrinking(observed),
+                )
             }
             _ => (self.settings.desired_free, false),
         };

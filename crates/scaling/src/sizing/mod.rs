@@ -142,19 +142,24 @@ pub fn decide(view: &FleetView, policy: &SizingPolicy) -> Decision {
         return Decision::Drain(vec![first]);
     }
     if policy.consolidate {
-        return least_loaded(view, free - wanted_free)
-            .map_or(Decision::Nothing, Decision::Consolidate);
+        // Room to spare beyond the buffer and half an instance more after the drain, so
+        // a small rise does not launch right back what was drained.
+        let spare = free - wanted_free - average_capacity / 2;
+        return least_loaded(view, spare).map_or(Decision::Nothing, Decision::Consolidate);
     }
     Decision::Nothing
 }
 
-/// The `ACTIVE` instance with the fewest sessions whose free slots are at most `spare`
-/// (so the buffer still holds without it); ties go to the larger, then by name.
+/// The `ACTIVE` instance with the fewest sessions, no more than a quarter of its slots
+/// (a draining instance is paid until its last session ends), whose free slots are at
+/// most `spare`; ties go to the larger, then by name.
 fn least_loaded(view: &FleetView, spare: i64) -> Option<InstanceName> {
     view.instances
         .iter()
         .filter(|i| {
-            i.status == InstanceStatus::Active && (i.capacity - i.mandelboxes).max(0) <= spare
+            i.status == InstanceStatus::Active
+                && i.mandelboxes * 4 <= i.capacity
+                && (i.capacity - i.mandelboxes).max(0) <= spare
         })
         .min_by(|a, b| {
             a.mandelboxes

@@ -10,12 +10,7 @@ const POLICY: SizingPolicy = SizingPolicy {
     consolidate: false,
 };
 
-fn instance(
-    name: &str,
-    status: InstanceStatus,
-    capacity: i64,
-    mandelboxes: i64,
-) -> InstanceLoad {
+fn instance(name: &str, status: InstanceStatus, capacity: i64, mandelboxes: i64) -> InstanceLoad {
     InstanceLoad {
         name: InstanceName::parse(name).unwrap(),
         status,
@@ -227,27 +222,48 @@ fn consolidation_drains_the_least_loaded_instance_when_room_exceeds_an_instance(
         consolidate: true,
         ..POLICY
     };
-    // 10 wanted, 7 + 8 + 6 = 21 free, one instance of 10 more than needed: the one
-    // with 2 sessions goes (its 8 free slots leave 13).
-    let fleet = vec![active("a", 10, 3), active("b", 10, 2), active("c", 10, 4)];
+    // 10 wanted, 9 + 8 + 4 + 3 = 24 free, more than an instance over: the one with a
+    // single session goes (its 9 free slots leave 15, half an instance over).
+    let fleet = vec![
+        active("a", 10, 1),
+        active("b", 10, 2),
+        active("c", 10, 6),
+        active("d", 10, 7),
+    ];
     assert_eq!(
         decide(&view(fleet.clone()), &adaptive),
-        Decision::Consolidate(InstanceName::parse("b").unwrap())
+        Decision::Consolidate(InstanceName::parse("a").unwrap())
     );
     // The fixed policy drains only empty instances.
-    assert_eq!(decide(&view(fleet), &POLICY), Decision::Nothing);
+    assert_eq!(decide(&view(fleet.clone()), &POLICY), Decision::Nothing);
+    // Demand holds room back as it does for launches.
+    assert_eq!(decide(&wanting(fleet, 5), &adaptive), Decision::Nothing);
     // An empty instance goes first, as in the fixed policy.
-    let with_empty = vec![active("a", 10, 3), active("b", 10, 2), active("c", 10, 0)];
+    let with_empty = vec![
+        active("a", 10, 1),
+        active("b", 10, 2),
+        active("c", 10, 6),
+        active("d", 10, 0),
+    ];
     assert_eq!(
         decide(&view(with_empty), &adaptive),
-        Decision::Drain(names(&["c"]))
+        Decision::Drain(names(&["d"]))
     );
-    // Not more than an instance of room too much: nothing.
-    let snug = vec![active("a", 10, 3), active("b", 10, 4), active("c", 10, 4)];
+    // 20 free, just an instance over: draining any would leave less than half an
+    // instance over the buffer.
+    let snug = vec![active("a", 10, 2), active("b", 10, 3), active("c", 10, 5)];
     assert_eq!(decide(&view(snug), &adaptive), Decision::Nothing);
-    // Demand holds room back as it does for launches.
-    let fleet = vec![active("a", 10, 3), active("b", 10, 2), active("c", 10, 4)];
-    assert_eq!(decide(&wanting(fleet, 5), &adaptive), Decision::Nothing);
+}
+
+#[test]
+fn an_instance_busier_than_a_quarter_is_never_consolidated() {
+    let adaptive = SizingPolicy {
+        consolidate: true,
+        ..POLICY
+    };
+    // 35 free, but every instance holds 3 of 10: each would be paid for hours more.
+    let busy = (0..5).map(|n| active(&format!("i{n}"), 10, 3)).collect();
+    assert_eq!(decide(&view(busy), &adaptive), Decision::Nothing);
 }
 
 #[test]
@@ -256,8 +272,9 @@ fn consolidation_never_takes_the_buffer_below_what_is_wanted() {
         consolidate: true,
         ..POLICY
     };
-    // 23 free; the least loaded has 19 free slots: draining it would leave 4.
-    let fleet = vec![active("big", 20, 1), active("a", 10, 8), active("b", 10, 8)];
+    // 28 free; the least loaded has 19 free slots: draining it would leave 9, under
+    // the buffer. The next one goes.
+    let fleet = vec![active("big", 20, 1), active("a", 10, 2), active("b", 10, 9)];
     assert_eq!(
         decide(&view(fleet), &adaptive),
         Decision::Consolidate(InstanceName::parse("a").unwrap())
