@@ -95,6 +95,11 @@ pub fn register(
     .map(|updated| updated == 1)
 }
 
+/// The status a (not dying) heartbeat leaves: an unresponsive host is `ACTIVE` again,
+/// unless its instance is being terminated.
+const REVIVED_STATUS: &str = "CASE WHEN status = 'HOST_SERVICE_UNRESPONSIVE' \
+     AND terminating_utc_unix_ms IS NULL THEN 'ACTIVE' ELSE status END";
+
 /// Records a heartbeat from the host holding the token with this digest, in one
 /// statement (a HOT update unless the status changes: no indexed column changes). `dying`
 /// marks the instance `DRAINING`; otherwise an instance found unresponsive becomes
@@ -112,12 +117,7 @@ pub fn heartbeat(
         #[diesel(sql_type = diesel::sql_types::Text)]
         instance_name: InstanceName,
     }
-    let status = if dying {
-        "'DRAINING'"
-    } else {
-        "CASE WHEN status = 'HOST_SERVICE_UNRESPONSIVE' AND terminating_utc_unix_ms IS NULL
-              THEN 'ACTIVE' ELSE status END"
-    };
+    let status = if dying { "'DRAINING'" } else { REVIVED_STATUS };
     Prepared::default()
         .sql("UPDATE hardware.instance_info SET memory_remaining_kb = ")
         .bigint(metrics.memory_remaining_kb)
@@ -167,11 +167,9 @@ pub fn heartbeats(
              last_updated_utc_unix_ms = ",
         )
         .bigint(now.as_millis())
-        .sql(
-            ", status = CASE WHEN i.status = 'HOST_SERVICE_UNRESPONSIVE' \
-             AND i.terminating_utc_unix_ms IS NULL THEN 'ACTIVE' ELSE i.status END \
-             FROM unnest(",
-        )
+        .sql(", status = ")
+        .sql(REVIVED_STATUS)
+        .sql(" FROM unnest(")
         .text_array(beats.iter().map(|b| b.host_token_sha256.as_str()).collect())
         .sql("::text[], ")
         .bigint_array(column(|m| m.memory_remaining_kb))
