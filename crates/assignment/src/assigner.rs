@@ -1,6 +1,7 @@
 //! Assigning a mandelbox to an instance (SPEC §5).
 //!
-//! One transaction per request, correct with any number of server processes sharing
+//! Each try places the mandelbox in one statement, its own transaction
+//! ([`models::instance::place`]), correct with any number of server processes sharing
 //! the database:
 //! - a per-user advisory lock serialises one user's requests, so the per-user limit
 //!   holds;
@@ -17,10 +18,9 @@ use std::time::{Duration, Instant};
 use auth::Caller;
 use billing::{PaymentError, Subscriptions};
 use diesel::prelude::*;
-use models::instance::{self, Placement, Slot};
+use models::instance::{self, PlaceRequest, Placement, Slot};
 use models::{
-    CommitHash, Db, DbError, MandelboxId, Region, UnixMillis, demand, mandelbox, rate_limit,
-    region_to_ami,
+    CommitHash, Db, DbError, MandelboxId, Region, UnixMillis, demand, rate_limit, region_to_ami,
 };
 use scaling::hook::{ScaleCheck, ScalingHook};
 
@@ -220,14 +220,12 @@ impl Assigner {
         }
     }
 
-    /// One try, in one transaction.
+    /// One try: the placement in one statement, then, if it placed nothing, why.
     async fn try_once(&self, request: &Arc<AssignRequest>) -> Result<Outcome, AssignError> {
         let (policy, request) = (self.policy.clone(), request.clone());
         Ok(self
             .db
-            .run(move |conn| {
-                conn.transaction(|conn| assign_in_transaction(conn, &policy, &request))
-            })
+            .run(move |conn| place_or_refuse(conn, &policy, &request))
             .await?)
     }
 
@@ -274,37 +272,29 @@ fn end_wait(waiter: &mut Option<Waiter<'_>>, outcome: &'static str) {
     }
 }
 
-fn assign_in_transaction(
+fn place_or_refuse(
     conn: &mut PgConnection,
     policy: &AssignPolicy,
     request: &AssignRequest,
 ) -> Result<Outcome, DbError> {
-    mandelbox::lock_user(conn, &request.username)?;
-    let asked = asked_regions(policy, &request.regions);
-    let (held, enabled) = mandelbox::held_and_enabled(conn, &request.username, &asked)?;
-    if held >= i64::from(policy.mandelbox_limit_per_user) {
-        return Ok(Outcome::Refused(Failure::UserAlreadyActive, None));
-    }
-    // A single region must itself be enabled; its neighbours are only the fallback.
-    let regions = match &request.regions {
-        RegionChoice::One(region) if !enabled.contains(region) => Vec::new(),
-        _ => enabled,
-    };
-    let Some(first) = regions.first().cloned() else {
-        return Ok(Outcome::Refused(Failure::RegionNotEnabled, None));
-    };
-    let mut wanted: Vec<(Region, CommitHash)> = Vec::with_capacity(regions.len());
-    for region in &regions {
-        if let Some(hash) = commit_hash_for(conn, policy, region, &request.client_commit_hash)? {
-            wanted.push((region.clone(), hash));
+    let mut wanted: Vec<(Region, Option<CommitHash>)> = Vec::new();
+    for region in asked_regions(policy, &request.regions) {
+        if wanted.iter().all(|(seen, _)| *seen != region) {
+            let hash = commit_hash_for(conn, policy, &region, &request.client_commit_hash)?;
+            wanted.push((region, hash));
         }
     }
-
     let mandelbox_id = MandelboxId::new_v4();
-    let placement = Placement {
-        mandelbox_id: &mandelbox_id,
-        user_id: &request.username,
-        now: UnixMillis::now(),
+    let place = PlaceRequest {
+        placement: Placement {
+            mandelbox_id: &mandelbox_id,
+            user_id: &request.username,
+            now: UnixMillis::now(),
+        },
+        regions: &wanted,
+        // A single region must itself be enabled; its neighbours are only the fallback.
+        first_required: matches!(request.regions, RegionChoice::One(_)),
+        user_limit: i64::from(policy.mandelbox_limit_per_user),
     };
     // Rows other transactions hold are passed over, never waited for: a wait on a row can
     // end in a deadlock, since a statement that waited keeps the locks of the rows it then
@@ -313,28 +303,41 @@ fn assign_in_transaction(
     let started = Instant::now();
     let mut pause = FIRST_PAUSE;
     loop {
-        for (region, hash) in &wanted {
-            if let Some(slot) = instance::take_slot(conn, region, hash, &placement)? {
-                return Ok(Outcome::Assigned(slot, mandelbox_id));
-            }
+        let placed = instance::place(conn, &place)?;
+        if placed.held >= place.user_limit {
+            return Ok(Outcome::Refused(Failure::UserAlreadyActive, None));
         }
-        if !instance::any_with_room_for(conn, &wanted)? {
+        let regions = if place.first_required
+            && wanted
+                .first()
+                .is_none_or(|(first, _)| !placed.enabled.contains(first))
+        {
+            Vec::new()
+        } else {
+            placed.enabled
+        };
+        let Some(first) = regions.first().cloned() else {
+            return Ok(Outcome::Refused(Failure::RegionNotEnabled, None));
+        };
+        if let Some(slot) = placed.slot {
+            return Ok(Outcome::Assigned(slot, mandelbox_id));
+        }
+        let matching: Vec<(Region, CommitHash)> = wanted
+            .iter()
+            .filter(|(region, _)| regions.contains(region))
+            .filter_map(|(region, hash)| Some((region.clone(), hash.clone()?)))
+            .collect();
+        if !instance::any_with_room_for(conn, &matching)? {
             // Each statement sees what was committed before it: room this request can
             // use may have appeared (an instance registering) after the check above,
             // and must not be taken for room of another commit hash.
             if !instance::any_with_room(conn, &regions)? {
-                let counts_for = policy.refusal_counts_for;
-                demand::record(
-                    conn,
-                    &request.username,
-                    &first,
-                    placement.now,
-                    counts_for,
-                    request.wait,
-                )?;
+                let now = place.placement.now;
+                let (counts_for, wait) = (policy.refusal_counts_for, request.wait);
+                demand::record(conn, &request.username, &first, now, counts_for, wait)?;
                 return Ok(Outcome::Refused(Failure::NoInstanceAvailable, Some(first)));
             }
-            if !instance::any_with_room_for(conn, &wanted)? {
+            if !instance::any_with_room_for(conn, &matching)? {
                 return Ok(Outcome::Refused(Failure::CommitHashMismatch, Some(first)));
             }
         }

@@ -1,7 +1,8 @@
 //! `assign-bench`: seeds a fleet of N instances into a scratch database, drives the real
 //! server with C concurrent clients for T seconds, and prints assigns/s, latency
-//! percentiles and the invariant check; then runs pgbench with the same locking and
-//! insert against the same database, for the ceiling PostgreSQL itself sets.
+//! percentiles and the invariant check; then runs pgbench against the same database with
+//! the same locking and insert, twice: as the plain five-statement transaction (the
+//! ceiling PostgreSQL sets for an assignment) and as the one statement the server sends.
 //!
 //! `scripts/bench.sh` runs it in release mode on the project's PostgreSQL.
 #![allow(
@@ -49,7 +50,8 @@ struct Run {
     assigns_per_sec: f64,
     p50: Duration,
     p99: Duration,
-    pgbench: Option<(f64, f64)>,
+    /// pgbench running the reference transaction, then the server's own statement.
+    pgbench: Option<[(f64, f64); 2]>,
 }
 
 fn main() {
@@ -64,32 +66,42 @@ fn main() {
     }
     println!();
     println!(
-        "{:>9} {:>10} {:>9} {:>10} {:>9} {:>9} {:>14} {:>15}",
+        "{:>9} {:>11} {:>9} {:>10} {:>7} {:>7} {:>13} {:>8} {:>13} {:>8}",
         "instances",
         "mandelboxes",
         "assigns",
         "assigns/s",
         "p50 ms",
         "p99 ms",
-        "pgbench tps",
-        "pgbench avg ms"
+        "pgbench 5-RT",
+        "server %",
+        "pgbench 1-RT",
+        "server %",
     );
     for run in &runs {
-        let (tps, avg) = run
-            .pgbench
-            .map_or(("-".to_owned(), "-".to_owned()), |(tps, avg)| {
-                (format!("{tps:.0}"), format!("{avg:.2}"))
-            });
+        let ceiling = |n: usize| {
+            run.pgbench
+                .map_or(("-".to_owned(), "-".to_owned()), |ceilings| {
+                    let tps = ceilings[n].0;
+                    (
+                        format!("{tps:.0}"),
+                        format!("{:.0}%", 100.0 * run.assigns_per_sec / tps),
+                    )
+                })
+        };
+        let ((five, five_share), (one, one_share)) = (ceiling(0), ceiling(1));
         println!(
-            "{:>9} {:>11} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>14} {:>15}",
+            "{:>9} {:>11} {:>9} {:>10.0} {:>7.2} {:>7.2} {:>13} {:>8} {:>13} {:>8}",
             run.instances,
             run.existing_mandelboxes,
             run.accepted,
             run.assigns_per_sec,
             run.p50.as_secs_f64() * 1000.0,
             run.p99.as_secs_f64() * 1000.0,
-            tps,
-            avg
+            five,
+            five_share,
+            one,
+            one_share,
         );
         assert_eq!(
             run.requests, run.accepted,
@@ -215,7 +227,10 @@ async fn run(args: &Args, instances: u32) -> Run {
     );
     assert!(violations.is_clean());
 
-    let pgbench = (!args.no_pgbench).then(|| pgbench(&db, args.clients, args.seconds));
+    let pgbench = (!args.no_pgbench).then(|| {
+        [REFERENCE, ONE_STATEMENT]
+            .map(|(name, script)| pgbench(&db, name, script, args.clients, args.seconds))
+    });
     Run {
         instances,
         existing_mandelboxes: existing,
@@ -228,26 +243,40 @@ async fn run(args: &Args, instances: u32) -> Run {
     }
 }
 
-/// The same transaction as an assignment (the user lock; the user's count with the
-/// enabled regions; the fullest instance with room locked and the insert), straight from
-/// pgbench with prepared statements, as the server uses: (transactions/s, average
-/// latency in ms).
-fn pgbench(db: &TestDatabase, clients: usize, seconds: u64) -> (f64, f64) {
-    let dir = TempDir::new();
-    let script = dir.path().join("assign.sql");
-    std::fs::write(
-        &script,
-        format!(
-            "\\set n random(1, 1000000000)
+/// An assignment's database work as five round trips: the user lock; the user's count
+/// with the enabled regions; the fullest instance with room locked and the insert; in a
+/// transaction. The ceiling PostgreSQL sets for an assignment made the plain way.
+const REFERENCE: (&str, &str) = (
+    "five statements",
+    "\\set n random(1, 1000000000)
 BEGIN;
 SELECT pg_advisory_xact_lock(1, hashtext('pgbench-' || :client_id || '-' || :n));
 SELECT (SELECT count(*) FROM hardware.mandelbox_info WHERE user_id = 'pgbench-' || :client_id || '-' || :n) AS held, ARRAY(SELECT DISTINCT region_name FROM hardware.region_to_ami WHERE region_enabled AND region_name = ANY(ARRAY['us-east-1', 'us-east-2'])) AS enabled;
-WITH slot AS (SELECT instance_name, ip, location, aws_ami_id FROM hardware.instance_info WHERE location = 'us-east-1' AND commit_hash = '{HASH}' AND status = 'ACTIVE' AND last_updated_utc_unix_ms <> -1 AND free_slots > 0 ORDER BY free_slots, instance_name LIMIT 1 FOR UPDATE SKIP LOCKED), taken AS (INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status, creation_time_utc_unix_ms) SELECT gen_random_uuid()::text, 'pgbench-' || :client_id || '-' || :n, instance_name, 'ALLOCATED', 0 FROM slot) SELECT instance_name, ip, location, aws_ami_id FROM slot;
+WITH slot AS (SELECT instance_name, ip, location, aws_ami_id FROM hardware.instance_info WHERE location = 'us-east-1' AND commit_hash = 'bench' AND status = 'ACTIVE' AND last_updated_utc_unix_ms <> -1 AND free_slots > 0 ORDER BY free_slots, instance_name LIMIT 1 FOR UPDATE SKIP LOCKED), taken AS (INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status, creation_time_utc_unix_ms) SELECT gen_random_uuid()::text, 'pgbench-' || :client_id || '-' || :n, instance_name, 'ALLOCATED', 0 FROM slot) SELECT instance_name, ip, location, aws_ami_id FROM slot;
 COMMIT;
-"
-        ),
-    )
-    .unwrap();
+",
+);
+
+/// The same work as the server sends it: one statement (`models::instance::place`).
+const ONE_STATEMENT: (&str, &str) = (
+    "one statement",
+    "\\set n random(1, 1000000000)
+SELECT * FROM hardware.place_mandelbox('pgbench-' || :client_id || '-' || :n, ARRAY['us-east-1', 'us-east-2'], ARRAY['bench', 'bench'], true, 1, gen_random_uuid()::text, 0);
+",
+);
+
+/// Runs `script` (`name`) with pgbench and prepared statements, as the server uses
+/// them: (transactions/s, average latency in ms).
+fn pgbench(
+    db: &TestDatabase,
+    name: &str,
+    script: &str,
+    clients: usize,
+    seconds: u64,
+) -> (f64, f64) {
+    let dir = TempDir::new();
+    let path = dir.path().join("assign.sql");
+    std::fs::write(&path, script).unwrap();
     let output = Command::new("pgbench")
         .args([
             "-n",
@@ -261,7 +290,7 @@ COMMIT;
             &seconds.to_string(),
             "-f",
         ])
-        .arg(&script)
+        .arg(&path)
         .arg(db.url())
         .output()
         .expect("run pgbench");
@@ -281,7 +310,7 @@ COMMIT;
     };
     let tps = number_after("tps = ");
     let latency = number_after("latency average = ");
-    println!("pgbench, same transaction: {tps:.0} tps, {latency:.2} ms average");
+    println!("pgbench, {name}: {tps:.0} tps, {latency:.2} ms average");
     let violations = models::audit::violations(&mut db.connect(), 1).unwrap();
     assert!(violations.is_clean(), "{violations:?}");
     (tps, latency)

@@ -101,16 +101,20 @@ pub fn held_and_enabled(
         .text_array(regions.iter().map(Region::as_str).collect())
         .sql(")) AS enabled")
         .get_result(conn)?;
-    let enabled = regions
+    Ok((row.held, named_in_order(regions, &row.enabled)))
+}
+
+/// The regions of `asked` that `names` holds, in the order asked, each once.
+pub(crate) fn named_in_order(asked: &[Region], names: &[String]) -> Vec<Region> {
+    asked
         .iter()
-        .filter(|region| row.enabled.iter().any(|name| name == region.as_str()))
+        .filter(|region| names.iter().any(|name| name == region.as_str()))
         .fold(Vec::new(), |mut ordered: Vec<Region>, region| {
             if !ordered.contains(region) {
                 ordered.push(region.clone());
             }
             ordered
-        });
-    Ok((row.held, enabled))
+        })
 }
 
 pub fn find(conn: &mut PgConnection, id: &MandelboxId) -> QueryResult<Option<Mandelbox>> {

@@ -5,13 +5,15 @@
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, BigInt, Text, Untyped};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Untyped};
 
 enum Piece<'a> {
     Sql(&'static str),
     Text(&'a str),
     BigInt(i64),
+    Bool(bool),
     TextArray(Vec<&'a str>),
+    NullableTextArray(Vec<Option<&'a str>>),
     BigIntArray(Vec<i64>),
 }
 
@@ -38,6 +40,16 @@ impl<'a> Prepared<'a> {
         self
     }
 
+    pub(crate) fn bool(mut self, value: bool) -> Self {
+        self.pieces.push(Piece::Bool(value));
+        self
+    }
+
+    pub(crate) fn nullable_text_array(mut self, values: Vec<Option<&'a str>>) -> Self {
+        self.pieces.push(Piece::NullableTextArray(values));
+        self
+    }
+
     pub(crate) fn text_array(mut self, values: Vec<&'a str>) -> Self {
         self.pieces.push(Piece::TextArray(values));
         self
@@ -56,8 +68,12 @@ impl QueryFragment<Pg> for Prepared<'_> {
                 Piece::Sql(sql) => out.push_sql(sql),
                 Piece::Text(value) => out.push_bind_param::<Text, str>(value)?,
                 Piece::BigInt(value) => out.push_bind_param::<BigInt, i64>(value)?,
+                Piece::Bool(value) => out.push_bind_param::<Bool, bool>(value)?,
                 Piece::TextArray(values) => {
                     out.push_bind_param::<Array<Text>, Vec<&str>>(values)?;
+                }
+                Piece::NullableTextArray(values) => {
+                    out.push_bind_param::<Array<Nullable<Text>>, Vec<Option<&str>>>(values)?;
                 }
                 Piece::BigIntArray(values) => {
                     out.push_bind_param::<Array<BigInt>, Vec<i64>>(values)?;

@@ -2,7 +2,9 @@
 //! server process, for a sliding-window limit.
 
 use diesel::prelude::*;
+use diesel::sql_types::BigInt;
 
+use crate::prepared::Prepared;
 use crate::schema::hardware::rate_limit_windows;
 use domain::UnixMillis;
 
@@ -27,29 +29,46 @@ impl Hits {
     }
 }
 
-/// Counts a hit for `client` at `now`.
+/// Counts a hit for `client` at `now`, in one statement.
 pub fn hit(conn: &mut PgConnection, client: &str, now: UnixMillis) -> QueryResult<Hits> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        current: i64,
+        #[diesel(sql_type = BigInt)]
+        previous: i64,
+    }
     let now = now.as_millis();
     let start = now - now.rem_euclid(WINDOW_MILLIS);
-    let current: i32 = diesel::insert_into(rate_limit_windows::table)
-        .values((
-            rate_limit_windows::client.eq(client),
-            rate_limit_windows::window_start.eq(start),
-            rate_limit_windows::hits.eq(1),
-        ))
-        .on_conflict((rate_limit_windows::client, rate_limit_windows::window_start))
-        .do_update()
-        .set(rate_limit_windows::hits.eq(rate_limit_windows::hits + 1))
-        .returning(rate_limit_windows::hits)
+    // The previous window is never written by this statement, so its snapshot sees it
+    // as committed.
+    let row: Row = Prepared::default()
+        .sql(
+            "WITH hit AS (
+                 INSERT INTO hardware.rate_limit_windows (client, window_start, hits)
+                 VALUES (",
+        )
+        .text(client)
+        .sql(", ")
+        .bigint(start)
+        .sql(
+            ", 1)
+                 ON CONFLICT (client, window_start)
+                 DO UPDATE SET hits = hardware.rate_limit_windows.hits + 1
+                 RETURNING hits
+             )
+             SELECT (SELECT hits FROM hit)::bigint AS current,
+                    coalesce((SELECT hits FROM hardware.rate_limit_windows
+                              WHERE client = ",
+        )
+        .text(client)
+        .sql(" AND window_start = ")
+        .bigint(start - WINDOW_MILLIS)
+        .sql("), 0)::bigint AS previous")
         .get_result(conn)?;
-    let previous: Option<i32> = rate_limit_windows::table
-        .find((client, start - WINDOW_MILLIS))
-        .select(rate_limit_windows::hits)
-        .first(conn)
-        .optional()?;
     Ok(Hits {
-        current: i64::from(current),
-        previous: i64::from(previous.unwrap_or(0)),
+        current: row.current,
+        previous: row.previous,
         elapsed_millis: now - start,
     })
 }

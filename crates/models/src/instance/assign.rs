@@ -1,6 +1,7 @@
 //! Taking a slot for a mandelbox.
 
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Nullable, Text};
 
 use crate::prepared::Prepared;
 use crate::schema::hardware::instance_info;
@@ -109,4 +110,98 @@ pub fn any_with_room(conn: &mut PgConnection, regions: &[Region]) -> QueryResult
             .filter(instance_info::free_slots.gt(0)),
     ))
     .get_result(conn)
+}
+
+/// What [`place`] is asked to do: the user's placement, tried region by region.
+#[derive(Debug, Clone)]
+pub struct PlaceRequest<'a> {
+    pub placement: Placement<'a>,
+    /// The regions to try, nearest first, each with the commit hash to match there
+    /// (`None`: nothing to match in that region, it is skipped).
+    pub regions: &'a [(Region, Option<CommitHash>)],
+    /// Whether the first region must itself be enabled for any to be tried.
+    pub first_required: bool,
+    /// Nothing is placed for a user holding this many mandelboxes.
+    pub user_limit: i64,
+}
+
+/// What [`place`] found, and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    /// The mandelboxes the user held before this placement.
+    pub held: i64,
+    /// The enabled regions among those asked, in the order asked.
+    pub enabled: Vec<Region>,
+    /// Where the mandelbox went, if it was placed.
+    pub slot: Option<Slot>,
+}
+
+/// An assignment's placement in one statement, which is its own transaction (call it
+/// outside one): the user's advisory lock, the user's count and the enabled regions
+/// (seen after the lock), then [`take_slot`] in each enabled region in turn, unless the
+/// user is at the limit or the first region is required and disabled. The same steps,
+/// locks and invariants as calling [`crate::mandelbox::lock_user`],
+/// [`crate::mandelbox::held_and_enabled`] and [`take_slot`] in a transaction, in one
+/// round trip instead of five.
+pub fn place(conn: &mut PgConnection, request: &PlaceRequest<'_>) -> QueryResult<Placed> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        held: i64,
+        #[diesel(sql_type = Array<Text>)]
+        enabled: Vec<String>,
+        #[diesel(sql_type = Nullable<Text>)]
+        slot_instance: Option<InstanceName>,
+        #[diesel(sql_type = Nullable<Text>)]
+        slot_ip: Option<String>,
+        #[diesel(sql_type = Nullable<Text>)]
+        slot_region: Option<Region>,
+        #[diesel(sql_type = Nullable<Text>)]
+        slot_ami: Option<AmiId>,
+    }
+    let placement = &request.placement;
+    let row: Row = Prepared::default()
+        .sql("SELECT * FROM hardware.place_mandelbox(")
+        .text(placement.user_id.as_str())
+        .sql(", ")
+        .text_array(
+            request
+                .regions
+                .iter()
+                .map(|(region, _)| region.as_str())
+                .collect(),
+        )
+        .sql(", ")
+        .nullable_text_array(
+            request
+                .regions
+                .iter()
+                .map(|(_, hash)| hash.as_ref().map(CommitHash::as_str))
+                .collect(),
+        )
+        .sql(", ")
+        .bool(request.first_required)
+        .sql(", ")
+        .bigint(request.user_limit)
+        .sql(", ")
+        .text(placement.mandelbox_id.as_str())
+        .sql(", ")
+        .bigint(placement.now.as_millis())
+        .sql(")")
+        .get_result(conn)?;
+    let asked: Vec<Region> = request.regions.iter().map(|(r, _)| r.clone()).collect();
+    let slot = match (row.slot_instance, row.slot_region, row.slot_ami) {
+        (Some(instance_name), Some(location), Some(aws_ami_id)) => Some(Slot {
+            instance_name,
+            ip: row.slot_ip.unwrap_or_default(),
+            location,
+            aws_ami_id,
+        }),
+        _ => None,
+    };
+    Ok(Placed {
+        held: row.held,
+        enabled: crate::mandelbox::named_in_order(&asked, &row.enabled),
+        slot,
+    })
 }
