@@ -240,8 +240,8 @@ mod tests {
         for task in tasks {
             task.await.unwrap();
         }
-        let served = served.lock().unwrap().clone();
-        served
+        let order = served.lock().unwrap();
+        order.clone()
     }
 
     #[tokio::test]
