@@ -105,9 +105,12 @@ pub fn held_and_enabled(
 }
 
 /// The regions of `asked` that `names` holds, in the order asked, each once.
-pub(crate) fn named_in_order(asked: &[Region], names: &[String]) -> Vec<Region> {
+pub(crate) fn named_in_order<'r>(
+    asked: impl IntoIterator<Item = &'r Region>,
+    names: &[String],
+) -> Vec<Region> {
     asked
-        .iter()
+        .into_iter()
         .filter(|region| names.iter().any(|name| name == region.as_str()))
         .fold(Vec::new(), |mut ordered: Vec<Region>, region| {
             if !ordered.contains(region) {

@@ -189,7 +189,6 @@ pub fn place(conn: &mut PgConnection, request: &PlaceRequest<'_>) -> QueryResult
         .bigint(placement.now.as_millis())
         .sql(")")
         .get_result(conn)?;
-    let asked: Vec<Region> = request.regions.iter().map(|(r, _)| r.clone()).collect();
     let slot = match (row.slot_instance, row.slot_region, row.slot_ami) {
         (Some(instance_name), Some(location), Some(aws_ami_id)) => Some(Slot {
             instance_name,
@@ -201,7 +200,10 @@ pub fn place(conn: &mut PgConnection, request: &PlaceRequest<'_>) -> QueryResult
     };
     Ok(Placed {
         held: row.held,
-        enabled: crate::mandelbox::named_in_order(&asked, &row.enabled),
+        enabled: crate::mandelbox::named_in_order(
+            request.regions.iter().map(|(region, _)| region),
+            &row.enabled,
+        ),
         slot,
     })
 }
