@@ -1,8 +1,8 @@
 //! Load: concurrent clients asking for mandelboxes, every answer recorded.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -78,9 +78,42 @@ impl Outcomes {
     }
 }
 
+/// When a load stops: a moment that can be moved later while the load runs, so that a
+/// fault that took long to inject still has load after it.
+#[derive(Debug, Clone)]
+pub struct Until(Arc<Mutex<Instant>>);
+
+impl Until {
+    pub fn at(at: Instant) -> Self {
+        Self(Arc::new(Mutex::new(at)))
+    }
+
+    /// Moves the end to `at` if that is later.
+    pub fn extend_to(&self, at: Instant) {
+        let mut until = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *until = (*until).max(at);
+    }
+
+    pub fn passed(&self) -> bool {
+        Instant::now() >= *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl From<Instant> for Until {
+    fn from(at: Instant) -> Self {
+        Self::at(at)
+    }
+}
+
 /// `clients` clients asking `servers` (round robin) for mandelboxes until `until`, each
 /// as a user of its own, as an admin (no payment gate). Mandelboxes are left in place.
-pub async fn assigns(servers: &[String], token: &str, clients: usize, until: Instant) -> Outcomes {
+pub async fn assigns(
+    servers: &[String],
+    token: &str,
+    clients: usize,
+    until: impl Into<Until>,
+) -> Outcomes {
+    let until = until.into();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -88,15 +121,16 @@ pub async fn assigns(servers: &[String], token: &str, clients: usize, until: Ins
     let next = Arc::new(AtomicU64::new(0));
     let servers = Arc::new(servers.to_vec());
     let tasks = (0..clients).map(|_| {
-        let (http, next, servers, token) = (
+        let (http, next, servers, token, until) = (
             http.clone(),
             next.clone(),
             servers.clone(),
             token.to_owned(),
+            until.clone(),
         );
         tokio::spawn(async move {
             let mut answers = Vec::new();
-            while Instant::now() < until {
+            while !until.passed() {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let server = usize::try_from(n).unwrap_or(0) % servers.len();
                 let body = json!({

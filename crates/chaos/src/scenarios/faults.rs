@@ -15,10 +15,10 @@ pub async fn database_restart(binary: &std::path::Path, timing: Timing) -> Row {
     cluster.seed(20, 100_000);
     let pid = server.pid();
     let token = cluster.admin_token("chaos-admin");
-    let until = Instant::now() + timing.load;
+    let until = load::Until::at(Instant::now() + timing.load);
     let servers = vec![server.address.clone()];
     let load = {
-        let token = token.clone();
+        let (token, until) = (token.clone(), until.clone());
         tokio::spawn(async move { load::assigns(&servers, &token, 16, until).await })
     };
     tokio::time::sleep(timing.load / 3).await;
@@ -27,6 +27,8 @@ pub async fn database_restart(binary: &std::path::Path, timing: Timing) -> Row {
         postgres.restart();
         Instant::now()
     });
+    // A restart slowed by a busy machine still gets two thirds of the load after it.
+    until.extend_to(restarted + timing.load * 2 / 3);
     let outcomes = load.await.unwrap_or_default();
     let recovery = outcomes
         .first_assigned_after(restarted)
