@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bench::sim::{self, Policy, PolicyReport, SimOptions};
+use bench::sim::{self, Policy, SimOptions};
 use clap::{Parser, ValueEnum};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -100,50 +100,13 @@ fn main() {
         reports.push(report);
     }
     if !args.json {
-        print_table(&reports);
+        sim::print_table(&reports);
     }
     for report in reports.iter().filter(|r| r.errors > 0) {
         eprintln!(
             "{}: {} users got an answer the protocol does not allow for, or could not reach \
              their host (counted as not served)",
             report.policy, report.errors
-        );
-    }
-}
-
-fn print_table(reports: &[PolicyReport]) {
-    println!(
-        "{:<9} {:>8} {:>9} {:>7} {:>8} {:>10} {:>10} {:>10} {:>8} {:>5}",
-        "policy",
-        "sessions",
-        "first try",
-        "served",
-        "p95 wait",
-        "mean idle",
-        "idle slot-h",
-        "instance-h",
-        "launches",
-        "peak"
-    );
-    for r in reports {
-        println!(
-            "{:<9} {:>8} {:>8.2}% {:>6.2}% {:>7.1}s {:>10.1} {:>11.1} {:>10.1} {:>8} {:>5}",
-            r.policy,
-            r.sessions,
-            r.first_try_ratio * 100.0,
-            r.served_ratio * 100.0,
-            r.p95_wait_secs,
-            r.mean_idle_slots,
-            r.idle_slot_hours,
-            r.instance_hours,
-            r.launches,
-            r.peak_instances
-        );
-    }
-    if let [fixed, adaptive] = reports {
-        println!(
-            "adaptive pays for {:.0}% fewer idle slot-hours than fixed",
-            100.0 * (1.0 - adaptive.idle_slot_hours / fixed.idle_slot_hours.max(f64::MIN_POSITIVE))
         );
     }
 }

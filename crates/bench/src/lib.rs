@@ -1,5 +1,6 @@
 //! What the benchmark binaries share: the real server, started in-process on a scratch
-//! database, and latency percentiles; and the fleet simulator ([`sim`]).
+//! database, and latency percentiles; the fleet simulator ([`sim`]) and the fleet model
+//! ([`model`]).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,6 +9,7 @@
 
 use std::time::Duration;
 
+pub mod model;
 pub mod sim;
 
 use test_support::{TempDir, TestDatabase};

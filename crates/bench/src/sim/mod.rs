@@ -10,6 +10,7 @@
 
 mod client;
 mod server;
+mod table;
 pub mod trace;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use server::SimServer;
+pub use table::print_table;
 pub use trace::Arrival;
 
 /// The scaling policy under test.

@@ -1,0 +1,198 @@
+//! `fleet-model`: replays traces through the sizing rules in the fleet model (see
+//! `bench::model`), in well under a second a day, and prints per trace and policy what
+//! users got, what the fleet cost and where its idle slots were; then, over every
+//! trace, how much fewer idle slot-hours the adaptive policy paid than the fixed one.
+//!
+//! ```text
+//! cargo run --release -p bench --bin fleet-model -- --diurnal-seeds 10
+//! cargo run --release -p bench --bin fleet-model -- --trace crates/bench/traces/burst.csv
+//! cargo run --release -p bench --bin fleet-model -- --diurnal-seeds 10 --placement known-lengths
+//! ```
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark stops loudly at the first thing that goes wrong"
+)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bench::model::{self, ModelOptions, ModelReport, Placement};
+use bench::sim::{self, Arrival, Policy, SimOptions};
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Policies {
+    Fixed,
+    Adaptive,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PlacementArg {
+    /// The server's: the fullest instance with a free slot.
+    Fullest,
+    /// Knowing each session's length (a bound no server reaches).
+    KnownLengths,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Replays traces through the sizing rules in an event model, per policy")]
+struct Args {
+    /// CSV with the header at_secs,region,session_secs; may be given more than once.
+    #[arg(long)]
+    trace: Vec<PathBuf>,
+    /// Also the diurnal traces of seeds 1 to N (`trace-gen diurnal --seed S`).
+    #[arg(long, default_value_t = 0)]
+    diurnal_seeds: u64,
+    #[arg(long, value_enum, default_value_t = Policies::Both)]
+    policy: Policies,
+    #[arg(long, value_enum, default_value_t = PlacementArg::Fullest)]
+    placement: PlacementArg,
+    /// Seconds from launch to a host's registration.
+    #[arg(long, default_value_t = 90)]
+    boot_secs: u64,
+    /// Slots per instance.
+    #[arg(long, default_value_t = 8)]
+    capacity: i64,
+    /// How long a refused user waits on the second try.
+    #[arg(long, default_value_t = 120)]
+    client_wait_secs: u64,
+    /// DESIRED_FREE_MANDELBOXES of the fixed policy.
+    #[arg(long, default_value_t = 10)]
+    desired_free: u32,
+    /// DESIRED_FREE_MANDELBOXES_MIN and _MAX of the adaptive policy.
+    #[arg(long, default_value_t = 2)]
+    adaptive_min: u32,
+    #[arg(long, default_value_t = 100)]
+    adaptive_max: u32,
+    /// One JSON object per trace and policy per line instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn traces(args: &Args) -> Vec<(String, Vec<Arrival>)> {
+    let mut traces: Vec<(String, Vec<Arrival>)> = args
+        .trace
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+            let arrivals =
+                sim::trace::parse(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+            (path.display().to_string(), arrivals)
+        })
+        .collect();
+    for seed in 1..=args.diurnal_seeds {
+        traces.push((
+            format!("diurnal seed {seed}"),
+            sim::trace::diurnal(seed, "us-east-1"),
+        ));
+    }
+    assert!(!traces.is_empty(), "give --trace FILE or --diurnal-seeds N");
+    traces
+}
+
+fn main() {
+    let args = Args::parse();
+    let options = ModelOptions {
+        sim: SimOptions {
+            boot: Duration::from_secs(args.boot_secs),
+            capacity: args.capacity,
+            client_wait: Duration::from_secs(args.client_wait_secs),
+            desired_free: args.desired_free,
+            adaptive_min: args.adaptive_min,
+            adaptive_max: args.adaptive_max,
+            ..SimOptions::default()
+        },
+        placement: match args.placement {
+            PlacementArg::Fullest => Placement::Fullest,
+            PlacementArg::KnownLengths => Placement::KnownLengths,
+        },
+        ..ModelOptions::default()
+    };
+    let policies = match args.policy {
+        Policies::Fixed => vec![Policy::Fixed],
+        Policies::Adaptive => vec![Policy::Adaptive],
+        Policies::Both => vec![Policy::Fixed, Policy::Adaptive],
+    };
+    let mut all = Vec::new();
+    for (name, arrivals) in traces(&args) {
+        let reports: Vec<ModelReport> = policies
+            .iter()
+            .map(|policy| model::run(&arrivals, *policy, &options))
+            .collect();
+        if args.json {
+            for report in &reports {
+                let mut line = serde_json::to_value(report).unwrap();
+                line["trace"] = serde_json::Value::String(name.clone());
+                println!("{line}");
+            }
+        } else {
+            println!("{name}");
+            print_rows(&reports);
+        }
+        all.push(reports);
+    }
+    if !args.json {
+        print_summary(&all);
+    }
+}
+
+fn print_rows(reports: &[ModelReport]) {
+    let plain: Vec<_> = reports.iter().map(|r| r.report.clone()).collect();
+    sim::print_table(&plain);
+    for r in reports {
+        let i = &r.idle;
+        println!(
+            "  {}: idle slot-h booting {:.1}, on empty instances {:.1}, beside sessions {:.1}, \
+             draining {:.1}",
+            r.report.policy, i.booting, i.empty, i.in_use, i.draining
+        );
+        println!(
+            "  {}: users not served on the first try, by hour: {:?}",
+            r.report.policy, r.report.misses_by_hour
+        );
+    }
+}
+
+/// Over every trace both policies ran on: the adaptive policy's saving and first-try
+/// ratio, mean and worst.
+fn print_summary(all: &[Vec<ModelReport>]) {
+    let pairs: Vec<(&ModelReport, &ModelReport)> = all
+        .iter()
+        .filter_map(|reports| match reports.as_slice() {
+            [fixed, adaptive] => Some((fixed, adaptive)),
+            _ => None,
+        })
+        .collect();
+    if pairs.len() < 2 {
+        return;
+    }
+    let savings: Vec<f64> = pairs
+        .iter()
+        .map(|(f, a)| {
+            100.0
+                * (1.0 - a.report.idle_slot_hours / f.report.idle_slot_hours.max(f64::MIN_POSITIVE))
+        })
+        .collect();
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
+    let least = |values: &[f64]| values.iter().copied().fold(f64::INFINITY, f64::min);
+    let first = |pick: fn(&(&ModelReport, &ModelReport)) -> f64| -> Vec<f64> {
+        pairs.iter().map(pick).collect()
+    };
+    let fixed_first = first(|(f, _)| f.report.first_try_ratio * 100.0);
+    let adaptive_first = first(|(_, a)| a.report.first_try_ratio * 100.0);
+    println!(
+        "over {} traces: adaptive pays {:.1}% fewer idle slot-hours than fixed on average \
+         (least {:.1}%); first try: fixed {:.2}% on average (least {:.2}%), adaptive {:.2}% \
+         (least {:.2}%)",
+        pairs.len(),
+        mean(&savings),
+        least(&savings),
+        mean(&fixed_first),
+        least(&fixed_first),
+        mean(&adaptive_first),
+        least(&adaptive_first)
+    );
+}

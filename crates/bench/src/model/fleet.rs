@@ -1,0 +1,213 @@
+//! The model's instances: their states, their sessions, placement, and what they cost.
+
+use std::collections::BTreeMap;
+
+use models::{InstanceName, InstanceStatus};
+use scaling::sizing::{FleetView, InstanceLoad};
+
+use super::{IdleBreakdown, Placement};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    Booting,
+    Active,
+    Draining,
+}
+
+struct Instance {
+    name: InstanceName,
+    state: State,
+    /// When each of its sessions ends.
+    ends: Vec<f64>,
+}
+
+impl Instance {
+    /// When its last session ends (`NEG_INFINITY` without one).
+    fn last_end(&self) -> f64 {
+        self.ends.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    }
+}
+
+/// What was paid, integrated over time.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Metered {
+    pub idle: IdleBreakdown,
+    /// Idle slot-hours by hour of the trace.
+    pub idle_by_hour: Vec<f64>,
+    pub instance_hours: f64,
+    pub launches: usize,
+    pub peak: usize,
+}
+
+/// Every instance the cloud runs, by launch number.
+pub(super) struct Fleet {
+    capacity: i64,
+    instances: BTreeMap<u64, Instance>,
+    launched: u64,
+    /// The last time metered.
+    metered_to: f64,
+    metered: Metered,
+}
+
+impl Fleet {
+    pub fn new(capacity: i64) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            instances: BTreeMap::new(),
+            launched: 0,
+            metered_to: 0.0,
+            metered: Metered::default(),
+        }
+    }
+
+    fn free(&self, instance: &Instance) -> i64 {
+        self.capacity - instance.ends.len() as i64
+    }
+
+    /// Places a session ending at `end`; the instance it went to, if one had a slot.
+    pub fn place(&mut self, end: f64, placement: Placement) -> Option<u64> {
+        let open = self
+            .instances
+            .iter()
+            .filter(|(_, i)| i.state == State::Active && self.free(i) > 0);
+        let chosen = match placement {
+            // Fewest free slots first, then by name (the server's order).
+            Placement::Fullest => open
+                .min_by(|(_, a), (_, b)| {
+                    self.free(a)
+                        .cmp(&self.free(b))
+                        .then_with(|| a.name.cmp(&b.name))
+                })
+                .map(|(n, _)| *n),
+            Placement::KnownLengths => {
+                let (outlasting, shorter): (Vec<_>, Vec<_>) =
+                    open.partition(|(_, i)| i.last_end() >= end);
+                // The instance that stays up past `end` by the least; else the one that
+                // stays up longest, which the session extends the least.
+                outlasting
+                    .into_iter()
+                    .min_by(|(_, a), (_, b)| a.last_end().total_cmp(&b.last_end()))
+                    .or_else(|| {
+                        shorter
+                            .into_iter()
+                            .max_by(|(_, a), (_, b)| a.last_end().total_cmp(&b.last_end()))
+                    })
+                    .map(|(n, _)| *n)
+            }
+        }?;
+        if let Some(instance) = self.instances.get_mut(&chosen) {
+            instance.ends.push(end);
+        }
+        Some(chosen)
+    }
+
+    pub fn end_session(&mut self, number: u64, end: f64) {
+        let Some(instance) = self.instances.get_mut(&number) else {
+            return;
+        };
+        if let Some(at) = instance.ends.iter().position(|e| *e == end) {
+            instance.ends.swap_remove(at);
+        }
+        // A draining host shuts down after its last session.
+        if instance.state == State::Draining && instance.ends.is_empty() {
+            self.instances.remove(&number);
+        }
+    }
+
+    pub fn launch(&mut self) -> u64 {
+        self.launched += 1;
+        let number = self.launched;
+        let name = InstanceName::parse(&format!("model-{number:06}"))
+            .expect("model instance names are valid");
+        self.instances.insert(
+            number,
+            Instance {
+                name,
+                state: State::Booting,
+                ends: Vec::new(),
+            },
+        );
+        self.metered.launches += 1;
+        self.metered.peak = self.metered.peak.max(self.instances.len());
+        number
+    }
+
+    pub fn ready(&mut self, number: u64) {
+        if let Some(instance) = self.instances.get_mut(&number) {
+            instance.state = State::Active;
+        }
+    }
+
+    /// Drains `name`: an empty instance ends at once, a busy one after its sessions.
+    pub fn drain(&mut self, name: &InstanceName) {
+        let Some((&number, instance)) = self.instances.iter_mut().find(|(_, i)| &i.name == name)
+        else {
+            return;
+        };
+        if instance.ends.is_empty() {
+            self.instances.remove(&number);
+        } else {
+            instance.state = State::Draining;
+        }
+    }
+
+    /// The fleet as the sizing decision sees it.
+    pub fn view(&self, unmet_demand: i64) -> FleetView {
+        FleetView {
+            region_enabled: true,
+            image_active: true,
+            instances: self
+                .instances
+                .values()
+                .map(|i| InstanceLoad {
+                    name: i.name.clone(),
+                    status: match i.state {
+                        State::Booting => InstanceStatus::PreConnection,
+                        State::Active => InstanceStatus::Active,
+                        State::Draining => InstanceStatus::Draining,
+                    },
+                    capacity: self.capacity,
+                    mandelboxes: i.ends.len() as i64,
+                })
+                .collect(),
+            region_instances: u32::try_from(self.instances.len()).unwrap_or(u32::MAX),
+            unmet_demand,
+        }
+    }
+
+    /// Adds what was paid from the last metering to `now`.
+    pub fn meter(&mut self, now: f64) {
+        // Hour by hour, so that the idle slots fall in the hour they were paid in.
+        while self.metered_to < now {
+            let hour = (self.metered_to / 3600.0).floor();
+            let to = now.min((hour + 1.0) * 3600.0);
+            self.meter_span(hour as usize, (to - self.metered_to) / 3600.0);
+            self.metered_to = to;
+        }
+    }
+
+    fn meter_span(&mut self, hour: usize, hours: f64) {
+        let idle = &mut self.metered.idle;
+        let mut total = 0.0;
+        for instance in self.instances.values() {
+            let free = (self.capacity - instance.ends.len() as i64).max(0) as f64 * hours;
+            total += free;
+            match instance.state {
+                State::Booting => idle.booting += free,
+                State::Draining => idle.draining += free,
+                State::Active if instance.ends.is_empty() => idle.empty += free,
+                State::Active => idle.in_use += free,
+            }
+        }
+        let by_hour = &mut self.metered.idle_by_hour;
+        if by_hour.len() <= hour {
+            by_hour.resize(hour + 1, 0.0);
+        }
+        by_hour[hour] += total;
+        self.metered.instance_hours += self.instances.len() as f64 * hours;
+    }
+
+    pub fn metered(&self) -> Metered {
+        self.metered.clone()
+    }
+}
