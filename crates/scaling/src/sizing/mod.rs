@@ -142,23 +142,31 @@ pub fn decide(view: &FleetView, policy: &SizingPolicy) -> Decision {
         return Decision::Drain(vec![first]);
     }
     if policy.consolidate {
-        // Room to spare beyond the buffer and half an instance more after the drain, so
-        // a small rise does not launch right back what was drained.
-        let spare = free - wanted_free - average_capacity / 2;
+        // Still more than an instance over the buffer after the drain, so that a rise
+        // does not launch right back what was drained.
+        let spare = free - wanted_free - average_capacity;
         return least_loaded(view, spare).map_or(Decision::Nothing, Decision::Consolidate);
     }
     Decision::Nothing
 }
 
-/// The `ACTIVE` instance with the fewest sessions, no more than a quarter of its slots
-/// (a draining instance is paid until its last session ends), whose free slots are at
-/// most `spare`; ties go to the larger, then by name.
+/// The most sessions an instance of `capacity` slots may hold to be consolidated: one,
+/// or an eighth of its slots if that is more. A draining instance is paid until its
+/// last session ends, and sessions outlive one another by hours: draining a busier one
+/// only pays for its free slots while the room is launched again elsewhere.
+pub fn consolidable_sessions(capacity: i64) -> i64 {
+    (capacity / 8).max(1)
+}
+
+/// The `ACTIVE` instance with the fewest sessions, no more than
+/// [`consolidable_sessions`], whose free slots are at most `spare`; ties go to the
+/// larger, then by name.
 fn least_loaded(view: &FleetView, spare: i64) -> Option<InstanceName> {
     view.instances
         .iter()
         .filter(|i| {
             i.status == InstanceStatus::Active
-                && i.mandelboxes * 4 <= i.capacity
+                && i.mandelboxes <= consolidable_sessions(i.capacity)
                 && (i.capacity - i.mandelboxes).max(0) <= spare
         })
         .min_by(|a, b| {

@@ -222,13 +222,14 @@ fn consolidation_drains_the_least_loaded_instance_when_room_exceeds_an_instance(
         consolidate: true,
         ..POLICY
     };
-    // 10 wanted, 9 + 8 + 4 + 3 = 24 free, more than an instance over: the one with a
-    // single session goes (its 9 free slots leave 15, half an instance over).
+    // 10 wanted, 9 + 8 + 7 + 8 + 6 = 38 free: the instance with a single session goes,
+    // and its 9 free slots leave 29, still more than an instance over.
     let fleet = vec![
         active("a", 10, 1),
         active("b", 10, 2),
-        active("c", 10, 6),
-        active("d", 10, 7),
+        active("c", 10, 3),
+        active("d", 10, 2),
+        active("e", 10, 4),
     ];
     assert_eq!(
         decide(&view(fleet.clone()), &adaptive),
@@ -237,7 +238,7 @@ fn consolidation_drains_the_least_loaded_instance_when_room_exceeds_an_instance(
     // The fixed policy drains only empty instances.
     assert_eq!(decide(&view(fleet.clone()), &POLICY), Decision::Nothing);
     // Demand holds room back as it does for launches.
-    assert_eq!(decide(&wanting(fleet, 5), &adaptive), Decision::Nothing);
+    assert_eq!(decide(&wanting(fleet, 10), &adaptive), Decision::Nothing);
     // An empty instance goes first, as in the fixed policy.
     let with_empty = vec![
         active("a", 10, 1),
@@ -249,21 +250,31 @@ fn consolidation_drains_the_least_loaded_instance_when_room_exceeds_an_instance(
         decide(&view(with_empty), &adaptive),
         Decision::Drain(names(&["d"]))
     );
-    // 20 free, just an instance over: draining any would leave less than half an
-    // instance over the buffer.
-    let snug = vec![active("a", 10, 2), active("b", 10, 3), active("c", 10, 5)];
+    // 20 free, just an instance over: draining any would leave less than an instance
+    // over the buffer.
+    let snug = vec![active("a", 10, 1), active("b", 10, 2), active("c", 10, 7)];
     assert_eq!(decide(&view(snug), &adaptive), Decision::Nothing);
 }
 
 #[test]
-fn an_instance_busier_than_a_quarter_is_never_consolidated() {
+fn an_instance_with_more_than_one_session_in_eight_slots_is_never_consolidated() {
     let adaptive = SizingPolicy {
         consolidate: true,
         ..POLICY
     };
-    // 35 free, but every instance holds 3 of 10: each would be paid for hours more.
-    let busy = (0..5).map(|n| active(&format!("i{n}"), 10, 3)).collect();
+    // 40 free, but every instance holds 2 of 10: each would be paid for hours more
+    // while its room is launched again elsewhere.
+    let busy = (0..5).map(|n| active(&format!("i{n}"), 10, 2)).collect();
     assert_eq!(decide(&view(busy), &adaptive), Decision::Nothing);
+    // An instance of 16 slots may hold two.
+    let large = (0..5).map(|n| active(&format!("i{n}"), 16, 2)).collect();
+    assert_eq!(
+        decide(&view(large), &adaptive),
+        Decision::Consolidate(InstanceName::parse("i0").unwrap())
+    );
+    assert_eq!(consolidable_sessions(1), 1);
+    assert_eq!(consolidable_sessions(8), 1);
+    assert_eq!(consolidable_sessions(24), 3);
 }
 
 #[test]
@@ -272,9 +283,10 @@ fn consolidation_never_takes_the_buffer_below_what_is_wanted() {
         consolidate: true,
         ..POLICY
     };
-    // 28 free; the least loaded has 19 free slots: draining it would leave 9, under
-    // the buffer. The next one goes.
-    let fleet = vec![active("big", 20, 1), active("a", 10, 2), active("b", 10, 9)];
+    // 34 free, 13 slots an instance on average; the least loaded, largest, has 19 free
+    // slots: draining it would leave 15, not an instance over the buffer. The next one
+    // goes.
+    let fleet = vec![active("big", 20, 1), active("a", 10, 1), active("b", 10, 4)];
     assert_eq!(
         decide(&view(fleet), &adaptive),
         Decision::Consolidate(InstanceName::parse("a").unwrap())
@@ -286,6 +298,7 @@ fn consolidation_never_takes_the_buffer_below_what_is_wanted() {
         instance("p", InstanceStatus::PreConnection, 0, 0),
         active("b", 10, 2),
         active("c", 10, 1),
+        active("e", 10, 2),
     ];
     assert_eq!(
         decide(&view(others), &adaptive),
