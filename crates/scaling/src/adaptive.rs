@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 /// How many standard deviations of the horizon's loss of free slots the buffer covers.
-pub const SAFETY_SIGMAS: f64 = 2.5;
+pub const SAFETY_SIGMAS: f64 = 2.0;
 
 /// What the region showed recently.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -115,19 +115,19 @@ mod tests {
     #[test]
     fn a_steady_region_covers_the_spread_of_its_traffic_over_a_boot() {
         // 6 a minute coming and going over 90 s: 9 each way, none lost on average;
-        // 2.5 · √18 = 10.6 → 11, + 1.
-        assert_eq!(desired_free(&observed(30, 180, 180, Some(90)), &BOUNDS), 12);
-        // Slower boots need more: 2.5 · √36 = 15, + 1.
+        // 2 · √18 = 8.5 → 9, + 1.
+        assert_eq!(desired_free(&observed(30, 180, 180, Some(90)), &BOUNDS), 10);
+        // Slower boots need more: 2 · √36 = 12, + 1.
         assert_eq!(
             desired_free(&observed(30, 180, 180, Some(180)), &BOUNDS),
-            16
+            13
         );
     }
 
     #[test]
     fn a_growing_region_adds_what_it_loses_over_a_boot() {
-        // 6 a minute arriving, none leaving yet: 9 lost over 90 s, + 2.5 · 3 = 16.5 → 17, + 1.
-        assert_eq!(desired_free(&observed(30, 180, 0, Some(90)), &BOUNDS), 18);
+        // 6 a minute arriving, none leaving yet: 9 lost over 90 s, + 2 · 3 = 15, + 1.
+        assert_eq!(desired_free(&observed(30, 180, 0, Some(90)), &BOUNDS), 16);
     }
 
     #[test]
@@ -143,8 +143,8 @@ mod tests {
 
     #[test]
     fn an_unmeasured_region_assumes_the_default_boot_and_the_bounds_hold() {
-        // 12 each way over the default 120 s: 2.5 · √24 = 12.2 → 13, + 1.
-        assert_eq!(desired_free(&observed(30, 180, 180, None), &BOUNDS), 14);
+        // 12 each way over the default 120 s: 2 · √24 = 9.8 → 10, + 1.
+        assert_eq!(desired_free(&observed(30, 180, 180, None), &BOUNDS), 11);
         assert_eq!(
             desired_free(&observed(3000, 18_000, 0, Some(90)), &BOUNDS),
             60

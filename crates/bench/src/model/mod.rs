@@ -239,6 +239,7 @@ impl Model<'_> {
         let policy = SizingPolicy {
             desired_free,
             consolidate,
+            hysteresis: self.policy == Policy::Adaptive,
             buffer: 1,
             max_instances: None,
             expected_capacity: self.options.sim.capacity,

@@ -145,6 +145,7 @@ impl Fleet {
         mut report: CheckReport,
     ) -> Result<CheckReport, FleetError> {
         let snapshot = self.snapshot(region, image).await?;
+        let adaptive = matches!(self.settings.policy, ScalingPolicy::Adaptive { .. });
         let (desired_free, consolidate) = match (self.settings.policy, &snapshot.observed) {
             (ScalingPolicy::Adaptive { min, max }, Some(observed)) => {
                 let bounds = AdaptiveBounds {
@@ -164,6 +165,7 @@ impl Fleet {
         let policy = SizingPolicy {
             desired_free,
             consolidate,
+            hysteresis: adaptive,
             buffer: self.settings.buffer,
             max_instances: self.settings.max_instances_per_region,
             expected_capacity: snapshot

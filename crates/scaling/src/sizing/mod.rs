@@ -42,6 +42,11 @@ pub struct SizingPolicy {
     /// Whether too much room may be given back by draining the least-loaded instance
     /// even if it has sessions (`SCALING_POLICY=adaptive`), not only an empty one.
     pub consolidate: bool,
+    /// Whether an empty instance is drained only if the free slots stay a quarter of an
+    /// instance over the buffer after it (`SCALING_POLICY=adaptive`), so that the next
+    /// few arrivals do not launch it right back: a launch pays a boot's worth of idle
+    /// slots. Without, the original's rule: an instance over.
+    pub hysteresis: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +140,12 @@ pub fn decide(view: &FleetView, policy: &SizingPolicy) -> Decision {
             Decision::Launch(allowed)
         };
     }
-    if free < wanted_free.saturating_add(average_capacity) {
+    let margin = if policy.hysteresis {
+        average_capacity / 4
+    } else {
+        0
+    };
+    if free < wanted_free.saturating_add(average_capacity + margin) {
         return Decision::Nothing;
     }
     if let Some(first) = empty_active(view).into_iter().next() {

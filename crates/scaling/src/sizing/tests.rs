@@ -8,6 +8,7 @@ const POLICY: SizingPolicy = SizingPolicy {
     max_instances: None,
     expected_capacity: 10,
     consolidate: false,
+    hysteresis: false,
 };
 
 fn instance(name: &str, status: InstanceStatus, capacity: i64, mandelboxes: i64) -> InstanceLoad {
@@ -112,6 +113,27 @@ fn an_overfull_buffer_drains_one_empty_instance() {
     // Too much room but nothing empty: nothing to drain.
     let busy = vec![active("a", 20, 1), active("b", 20, 1)];
     assert_eq!(decide(&view(busy), &POLICY), Decision::Nothing);
+}
+
+#[test]
+fn with_hysteresis_an_empty_instance_goes_only_a_quarter_instance_over_an_instance() {
+    let adaptive = SizingPolicy {
+        hysteresis: true,
+        ..POLICY
+    };
+    // 21 free, 10 wanted + 10 average: the original's rule drains; with hysteresis the
+    // next few arrivals would launch it back, so it stays until 22 (10 + 10 + 10 / 4).
+    let fleet = vec![active("a", 10, 0), active("b", 10, 9), active("c", 10, 0)];
+    assert_eq!(
+        decide(&view(fleet.clone()), &POLICY),
+        Decision::Drain(names(&["a"]))
+    );
+    assert_eq!(decide(&view(fleet), &adaptive), Decision::Nothing);
+    let roomier = vec![active("a", 10, 0), active("b", 10, 8), active("c", 10, 0)];
+    assert_eq!(
+        decide(&view(roomier), &adaptive),
+        Decision::Drain(names(&["a"]))
+    );
 }
 
 #[test]
