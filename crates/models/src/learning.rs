@@ -56,46 +56,6 @@ pub fn traffic(
     .get_result(conn)
 }
 
-#[derive(QueryableByName)]
-struct Bucket {
-    #[diesel(sql_type = BigInt)]
-    bucket: i64,
-    #[diesel(sql_type = BigInt)]
-    arrivals: i64,
-}
-
-/// The mandelboxes assigned in `region` during the `long` span before `now`, in
-/// `buckets` equal parts of it, the most recent first (an arrival stamped after `now`,
-/// by another process's clock, counts in the first).
-pub fn arrivals_by_bucket(
-    conn: &mut PgConnection,
-    region: &Region,
-    now: UnixMillis,
-    long: Duration,
-    buckets: usize,
-) -> QueryResult<Vec<i64>> {
-    let mut counts = vec![0; buckets];
-    if buckets == 0 {
-        return Ok(counts);
-    }
-    let span = millis(long).max(1);
-    let rows: Vec<Bucket> = diesel::sql_query(
-        "SELECT GREATEST(($2 - at_utc_unix_ms) * $4 / $3, 0) AS bucket, count(*) AS arrivals \
-         FROM hardware.arrivals WHERE region_name = $1 AND at_utc_unix_ms > $2 - $3 \
-         GROUP BY 1",
-    )
-    .bind::<Text, _>(region.as_str())
-    .bind::<BigInt, _>(now.as_millis())
-    .bind::<BigInt, _>(span)
-    .bind::<BigInt, _>(i64::try_from(buckets).unwrap_or(i64::MAX))
-    .load(conn)?;
-    for row in rows {
-        let index = usize::try_from(row.bucket).unwrap_or(0).min(buckets - 1);
-        counts[index] += row.arrivals;
-    }
-    Ok(counts)
-}
-
 /// The median of the region's last [`BOOT_SAMPLES`] boot times; `None` before its first.
 pub fn boot_time(conn: &mut PgConnection, region: &Region) -> QueryResult<Option<Duration>> {
     let mut samples: Vec<i64> = boot_samples::table

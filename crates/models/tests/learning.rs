@@ -66,23 +66,6 @@ fn every_mandelbox_inserted_is_an_arrival_of_its_instances_region() {
         departures_long,
     };
     assert_eq!(traffic(&mut conn, &east, at(0)), seen(10, 15, 0));
-    // By the minute over the half hour, the most recent first.
-    let by_minute = learning::arrivals_by_bucket(&mut conn, &east, at(0), half_hour, 30).unwrap();
-    let mut expected = vec![0; 30];
-    expected[0] = 10;
-    expected[15] = 5;
-    assert_eq!(by_minute, expected);
-    // An arrival stamped a little after now (another clock) counts as the latest.
-    db.execute(&format!(
-        "INSERT INTO hardware.arrivals (region_name, at_utc_unix_ms) VALUES ('us-west-1', {})",
-        at(5).as_millis()
-    ));
-    let west =
-        learning::arrivals_by_bucket(&mut conn, &region("us-west-1"), at(0), half_hour, 3).unwrap();
-    assert_eq!(west, vec![3, 0, 0]);
-    db.execute(&format!(
-        "DELETE FROM hardware.arrivals WHERE at_utc_unix_ms > {NOW}"
-    ));
     // Sessions ending are departures, stamped when they end, and take nothing back.
     db.execute("DELETE FROM hardware.mandelbox_info WHERE instance_name = 'east'");
     db.execute(

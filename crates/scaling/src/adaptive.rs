@@ -16,24 +16,13 @@ use std::time::Duration;
 /// How many standard deviations of the horizon's loss of free slots the buffer covers.
 pub const SAFETY_SIGMAS: f64 = 2.0;
 
-/// The long span's arrivals are counted in this many equal parts (a minute each with
-/// the default half hour).
-pub const ARRIVAL_BUCKETS: usize = 30;
-
-/// A part counts at most this many times the median part's arrivals…
-pub const BURST_MULTIPLE: i64 = 3;
-
-/// …and at least this many.
-pub const BURST_FLOOR: i64 = 3;
-
 /// What the region showed recently.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Observed {
-    /// Mandelboxes assigned during the short span (a burst capped: [`burst_capped`]).
+    /// Mandelboxes assigned during the short span.
     pub arrivals_short: i64,
     pub short_span: Duration,
-    /// Mandelboxes assigned during the long span (which includes the short one; a burst
-    /// capped).
+    /// Mandelboxes assigned during the long span (which includes the short one).
     pub arrivals_long: i64,
     /// Mandelboxes ended during the long span.
     pub departures_long: i64,
@@ -61,40 +50,6 @@ fn per_sec(count: i64, span: Duration) -> f64 {
         return 0.0;
     }
     count.max(0) as f64 / secs
-}
-
-/// The arrivals of the short and the long span, from the long span's arrivals by part
-/// (most recent first, [`ARRIVAL_BUCKETS`] parts), each part counted at most
-/// [`BURST_MULTIPLE`] times the median part of the long or of the short span, whichever
-/// is higher (and at least [`BURST_FLOOR`]): a burst of users within a minute or two,
-/// who are served through unmet demand, does not hold the buffer up for the half hour
-/// after it, while a ramp, or a step that lasts most of the short span, counts in full.
-/// `short_parts` is how many of the most recent parts the short span covers.
-pub fn burst_capped(by_part: &[i64], short_parts: usize) -> (i64, i64) {
-    let median = |parts: &[i64]| {
-        let mut sorted = parts.to_vec();
-        sorted.sort_unstable();
-        sorted.get(sorted.len() / 2).copied().unwrap_or(0)
-    };
-    if by_part.is_empty() {
-        return (0, 0);
-    }
-    let recent = &by_part[..short_parts.clamp(1, by_part.len())];
-    let cap = median(by_part)
-        .max(median(recent))
-        .saturating_mul(BURST_MULTIPLE)
-        .max(BURST_FLOOR);
-    let capped = by_part.iter().map(|n| (*n).clamp(0, cap));
-    let short = capped.clone().take(short_parts).sum();
-    (short, capped.sum())
-}
-
-/// How many of the long span's [`ARRIVAL_BUCKETS`] parts the short span covers (at
-/// least one).
-pub fn short_parts(short: Duration, long: Duration) -> usize {
-    let parts =
-        ARRIVAL_BUCKETS as f64 * short.as_secs_f64() / long.as_secs_f64().max(f64::MIN_POSITIVE);
-    (parts.round() as usize).clamp(1, ARRIVAL_BUCKETS)
 }
 
 /// The arrivals per second to prepare for.
@@ -207,34 +162,6 @@ mod tests {
         assert!(shrinking(&observed(5, 100, 140, None)));
         assert!(!shrinking(&observed(5, 100, 100, None)));
         assert!(!shrinking(&observed(0, 0, 0, None)));
-    }
-
-    #[test]
-    fn a_burst_counts_as_three_median_minutes_and_a_ramp_in_full() {
-        // A quiet half hour at 1 a minute, with 120 users in one minute 10 minutes ago.
-        let mut burst = vec![1; 30];
-        burst[10] = 120;
-        assert_eq!(burst_capped(&burst, 5), (5, 29 + 3));
-        // Within the short span too.
-        burst[2] = 60;
-        assert_eq!(burst_capped(&burst, 5), (4 + 3, 28 + 3 + 3));
-        // A ramp from 2 to 8 a minute (most recent first) is under 3 × 5 everywhere.
-        let ramp: Vec<i64> = (0..30).map(|m| 8 - m / 5).collect();
-        let total: i64 = ramp.iter().sum();
-        assert_eq!(burst_capped(&ramp, 5), (40, total));
-        // A step from nothing to 12 a minute for the last five minutes counts in full.
-        let mut step = vec![0; 30];
-        step[..5].fill(12);
-        assert_eq!(burst_capped(&step, 5), (60, 60));
-        // A quiet region's odd busy minute counts up to the floor.
-        let mut quiet = vec![0; 30];
-        quiet[0] = 5;
-        assert_eq!(burst_capped(&quiet, 5), (3, 3));
-        assert_eq!(burst_capped(&[], 5), (0, 0));
-        let minutes = |secs| Duration::from_secs(secs);
-        assert_eq!(short_parts(minutes(300), minutes(1800)), 5);
-        assert_eq!(short_parts(minutes(1), minutes(1800)), 1);
-        assert_eq!(short_parts(minutes(3600), minutes(1800)), 30);
     }
 
     #[test]

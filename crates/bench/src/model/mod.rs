@@ -269,7 +269,10 @@ impl Model<'_> {
             return (i64::from(sim.desired_free), false);
         }
         let learning = self.options.learning;
-        let long = learning.long_span.as_secs_f64();
+        let (short, long) = (
+            learning.short_span.as_secs_f64(),
+            learning.long_span.as_secs_f64(),
+        );
         while self.assigned.front().is_some_and(|at| *at <= now - long) {
             self.assigned.pop_front();
         }
@@ -277,22 +280,10 @@ impl Model<'_> {
             self.departed.pop_front();
         }
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        // By part of the long span, most recent first, as the server counts them.
-        let mut by_part = vec![0; adaptive::ARRIVAL_BUCKETS];
-        for at in &self.assigned {
-            let part = ((now - at) / long * by_part.len() as f64) as usize;
-            if let Some(n) = by_part.get_mut(part) {
-                *n += 1;
-            }
-        }
-        let (arrivals_short, arrivals_long) = adaptive::burst_capped(
-            &by_part,
-            adaptive::short_parts(learning.short_span, learning.long_span),
-        );
         let observed = Observed {
-            arrivals_short,
+            arrivals_short: count(self.assigned.iter().filter(|at| **at > now - short).count()),
             short_span: learning.short_span,
-            arrivals_long,
+            arrivals_long: count(self.assigned.len()),
             departures_long: count(self.departed.len()),
             long_span: learning.long_span,
             boot_time: self.booted.then_some(sim.boot),

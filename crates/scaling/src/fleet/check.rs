@@ -226,21 +226,10 @@ fn observe(
     spans: Learning,
 ) -> diesel::QueryResult<Observed> {
     let traffic = learning::traffic(conn, region, now, spans.short_span, spans.long_span)?;
-    let by_part = learning::arrivals_by_bucket(
-        conn,
-        region,
-        now,
-        spans.long_span,
-        adaptive::ARRIVAL_BUCKETS,
-    )?;
-    let (arrivals_short, arrivals_long) = adaptive::burst_capped(
-        &by_part,
-        adaptive::short_parts(spans.short_span, spans.long_span),
-    );
     Ok(Observed {
-        arrivals_short,
+        arrivals_short: traffic.arrivals_short,
         short_span: spans.short_span,
-        arrivals_long,
+        arrivals_long: traffic.arrivals_long,
         departures_long: traffic.departures_long,
         long_span: spans.long_span,
         boot_time: learning::boot_time(conn, region)?,
