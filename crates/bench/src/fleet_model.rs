@@ -15,18 +15,10 @@
 )]
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use bench::model::{self, ModelOptions, ModelReport, Placement};
-use bench::sim::{self, Arrival, Policy, SimOptions};
+use bench::sim::{self, Arrival, SimOptions};
 use clap::{Parser, ValueEnum};
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Policies {
-    Fixed,
-    Adaptive,
-    Both,
-}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum PlacementArg {
@@ -45,22 +37,10 @@ struct Args {
     /// Also the diurnal traces of seeds 1 to N (`trace-gen diurnal --seed S`).
     #[arg(long, default_value_t = 0)]
     diurnal_seeds: u64,
-    #[arg(long, value_enum, default_value_t = Policies::Both)]
-    policy: Policies,
+    #[command(flatten)]
+    fleet: sim::cli::FleetArgs,
     #[arg(long, value_enum, default_value_t = PlacementArg::Fullest)]
     placement: PlacementArg,
-    /// Seconds from launch to a host's registration.
-    #[arg(long, default_value_t = 90)]
-    boot_secs: u64,
-    /// Slots per instance.
-    #[arg(long, default_value_t = 8)]
-    capacity: i64,
-    /// How long a refused user waits on the second try.
-    #[arg(long, default_value_t = 120)]
-    client_wait_secs: u64,
-    /// DESIRED_FREE_MANDELBOXES of the fixed policy.
-    #[arg(long, default_value_t = 10)]
-    desired_free: u32,
     /// DESIRED_FREE_MANDELBOXES_MIN and _MAX of the adaptive policy.
     #[arg(long, default_value_t = 2)]
     adaptive_min: u32,
@@ -75,13 +55,7 @@ fn traces(args: &Args) -> Vec<(String, Vec<Arrival>)> {
     let mut traces: Vec<(String, Vec<Arrival>)> = args
         .trace
         .iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(path)
-                .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
-            let arrivals =
-                sim::trace::parse(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-            (path.display().to_string(), arrivals)
-        })
+        .map(|path| (path.display().to_string(), sim::cli::read_trace(path)))
         .collect();
     for seed in 1..=args.diurnal_seeds {
         traces.push((
@@ -97,13 +71,9 @@ fn main() {
     let args = Args::parse();
     let options = ModelOptions {
         sim: SimOptions {
-            boot: Duration::from_secs(args.boot_secs),
-            capacity: args.capacity,
-            client_wait: Duration::from_secs(args.client_wait_secs),
-            desired_free: args.desired_free,
             adaptive_min: args.adaptive_min,
             adaptive_max: args.adaptive_max,
-            ..SimOptions::default()
+            ..args.fleet.options()
         },
         placement: match args.placement {
             PlacementArg::Fullest => Placement::Fullest,
@@ -111,11 +81,7 @@ fn main() {
         },
         ..ModelOptions::default()
     };
-    let policies = match args.policy {
-        Policies::Fixed => vec![Policy::Fixed],
-        Policies::Adaptive => vec![Policy::Adaptive],
-        Policies::Both => vec![Policy::Fixed, Policy::Adaptive],
-    };
+    let policies = args.fleet.policy.policies();
     let mut all = Vec::new();
     for (name, arrivals) in traces(&args) {
         let reports: Vec<ModelReport> = policies

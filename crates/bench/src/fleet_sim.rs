@@ -8,17 +8,9 @@
 )]
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use bench::sim::{self, Policy, SimOptions};
-use clap::{Parser, ValueEnum};
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Policies {
-    Fixed,
-    Adaptive,
-    Both,
-}
+use bench::sim::{self, SimOptions};
+use clap::Parser;
 
 #[derive(Debug, Parser)]
 #[command(about = "Replays a trace of users against the real server, per scaling policy")]
@@ -29,20 +21,8 @@ struct Args {
     /// Trace seconds per wall second.
     #[arg(long, default_value_t = 240.0)]
     speed: f64,
-    #[arg(long, value_enum, default_value_t = Policies::Both)]
-    policy: Policies,
-    /// Seconds from launch to a host's registration (trace time).
-    #[arg(long, default_value_t = 90)]
-    boot_secs: u64,
-    /// Slots per instance.
-    #[arg(long, default_value_t = 8)]
-    capacity: i64,
-    /// How long a refused user waits on the second try (trace seconds).
-    #[arg(long, default_value_t = 120)]
-    client_wait_secs: u64,
-    /// DESIRED_FREE_MANDELBOXES of the fixed policy.
-    #[arg(long, default_value_t = 10)]
-    desired_free: u32,
+    #[command(flatten)]
+    fleet: sim::cli::FleetArgs,
     /// One JSON object per policy per line instead of the table.
     #[arg(long)]
     json: bool,
@@ -58,23 +38,12 @@ fn main() {
         args.speed > 0.0 && args.speed.is_finite(),
         "--speed must be positive"
     );
-    let text = std::fs::read_to_string(&args.trace)
-        .unwrap_or_else(|err| panic!("cannot read {}: {err}", args.trace.display()));
-    let arrivals =
-        sim::trace::parse(&text).unwrap_or_else(|err| panic!("{}: {err}", args.trace.display()));
+    let arrivals = sim::cli::read_trace(&args.trace);
     let options = SimOptions {
         speed: args.speed,
-        boot: Duration::from_secs(args.boot_secs),
-        capacity: args.capacity,
-        client_wait: Duration::from_secs(args.client_wait_secs),
-        desired_free: args.desired_free,
-        ..SimOptions::default()
+        ..args.fleet.options()
     };
-    let policies = match args.policy {
-        Policies::Fixed => vec![Policy::Fixed],
-        Policies::Adaptive => vec![Policy::Adaptive],
-        Policies::Both => vec![Policy::Fixed, Policy::Adaptive],
-    };
+    let policies = args.fleet.policy.policies();
     if !args.json {
         let length = arrivals.last().map_or(0.0, |a| a.at_secs);
         eprintln!(

@@ -8,6 +8,7 @@
 //! host protocol. Paid capacity is what the cloud runs: every launched instance until it
 //! shuts down or is terminated, booting and draining ones included.
 
+pub mod cli;
 mod client;
 mod server;
 mod table;

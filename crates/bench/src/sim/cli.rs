@@ -1,0 +1,67 @@
+//! What `fleet-sim` and `fleet-model` are asked on their command lines alike: the
+//! policies to run, the fleet's shape, and trace files.
+
+use std::path::Path;
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+use super::{Arrival, Policy, SimOptions};
+
+/// `--policy`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Policies {
+    Fixed,
+    Adaptive,
+    Both,
+}
+
+impl Policies {
+    pub fn policies(self) -> Vec<Policy> {
+        match self {
+            Self::Fixed => vec![Policy::Fixed],
+            Self::Adaptive => vec![Policy::Adaptive],
+            Self::Both => vec![Policy::Fixed, Policy::Adaptive],
+        }
+    }
+}
+
+/// The options both tools share (durations in trace seconds).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FleetArgs {
+    #[arg(long, value_enum, default_value_t = Policies::Both)]
+    pub policy: Policies,
+    /// Seconds from launch to a host's registration (trace time).
+    #[arg(long, default_value_t = 90)]
+    pub boot_secs: u64,
+    /// Slots per instance.
+    #[arg(long, default_value_t = 8)]
+    pub capacity: i64,
+    /// How long a refused user waits on the second try (trace seconds).
+    #[arg(long, default_value_t = 120)]
+    pub client_wait_secs: u64,
+    /// DESIRED_FREE_MANDELBOXES of the fixed policy.
+    #[arg(long, default_value_t = 10)]
+    pub desired_free: u32,
+}
+
+impl FleetArgs {
+    /// The simulation's options with these; the rest as [`SimOptions::default`].
+    pub fn options(&self) -> SimOptions {
+        SimOptions {
+            boot: Duration::from_secs(self.boot_secs),
+            capacity: self.capacity,
+            client_wait: Duration::from_secs(self.client_wait_secs),
+            desired_free: self.desired_free,
+            ..SimOptions::default()
+        }
+    }
+}
+
+/// The trace in `path`; stops loudly, naming the file (and the line), if it cannot be
+/// read.
+pub fn read_trace(path: &Path) -> Vec<Arrival> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+    super::trace::parse(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
