@@ -28,7 +28,10 @@ export AWS_EC2_METADATA_DISABLED=true
 
 # Databases left by an interrupted run (templates are rebuilt when needed).
 psql_admin -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'webserver\_test\_%' OR datname LIKE 'webserver\_quickstart\_%'" |
-  while read -r stale; do psql_admin -qc "DROP DATABASE IF EXISTS \"$stale\" WITH (FORCE)"; done
+  while read -r stale; do
+    psql_admin -qc "DROP DATABASE IF EXISTS \"$stale\" WITH (FORCE)" 2>/dev/null ||
+      log "left $stale (another role owns it)"
+  done
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
