@@ -7,6 +7,7 @@ use auth::TokenVerifier;
 use billing::BillingPortal;
 use hosts::HostService;
 use models::Db;
+use models::db::Readiness;
 use models::region_to_ami::EnabledRegions;
 use scaling::{Fleet, FleetGauges};
 
@@ -16,9 +17,11 @@ use crate::metrics::HttpMetrics;
 #[derive(Clone)]
 pub struct ApiState {
     pub db: Db,
-    /// A small pool of its own for readiness probes and the fleet gauges, so neither
+    /// A small pool of its own for the fleet document and gauges, so that neither
     /// queues behind requests, nor requests behind a scrape storm.
     pub ops_db: Db,
+    /// Whether the request pool works now (`GET /readyz`).
+    pub readiness: Arc<Readiness>,
     /// The enabled regions, kept in memory and refreshed by notifications.
     pub regions: Arc<EnabledRegions>,
     pub verifier: Arc<TokenVerifier>,

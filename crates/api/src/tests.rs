@@ -10,6 +10,7 @@ use assignment::{AssignMetrics, AssignPolicy, Assigner, Waiting};
 use auth::{SigningKey, TokenVerifier, VerifierConfig};
 use billing::NoPayments;
 use hosts::HostService;
+use models::db::Readiness;
 use models::notify::{Channel, Notifications};
 use models::region_to_ami::EnabledRegions;
 use models::{Db, PoolOptions};
@@ -104,6 +105,7 @@ impl Fixture {
             portal: Arc::new(NoPayments),
             mailer: None,
             ops_db: db.clone(),
+            readiness: Arc::new(Readiness::new(db.clone())),
             regions: Arc::new(EnabledRegions::new(
                 db.clone(),
                 &Notifications::silent(),

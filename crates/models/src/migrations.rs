@@ -28,15 +28,33 @@ pub fn run_pending(conn: &mut PgConnection) -> Result<Vec<String>, MigrationErro
         .bind::<BigInt, _>(MIGRATION_LOCK)
         .execute(conn)
         .map_err(failed)?;
+    // A pooled connection has a statement timeout; a migration may take longer.
+    let timeout = diesel::sql_query("SELECT current_setting('statement_timeout') AS setting")
+        .get_result::<Setting>(conn)
+        .map_err(failed)?;
+    diesel::sql_query("SET statement_timeout = 0")
+        .execute(conn)
+        .map_err(failed)?;
     let applied = conn
         .run_pending_migrations(MIGRATIONS)
         .map(|applied| applied.iter().map(ToString::to_string).collect());
+    let restored =
+        diesel::sql_query("SELECT set_config('statement_timeout', $1, false) AS setting")
+            .bind::<diesel::sql_types::Text, _>(&timeout.setting)
+            .get_result::<Setting>(conn);
     let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1)")
         .bind::<BigInt, _>(MIGRATION_LOCK)
         .execute(conn);
     let applied = applied.map_err(failed)?;
     unlocked.map_err(failed)?;
+    restored.map_err(failed)?;
     Ok(applied)
+}
+
+#[derive(diesel::QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    setting: String,
 }
 
 /// The versions of the migrations this binary has that the database has not applied.

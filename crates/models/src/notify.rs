@@ -57,7 +57,12 @@ impl Notifications {
     pub fn listen(database_url: &str) -> std::io::Result<Self> {
         let (capacity_tx, capacity) = watch::channel(0);
         let (regions_tx, regions) = watch::channel(0);
-        let url = database_url.to_owned();
+        // A connect timeout and keepalives: a vanished server cannot hold the thread.
+        let url = crate::db::connection_url(
+            database_url,
+            crate::db::ConnectionParams::default(),
+            "webserver-listen",
+        );
         std::thread::Builder::new()
             .name("pg-listen".to_owned())
             .spawn(move || listen_loop(&url, &capacity_tx, &regions_tx))?;
@@ -81,7 +86,11 @@ impl Notifications {
     }
 }
 
-/// Listens, reconnecting with backoff, until nobody watches any more.
+/// The longest pause between two attempts to listen again.
+const RECONNECT: Duration = Duration::from_millis(500);
+
+/// Listens, reconnecting with backoff (at most [`RECONNECT`] apart), until nobody
+/// watches any more.
 fn listen_loop(url: &str, capacity: &watch::Sender<u64>, regions: &watch::Sender<u64>) {
     let bump = |sender: &watch::Sender<u64>| sender.send_modify(|n| *n = n.wrapping_add(1));
     let mut pause = Duration::from_millis(100);
@@ -91,7 +100,7 @@ fn listen_loop(url: &str, capacity: &watch::Sender<u64>, regions: &watch::Sender
             Err(err) => {
                 tracing::debug!(error = %err, "cannot listen for notifications yet");
                 std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_secs(5));
+                pause = (pause * 2).min(RECONNECT);
                 continue;
             }
         };

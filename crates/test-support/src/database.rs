@@ -187,15 +187,17 @@ impl Drop for TestDatabase {
 
 /// The single number a query answers on `conn`, as a column named `n`.
 pub fn number(conn: &mut PgConnection, sql: &str) -> i64 {
+    try_number(conn, sql).unwrap_or_else(|err| panic!("{sql}: {err}"))
+}
+
+/// [`number`], or the error.
+pub fn try_number(conn: &mut PgConnection, sql: &str) -> diesel::QueryResult<i64> {
     #[derive(QueryableByName)]
     struct Number {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    sql_query(sql)
-        .get_result::<Number>(conn)
-        .unwrap_or_else(|err| panic!("{sql}: {err}"))
-        .n
+    sql_query(sql).get_result::<Number>(conn).map(|row| row.n)
 }
 
 fn connect(url: &str) -> PgConnection {

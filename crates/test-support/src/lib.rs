@@ -24,7 +24,7 @@ mod stripe_stub;
 mod stub_server;
 mod temp_dir;
 
-pub use database::{Fleet, TestDatabase, admin_url, number};
+pub use database::{Fleet, TestDatabase, admin_url, number, try_number};
 pub use identity::{TEST_AUDIENCE, TEST_ISSUER, TestIdentity, unix_now_secs};
 pub use jwks_server::JwksServer;
 pub use moto::{MOTO_ACCESS_KEY_ID, MOTO_INSTANCE_PROFILE, MOTO_SECRET_ACCESS_KEY, Moto};

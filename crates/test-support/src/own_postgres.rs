@@ -41,6 +41,52 @@ fn is_root() -> bool {
 impl OwnPostgres {
     /// Creates and starts the server (a few seconds).
     pub fn start() -> Self {
+        let server = Self::empty();
+        server.run(
+            "initdb",
+            &[
+                "-D",
+                &server.data().display().to_string(),
+                "--auth=trust",
+                "--username=postgres",
+                "--no-sync",
+            ],
+        );
+        server.ctl(&["start", "-w", "-t", "30"]);
+        server.wait_ready(Duration::from_secs(30));
+        server
+    }
+
+    /// A streaming standby of `primary` (`pg_basebackup -R`, asynchronous replication),
+    /// started on a port of its own; it answers read-only queries until promoted.
+    pub fn standby_of(primary: &OwnPostgres) -> Self {
+        let server = Self::empty();
+        server.run(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                &server.data().display().to_string(),
+                "-R",
+                "-X",
+                "stream",
+                // At once, not spread over minutes.
+                "--checkpoint=fast",
+                "--no-sync",
+            ],
+        );
+        server.ctl(&["start", "-w", "-t", "30"]);
+        server.wait_ready(Duration::from_secs(30));
+        server
+    }
+
+    /// A directory and a port, nothing started.
+    fn empty() -> Self {
         let dir = TempDir::new();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
@@ -60,18 +106,6 @@ impl OwnPostgres {
                 .expect("chown");
             assert!(status.success(), "chown the data directory");
         }
-        server.run(
-            "initdb",
-            &[
-                "-D",
-                &server.data().display().to_string(),
-                "--auth=trust",
-                "--username=postgres",
-                "--no-sync",
-            ],
-        );
-        server.ctl(&["start", "-w", "-t", "30"]);
-        server.wait_ready(Duration::from_secs(30));
         server
     }
 
@@ -150,6 +184,13 @@ impl OwnPostgres {
         )
     }
 
+    /// The single number a query answers, as a column named `n`, asked of the `postgres`
+    /// database.
+    pub fn number(&self, sql: &str) -> i64 {
+        let mut admin = PgConnection::establish(&self.admin_url()).expect("connect");
+        crate::number(&mut admin, sql)
+    }
+
     /// A new database on this server.
     pub fn create_database(&self, name: &str) -> String {
         let mut admin = PgConnection::establish(&self.admin_url()).expect("connect");
@@ -175,8 +216,24 @@ impl OwnPostgres {
 
     /// Restarts it, as `pg_ctlcluster … restart` does.
     pub fn restart(&self) {
-        self.ctl(&["restart", "-m", "fast", "-w", "-t", "30"]);
-        self.wait_ready(Duration::from_secs(30));
+        self.restart_with("fast");
+    }
+
+    /// Restarts it with a shutdown mode of `pg_ctl`: `smart`, `fast` or `immediate`
+    /// (no checkpoint: the start recovers from the write-ahead log).
+    pub fn restart_with(&self, mode: &str) {
+        self.ctl(&["restart", "-m", mode, "-w", "-t", "60"]);
+        self.wait_ready(Duration::from_secs(60));
+    }
+
+    /// Stops it with a shutdown mode of `pg_ctl`.
+    pub fn stop_with(&self, mode: &str) {
+        self.ctl(&["stop", "-m", mode, "-w"]);
+    }
+
+    /// Promotes a standby to a primary, and waits until it takes writes.
+    pub fn promote(&self) {
+        self.ctl(&["promote", "-w", "-t", "60"]);
     }
 
     pub fn dir(&self) -> &Path {

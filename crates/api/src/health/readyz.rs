@@ -1,32 +1,30 @@
-use std::time::Duration;
-
 use actix_web::HttpResponse;
 use serde_json::json;
 
 use crate::ApiState;
 use crate::error::ApiError;
 
-/// How long the database may take to answer a readiness probe, connection included.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// `GET /readyz`: 200 when the database answers; 503 when it does not, or while the
-/// server is shutting down. The probe uses a pool of its own, so it never queues behind
-/// requests, and answers within its own short budget.
+/// `GET /readyz`: 200 only when the request pool, and the lock pool, can hand out a
+/// working connection now (one answered within the last second, or a probe: a
+/// connection within half a second and `SELECT 1`); 503 with the reason otherwise, or
+/// once shutdown began. Answers are shared for a quarter of a second, so a flood of
+/// probes costs the database almost nothing. Use it for readiness, never for liveness:
+/// a database outage must take the server out of rotation, not restart it.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "health",
     responses(
-        (status = 200, description = "The database answers", body = crate::openapi::Status),
-        (status = 503, description = "The database does not answer, or shutdown began", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The database serves requests", body = crate::openapi::Status),
+        (status = 503, description = "Requests would fail for the database (the error says which pool), or shutdown began", body = crate::openapi::ErrorBody),
     )
 )]
 pub async fn get_readyz(state: ApiState) -> Result<HttpResponse, ApiError> {
     if state.lifecycle.is_shutting_down() {
         return Err(ApiError::ServiceUnavailable("shutting down"));
     }
-    match tokio::time::timeout(PROBE_TIMEOUT, state.ops_db.ping()).await {
-        Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({ "status": "ready" }))),
-        Ok(Err(_)) | Err(_) => Err(ApiError::ServiceUnavailable("database unavailable")),
+    match state.readiness.check().await {
+        Ok(()) => Ok(HttpResponse::Ok().json(json!({ "status": "ready" }))),
+        Err(why) => Err(ApiError::ServiceUnavailable(why.reason())),
     }
 }

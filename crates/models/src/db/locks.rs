@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use diesel::PgConnection;
 
-use super::{Db, DbError, PgPooled};
+use super::health::Pool;
+use super::{Db, DbError, NoAnswer, PgPooled};
 
 /// Takes the advisory lock `key` until the end of the current transaction, if no other
 /// session holds it; returns whether it did. A lock taken this way cannot outlive its
@@ -70,21 +71,31 @@ impl Db {
         name: &str,
         wait: Duration,
     ) -> Result<Option<AdvisoryLock>, DbError> {
+        let Some(pool) = self.locks.clone() else {
+            return Err(DbError::Unavailable(
+                "this pool was built without lock connections".into(),
+            ));
+        };
         let deadline = tokio::time::Instant::now() + wait;
         let mut held = None;
         loop {
-            let pool = self.locks.clone();
+            let pool = pool.clone();
             let key = name.to_owned();
-            let (conn, locked) = tokio::task::spawn_blocking(move || {
+            let checkout_wait = self.checkout_wait;
+            let task = tokio::task::spawn_blocking(move || {
                 let mut conn = match held {
                     Some(conn) => conn,
-                    None => pool.get()?,
+                    None => pool.get_timeout(checkout_wait)?,
                 };
                 let locked = try_lock_named(&mut conn, &key)?;
                 Ok::<_, DbError>((conn, locked))
-            })
-            .await
-            .map_err(DbError::Task)??;
+            });
+            let attempt = match tokio::time::timeout(self.deadline, task).await {
+                Ok(joined) => joined.map_err(DbError::Task).and_then(|result| result),
+                Err(_) => Err(DbError::Unavailable(Box::new(NoAnswer(self.deadline)))),
+            };
+            self.health.observe(Pool::Locks, &attempt);
+            let (conn, locked) = attempt?;
             if locked {
                 return Ok(Some(AdvisoryLock {
                     conn: Some(conn),

@@ -18,6 +18,9 @@ pub(super) fn show(vars: &Vars, json: bool) -> Result<ExitCode, CliError> {
             max_size: 1,
             connection_timeout: database.connect_timeout,
             lock_timeout: Duration::from_secs(5),
+            statement_timeout: database.statement_timeout,
+            lock_connections: 0,
+            name: "cli",
             ..PoolOptions::default()
         },
     );

@@ -175,8 +175,11 @@ fn migrate(vars: &Vars) -> Result<ExitCode, CliError> {
         PoolOptions {
             max_size: 1,
             connection_timeout: database.connect_timeout,
-            // A migration may wait for other processes' locks as long as it takes.
+            // A migration may wait for other processes' locks, and run, as long as it takes.
             lock_timeout: Duration::ZERO,
+            statement_timeout: Duration::ZERO,
+            lock_connections: 0,
+            name: "migrate",
             ..PoolOptions::default()
         },
     );
@@ -212,6 +215,8 @@ fn ami_upgrade(
             PoolOptions {
                 max_size: 4,
                 connection_timeout: settings.database.connect_timeout,
+                statement_timeout: settings.database.statement_timeout,
+                name: "upgrade",
                 ..PoolOptions::default()
             },
         );

@@ -79,6 +79,8 @@ pub struct DatabaseSettings {
     pub url: SecretString,
     pub pool_size: u32,
     pub connect_timeout: Duration,
+    /// `DATABASE_STATEMENT_TIMEOUT_SECS`: the server cancels a statement after this.
+    pub statement_timeout: Duration,
 }
 
 impl DatabaseSettings {
@@ -100,6 +102,7 @@ impl DatabaseSettings {
             url: SecretString::from(url.to_owned()),
             pool_size: vars.ranged("DATABASE_POOL_SIZE", 16, 1..=1000)?,
             connect_timeout: vars.secs("DATABASE_CONNECT_TIMEOUT_SECS", 5, 1..=300)?,
+            statement_timeout: vars.secs("DATABASE_STATEMENT_TIMEOUT_SECS", 10, 1..=3600)?,
         })
     }
 }

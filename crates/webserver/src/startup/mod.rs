@@ -77,6 +77,8 @@ pub struct Overrides {
 
 /// The background work, spawned once everything else stands.
 struct Jobs {
+    /// Every pool probed while idle, so each reconnects by itself after an outage.
+    keep_warm: [models::Db; 3],
     lifecycle: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     scaling: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     verifier: Arc<auth::TokenVerifier>,
@@ -159,6 +161,11 @@ impl Application {
         };
         let server = api::server(listener, state, options).map_err(StartupError::Server)?;
         let jobs = Jobs {
+            keep_warm: [
+                pools.db.clone(),
+                pools.heartbeats.clone(),
+                pools.ops.clone(),
+            ],
             lifecycle: Box::pin(lifecycle::run_periodically(
                 pools.db,
                 lifecycle_policy(settings),
@@ -288,6 +295,7 @@ fn api_state(
         mailer,
         db: pools.db.clone(),
         ops_db: pools.ops.clone(),
+        readiness: Arc::new(models::db::Readiness::new(pools.db.clone())),
         regions: Arc::new(EnabledRegions::new(
             pools.db.clone(),
             notifications,
@@ -331,6 +339,9 @@ fn lifecycle_policy(settings: &Settings) -> LifecyclePolicy {
     }
 }
 
+/// How often an idle pool is probed.
+const KEEP_WARM: Duration = Duration::from_millis(500);
+
 /// Spawns the background work: the periodic passes, and keeping the JWKS fresh (fetched
 /// at once, then refreshed, and retried with a short backoff while none is usable).
 fn spawn(jobs: Jobs) -> tokio::task::JoinHandle<()> {
@@ -344,7 +355,15 @@ fn spawn(jobs: Jobs) -> tokio::task::JoinHandle<()> {
             }
             jobs.verifier.refresh_keys_periodically().await;
         };
-        tokio::join!(jobs.lifecycle, jobs.scaling, refresh);
+        let [requests, heartbeats, ops] = jobs.keep_warm;
+        tokio::join!(
+            jobs.lifecycle,
+            jobs.scaling,
+            refresh,
+            requests.keep_warm(KEEP_WARM),
+            heartbeats.keep_warm(KEEP_WARM),
+            ops.keep_warm(KEEP_WARM),
+        );
     })
 }
 

@@ -12,9 +12,10 @@ use secrecy::ExposeSecret;
 use super::StartupError;
 use crate::settings::{AuthSettings, Settings};
 
-/// The pools: requests (durable commits), heartbeats (asynchronous commit: a heartbeat
-/// lost in a crash is repeated seconds later), and operations (readiness probes and
-/// gauges: two connections of their own, that never queue behind requests).
+/// The pools: requests (durable commits, and the lock pool), heartbeats (asynchronous
+/// commit: a heartbeat lost in a crash is repeated seconds later), and operations (the
+/// fleet document and the gauges: two connections of their own, so that dashboards and
+/// scrapes never queue requests). Each shows in `pg_stat_activity` under its name.
 pub(super) struct Pools {
     pub db: Db,
     pub heartbeats: Db,
@@ -26,6 +27,7 @@ pub(super) fn pools(settings: &Settings) -> Pools {
     let options = PoolOptions {
         max_size: settings.database.pool_size,
         connection_timeout: settings.database.connect_timeout,
+        statement_timeout: settings.database.statement_timeout,
         ..PoolOptions::default()
     };
     Pools {
@@ -35,7 +37,8 @@ pub(super) fn pools(settings: &Settings) -> Pools {
             PoolOptions {
                 max_size: settings.database.pool_size.div_ceil(2),
                 synchronous_commit: false,
-                lock_connections: 1,
+                lock_connections: 0,
+                name: "heartbeats",
                 ..options
             },
         ),
@@ -45,7 +48,8 @@ pub(super) fn pools(settings: &Settings) -> Pools {
                 max_size: 2,
                 connection_timeout: Duration::from_secs(1),
                 lock_timeout: Duration::from_secs(1),
-                lock_connections: 1,
+                lock_connections: 0,
+                name: "ops",
                 ..options
             },
         ),
