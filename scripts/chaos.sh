@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
-# The chaos run: the release webserver, on a PostgreSQL of its own per scenario, through
-# a database restart mid-load, a SIGKILLed replica, every server stopped for three
-# heartbeat timeouts, the identity provider away for a minute, and 10,000 hostile
-# requests. Prints one table row per scenario; exits 1 if any failed.
+# The chaos run: the release webserver, on a PostgreSQL of its own per scenario.
 #
-#   scripts/chaos.sh                       every scenario, full length (about 5 minutes)
-#   scripts/chaos.sh --short               the short version the test command runs
-#   scripts/chaos.sh --scenario restart    one of: restart, replica, outage, identity, hostile
+# The fault matrix (scenario `faults`): a TCP proxy of the chaos crate between the
+# server and PostgreSQL, and each fault below under 8, 32 and 128 concurrent clients
+# (assigns mixed with heartbeats and GET /regions), 20 runs of each: PostgreSQL
+# restarted (-m fast, -m immediate), stopped 10 s then started, every server connection
+# killed with pg_terminate_backend, connections cut by the proxy (RST), blackholed for
+# 10 s, 300 ms of added latency for 20 s, max_connections taken by another client for
+# 10 s, refused connections for 10 s, and a failover to a streaming standby (made with
+# pg_basebackup on another port) promoted while the primary stops. One table row per
+# fault and load: recovery, pools, answers, lost 202s, invariants, /readyz.
+#
+# Then a SIGKILLed replica, every server stopped for three heartbeat timeouts, the
+# identity provider away for a minute, and 10,000 hostile requests. Exits 1 if any run
+# failed.
+#
+#   scripts/chaos.sh                         everything, full length (hours: the matrix
+#                                            alone is 10 faults x 3 loads x 20 runs)
+#   scripts/chaos.sh --short                 the short version the test command runs
+#   scripts/chaos.sh --scenario faults       one of: faults, replica, outage, identity, hostile
+#   scripts/chaos.sh --scenario faults --fault blackhole --fault cut --runs 5 --clients 128
+#                                            some faults, runs and loads of the matrix
+# Faults: restart-fast, restart-immediate, stop-start, terminate, cut, blackhole,
+# latency, max-connections, refused, failover.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/postgres.sh

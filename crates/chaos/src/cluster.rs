@@ -18,7 +18,10 @@ pub const AMI: &str = "ami-chaos";
 pub struct Cluster {
     pub binary: PathBuf,
     pub postgres: OwnPostgres,
+    /// The harness's own way in: straight to PostgreSQL, as its superuser.
     pub database_url: String,
+    /// What servers are given as `DATABASE_URL` (by default the same).
+    pub server_database_url: String,
     pub identity: TestIdentity,
     data: TempDir,
     /// Settings every server gets, besides the cluster's own.
@@ -32,6 +35,7 @@ impl Cluster {
         let database_url = postgres.create_database("chaos");
         Self {
             binary,
+            server_database_url: database_url.clone(),
             database_url,
             postgres,
             identity: TestIdentity::new(),
@@ -103,7 +107,7 @@ impl Server {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
             .env("ENVIRONMENT", "testing")
-            .env("DATABASE_URL", &cluster.database_url)
+            .env("DATABASE_URL", &cluster.server_database_url)
             .env("BIND_ADDR", "127.0.0.1:0")
             .env("JWKS_URL", cluster.identity.jwks.url())
             .env("JWT_ISSUER", TEST_ISSUER)

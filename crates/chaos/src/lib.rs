@@ -12,6 +12,8 @@
 pub mod cluster;
 mod hostile;
 pub mod load;
+pub mod matrix;
+pub mod proxy;
 pub mod report;
 pub mod scenarios;
 

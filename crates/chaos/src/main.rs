@@ -1,14 +1,16 @@
-//! `chaos --binary target/release/webserver [--short] [--scenario NAME]`: runs the
-//! scenarios and prints the table. Exits 1 if any failed.
+//! `chaos --binary target/release/webserver [--short] [--scenario NAME] [--fault NAME]
+//! [--runs N] [--clients 8,32,128]`: runs the scenarios and prints the tables. Exits 1
+//! if any failed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use chaos::matrix::{self, Fault, MatrixTiming};
 use chaos::{Timing, scenarios, table};
 use clap::Parser;
 
 #[derive(Debug, Parser)]
-#[command(about = "Runs the chaos scenarios against the webserver binary and prints the table")]
+#[command(about = "Runs the chaos scenarios against the webserver binary and prints the tables")]
 struct Args {
     /// The webserver binary to run.
     #[arg(long)]
@@ -16,18 +18,47 @@ struct Args {
     /// The short version (as the test command runs it).
     #[arg(long)]
     short: bool,
-    /// Only this scenario: restart, replica, outage, identity, hostile.
+    /// Only this scenario: faults (the fault matrix), replica, outage, identity, hostile.
     #[arg(long)]
     scenario: Option<String>,
+    /// Only these faults of the matrix (repeatable): restart-fast, restart-immediate,
+    /// stop-start, terminate, cut, blackhole, latency, max-connections, refused, failover.
+    #[arg(long)]
+    fault: Vec<String>,
+    /// Runs of each fault and load (20 in the full run, 2 in the short one).
+    #[arg(long)]
+    runs: Option<usize>,
+    /// The loads, concurrent clients each.
+    #[arg(long, value_delimiter = ',')]
+    clients: Option<Vec<usize>>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let timing = if args.short {
-        Timing::short()
+    let (timing, mut matrix_timing) = if args.short {
+        (Timing::short(), MatrixTiming::short())
     } else {
-        Timing::full()
+        (Timing::full(), MatrixTiming::full())
     };
+    if let Some(runs) = args.runs {
+        matrix_timing.runs = runs;
+    }
+    if let Some(clients) = &args.clients {
+        matrix_timing.loads.clone_from(clients);
+    }
+    let mut faults = Vec::new();
+    for name in &args.fault {
+        match Fault::parse(name) {
+            Some(fault) => faults.push(fault),
+            None => {
+                eprintln!("error: --fault {name}: no such fault");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if faults.is_empty() {
+        faults = Fault::ALL.to_vec();
+    }
     let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -37,11 +68,8 @@ fn main() -> ExitCode {
     };
     let wanted = |name: &str| args.scenario.as_deref().is_none_or(|s| s == name);
     let binary = args.binary.as_path();
-    let rows = runtime.block_on(async {
+    let (rows, cells) = runtime.block_on(async {
         let mut rows = Vec::new();
-        if wanted("restart") {
-            rows.push(scenarios::database_restart(binary, timing).await);
-        }
         if wanted("replica") {
             rows.push(scenarios::replica_killed(binary, timing).await);
         }
@@ -54,10 +82,27 @@ fn main() -> ExitCode {
         if wanted("hostile") {
             rows.push(scenarios::hostile_requests(binary, timing).await);
         }
-        rows
+        if !rows.is_empty() {
+            print!("{}", table(&rows));
+        }
+        let mut cells = Vec::new();
+        if wanted("faults") {
+            println!(
+                "\nfault matrix, as each row completes:\n\n{}",
+                matrix::HEADER
+            );
+            for fault in &faults {
+                cells.extend(
+                    matrix::run_fault(binary, *fault, &matrix_timing, |cell| {
+                        print!("{}", matrix::row(cell, &matrix_timing));
+                    })
+                    .await,
+                );
+            }
+        }
+        (rows, cells)
     });
-    print!("{}", table(&rows));
-    if rows.iter().all(|row| row.passed) {
+    if rows.iter().all(|row| row.passed) && cells.iter().all(matrix::Cell::passed) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -1,10 +1,11 @@
 //! The short version of the chaos run (`scripts/chaos.sh` runs the long one): the real
 //! binary on a PostgreSQL of its own per scenario, so the restarts and outages touch no
-//! other test's database.
+//! other test's database. Each fault of the matrix runs twice under each load.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::path::Path;
 
+use chaos::matrix::{self, Fault, MatrixTiming};
 use chaos::{Row, Timing, scenarios, table};
 
 fn binary() -> &'static Path {
@@ -17,9 +18,40 @@ fn assert_passed(row: Row) {
     assert!(row.passed, "{shown}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_database_restart_mid_load_loses_no_assignment() {
-    assert_passed(scenarios::database_restart(binary(), Timing::short()).await);
+async fn assert_recovers(fault: Fault) {
+    let timing = MatrixTiming::short();
+    let cells = matrix::run_fault(binary(), fault, &timing, |_| {}).await;
+    let shown: String = cells
+        .iter()
+        .map(|cell| matrix::row(cell, &timing))
+        .collect();
+    let shown = format!("{}{shown}", matrix::HEADER);
+    println!("{shown}");
+    assert!(cells.iter().all(matrix::Cell::passed), "{shown}");
+}
+
+macro_rules! fault_tests {
+    ($($name:ident: $fault:expr,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                assert_recovers($fault).await;
+            }
+        )*
+    };
+}
+
+fault_tests! {
+    a_fast_database_restart_heals_by_itself: Fault::RestartFast,
+    an_immediate_database_restart_heals_by_itself: Fault::RestartImmediate,
+    a_stopped_database_heals_by_itself_once_started: Fault::StopStart,
+    terminated_connections_heal_by_themselves: Fault::Terminate,
+    connections_reset_by_the_network_heal_by_themselves: Fault::Cut,
+    a_blackholed_database_heals_by_itself: Fault::Blackhole,
+    added_latency_breaks_nothing: Fault::Latency,
+    a_full_database_heals_by_itself: Fault::MaxConnections,
+    refused_connections_heal_by_themselves: Fault::Refused,
+    a_failover_to_a_standby_heals_by_itself: Fault::Failover,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

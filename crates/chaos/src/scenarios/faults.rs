@@ -1,67 +1,13 @@
-//! Faults under load: the database restarted, a replica killed.
+//! A replica killed under load (the database's faults are the matrix's: `crate::matrix`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{Timing, invariants, keeps_every_session_vars, missing};
 use crate::cluster::Cluster;
 use crate::load;
 use crate::report::Row;
 
-/// 1. PostgreSQL restarted mid-load: only 202 and 503, assigns back within 5 s, the
-///    server process never restarts, every 202's mandelbox in the database.
-pub async fn database_restart(binary: &std::path::Path, timing: Timing) -> Row {
-    let cluster = Cluster::new(binary.to_path_buf(), &keeps_every_session_vars());
-    let mut server = cluster.start_server();
-    cluster.seed(20, 100_000);
-    let pid = server.pid();
-    let token = cluster.admin_token("chaos-admin");
-    let until = load::Until::at(Instant::now() + timing.load);
-    let servers = vec![server.address.clone()];
-    let load = {
-        let (token, until) = (token.clone(), until.clone());
-        tokio::spawn(async move { load::assigns(&servers, &token, 16, until).await })
-    };
-    tokio::time::sleep(timing.load / 3).await;
-    let postgres = &cluster.postgres;
-    let restarted = tokio::task::block_in_place(|| {
-        postgres.restart();
-        Instant::now()
-    });
-    // A restart slowed by a busy machine still gets two thirds of the load after it.
-    until.extend_to(restarted + timing.load * 2 / 3);
-    let outcomes = load.await.unwrap_or_default();
-    let recovery = outcomes
-        .first_assigned_after(restarted)
-        .map(|at| at.duration_since(restarted));
-    let lost = missing(&cluster, &outcomes.assigned());
-    let (held, invariants) = invariants(&cluster);
-    let same_process = server.is_running() && server.pid() == pid;
-    let unexpected = outcomes.unexpected(&[]).len();
-    Row {
-        scenario: "PostgreSQL restarted mid-load",
-        outcomes: outcomes.summary(),
-        recovery: recovery.map_or("never".to_owned(), |d| {
-            format!("{:.2} s to a 202", d.as_secs_f64())
-        }),
-        invariants,
-        lost: format!("{lost} of {} 202s", outcomes.assigned().len()),
-        notes: format!(
-            "server process {}",
-            if same_process {
-                "never restarted"
-            } else {
-                "RESTARTED"
-            }
-        ),
-        passed: unexpected == 0
-            && lost == 0
-            && held
-            && same_process
-            && recovery.is_some_and(|d| d <= Duration::from_secs(5)),
-    }
-}
-
-/// 2. Three replicas under load, one killed with SIGKILL: the others keep serving, no
+/// Three replicas under load, one killed with SIGKILL: the others keep serving, no
 ///    invariant broken, every 202 recorded.
 pub async fn replica_killed(binary: &std::path::Path, timing: Timing) -> Row {
     let cluster = Cluster::new(binary.to_path_buf(), &keeps_every_session_vars());

@@ -1,4 +1,4 @@
-//! The five scenarios of the chaos run. Each returns a [`Row`](crate::Row) of the table, and whether
+//! The scenarios of the chaos run besides the fault matrix (`crate::matrix`). Each returns a [`Row`](crate::Row) of the table, and whether
 //! it passed: what it asks of the server is written in `passed`.
 
 mod edges;
@@ -8,7 +8,7 @@ mod outage;
 use std::time::Duration;
 
 pub use edges::{hostile_requests, identity_provider_outage};
-pub use faults::{database_restart, replica_killed};
+pub use faults::replica_killed;
 pub use outage::control_plane_outage;
 
 use crate::cluster::Cluster;
@@ -16,7 +16,7 @@ use crate::cluster::Cluster;
 /// How long each scenario's phases last.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
-    /// Load around a database restart or a killed replica.
+    /// Load around a killed replica.
     pub load: Duration,
     /// `HEARTBEAT_TIMEOUT_SECS` of the outage scenario; the outage lasts three of them.
     pub heartbeat_timeout: Duration,
