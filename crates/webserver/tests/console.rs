@@ -365,14 +365,17 @@ async fn the_dashboard_renders_the_fleet_in_a_real_browser() {
 async fn the_docs_page_shows_whole_first_sentences_with_code_rendered() {
     let app = TestApp::spawn().await;
     let dom = browse(app.url("/docs"), None).await;
-    // The doc comment wraps after "or while the": the summary is the whole sentence.
-    let readyz = "<span class=\"muted first-sentence\"><code>GET /readyz</code>: 200 when \
-                  the database answers; 503 when it does not, or while the server is \
-                  shutting down.</span>";
+    // The doc comment wraps three times inside its first sentence, which holds a
+    // parenthesis, a colon and inline code: the summary is still the whole sentence.
+    let readyz = "<span class=\"muted first-sentence\"><code>GET /readyz</code>: 200 only \
+                  when the request pool, and the lock pool, can hand out a working \
+                  connection now (one answered within the last second, or a probe: a \
+                  connection within half a second and <code>SELECT 1</code>); 503 with the \
+                  reason otherwise, or once shutdown began.</span>";
     assert!(dom.contains(readyz), "{dom}");
     // The rest is there on demand, unwrapped into one paragraph.
     assert!(
-        dom.contains("The probe uses a pool of its own, so it never queues behind requests"),
+        dom.contains("so a flood of probes costs the database almost nothing. Use it for"),
         "{dom}"
     );
     // No markdown backticks left in what the page shows.
