@@ -34,6 +34,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The resource existed and was removed for good.
+    #[error("{0}")]
+    Gone(String),
     /// The request conflicts with the resource's state.
     #[error("{0}")]
     Conflict(String),
@@ -114,6 +117,8 @@ impl From<HostError> for ApiError {
         match err {
             HostError::Unauthorized => Self::Unauthorized(err.to_string()),
             HostError::NotFound => Self::NotFound(err.to_string()),
+            HostError::Gone => Self::Gone(err.to_string()),
+            HostError::Address(why) => Self::BadRequest(why),
             HostError::Database(db) => db.into(),
             HostError::Batch(db) if db.is_outage() => {
                 Self::ServiceUnavailable("database unavailable")
@@ -132,6 +137,7 @@ impl ResponseError for ApiError {
             Self::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Gone(_) => StatusCode::GONE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable(_) | Self::NoMandelbox(_) => StatusCode::SERVICE_UNAVAILABLE,

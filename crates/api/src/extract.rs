@@ -1,6 +1,10 @@
 //! The authenticated caller, as extractors: [`User`] (any valid token), [`Admin`]
-//! (the admin scope) and [`MaybeUser`] (anonymous when no token is given). Tokens come
-//! from `Authorization: Bearer …` or the `access_token` query parameter.
+//! (the admin claim) and [`MaybeUser`] (anonymous when no token is given).
+//!
+//! [`User`] and [`Admin`] read the token from `Authorization: Bearer …` only: a token in
+//! a URL ends up in proxies' logs, browser history and `Referer` headers. Only
+//! [`MaybeUser`], the extractor of Hasura's authentication hook (which forwards the
+//! client's query), also reads the `access_token` query parameter.
 
 use std::future::{Ready, ready};
 
@@ -18,7 +22,7 @@ use crate::error::ApiError;
 #[derive(Debug, Clone)]
 pub struct User(pub Caller);
 
-/// A caller whose token has the admin scope.
+/// A caller whose token's admin claim (`ADMIN_CLAIM`) holds `admin`.
 #[derive(Debug, Clone)]
 pub struct Admin(pub Caller);
 
@@ -48,14 +52,35 @@ fn bearer(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// The user token the request carries, if any: the Bearer header, else `access_token`.
-fn token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    if let Some(token) = bearer(req)? {
-        return Ok(Some(token.to_owned()));
-    }
+/// The `access_token` query parameter, if the request has one.
+fn query_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let query = web::Query::<TokenQuery>::from_query(req.query_string())
         .map_err(|_| ApiError::BadRequest("malformed query string".to_owned()))?;
     Ok(query.into_inner().access_token)
+}
+
+/// The user token the request carries, if any: the Bearer header, else `access_token`.
+fn token_from_header_or_query(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    match bearer(req)? {
+        Some(token) => Ok(Some(token.to_owned())),
+        None => query_token(req),
+    }
+}
+
+/// The Bearer token a user route needs; a token only in the query is refused, saying
+/// where it belongs.
+fn required_token(req: &HttpRequest) -> Result<String, ApiError> {
+    if let Some(token) = bearer(req)? {
+        return Ok(token.to_owned());
+    }
+    let in_query = query_token(req).unwrap_or(None).is_some();
+    Err(ApiError::Unauthorized(if in_query {
+        "send the access token as \"Authorization: Bearer <token>\"; the access_token query \
+         parameter is accepted only by GET /hasura/auth"
+            .to_owned()
+    } else {
+        "missing access token".to_owned()
+    }))
 }
 
 /// The state every route is registered with.
@@ -73,7 +98,7 @@ impl FromRequest for MaybeUser {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = token(req);
+        let token = token_from_header_or_query(req);
         let state = req.app_data::<web::Data<ApiState>>().cloned();
         Box::pin(async move {
             match token? {
@@ -88,14 +113,10 @@ impl FromRequest for User {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let caller = MaybeUser::from_request(req, payload);
-        Box::pin(async move {
-            match caller.await? {
-                MaybeUser(Some(caller)) => Ok(Self(caller)),
-                MaybeUser(None) => Err(ApiError::Unauthorized("missing access token".to_owned())),
-            }
-        })
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = required_token(req);
+        let state = req.app_data::<web::Data<ApiState>>().cloned();
+        Box::pin(async move { Ok(Self(verify(state, token?).await?)) })
     }
 }
 
@@ -110,9 +131,7 @@ impl FromRequest for Admin {
             if caller.is_admin() {
                 Ok(Self(caller))
             } else {
-                Err(ApiError::Forbidden(
-                    "this route needs the admin scope".to_owned(),
-                ))
+                Err(ApiError::Forbidden("this route is for admins".to_owned()))
             }
         })
     }

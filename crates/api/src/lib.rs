@@ -31,6 +31,7 @@ use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 
 pub use error::ApiError;
+pub use fleet::FleetReads;
 pub use metrics::HttpMetrics;
 pub use state::{ApiMetrics, ApiState, Lifecycle};
 

@@ -20,6 +20,8 @@ pub struct ApiState {
     /// A small pool of its own for the fleet document and gauges, so that neither
     /// queues behind requests, nor requests behind a scrape storm.
     pub ops_db: Db,
+    /// `GET /fleet`'s reads, one at a time and shared.
+    pub fleet_reads: Arc<crate::fleet::FleetReads>,
     /// Whether the request pool works now (`GET /readyz`).
     pub readiness: Arc<Readiness>,
     /// The enabled regions, kept in memory and refreshed by notifications.

@@ -104,6 +104,7 @@ impl Fixture {
             fleet: None,
             portal: Arc::new(NoPayments),
             mailer: None,
+            fleet_reads: Arc::default(),
             ops_db: db.clone(),
             readiness: Arc::new(Readiness::new(db.clone())),
             regions: Arc::new(EnabledRegions::new(

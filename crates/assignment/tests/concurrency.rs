@@ -21,6 +21,8 @@ fn admin(user: &str) -> Caller {
     Caller {
         user_id: UserId::parse(user).unwrap(),
         scopes: BTreeSet::from([auth::ADMIN_SCOPE.to_owned()]),
+        permissions: BTreeSet::new(),
+        admin: true,
         stripe_customer_id: None,
     }
 }

@@ -65,6 +65,27 @@ pub fn host_token_digest(token: &str) -> Option<String> {
     well_formed.then(|| digest(token))
 }
 
+/// The scheme of the `Authorization` header the control plane sends with a host's
+/// `POST /drain_and_shutdown`.
+pub const DRAIN_SCHEME: &str = "Drain";
+
+/// The `Authorization` header value that proves to `instance`'s host agent that a
+/// `POST /drain_and_shutdown` comes from the control plane, at `unix_secs`:
+/// `Drain t=<unix_secs>, sig=<hex>`, where `sig` is the HMAC-SHA256, keyed with the
+/// host credential's stored digest (lowercase hex, as ASCII), of
+/// `POST /drain_and_shutdown\n<instance>\n<unix_secs>`. The agent, which holds the
+/// credential, computes the same digest; the credential itself never travels, and a
+/// signature is good only for that instance and a few minutes.
+pub fn drain_authorization(host_token_sha256: &str, instance: &str, unix_secs: u64) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, host_token_sha256.as_bytes());
+    let message = format!("POST /drain_and_shutdown\n{instance}\n{unix_secs}");
+    let tag = aws_lc_rs::hmac::sign(&key, message.as_bytes());
+    format!(
+        "{DRAIN_SCHEME} t={unix_secs}, sig={}",
+        crate::hex(tag.as_ref())
+    )
+}
+
 fn digest(token: &str) -> String {
     crate::hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref())
 }
@@ -74,6 +95,28 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
+
+    #[test]
+    fn drain_authorizations_name_their_instance_and_time() {
+        let (_, digest) = new_host_token().unwrap();
+        let header = drain_authorization(&digest, "host-a", 1_700_000_000);
+        assert!(header.starts_with("Drain t=1700000000, sig="), "{header}");
+        assert_eq!(header.len(), "Drain t=1700000000, sig=".len() + 64);
+        assert_eq!(
+            header,
+            drain_authorization(&digest, "host-a", 1_700_000_000)
+        );
+        assert_ne!(
+            header,
+            drain_authorization(&digest, "host-b", 1_700_000_000)
+        );
+        assert_ne!(
+            header,
+            drain_authorization(&digest, "host-a", 1_700_000_001)
+        );
+        let (_, other) = new_host_token().unwrap();
+        assert_ne!(header, drain_authorization(&other, "host-a", 1_700_000_000));
+    }
 
     #[test]
     fn bootstrap_secrets_verify_only_against_their_hash() {

@@ -19,7 +19,7 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-pub use caller::{ADMIN_SCOPE, Caller};
+pub use caller::{ADMIN_SCOPE, AdminClaim, Caller};
 pub use jwks::JwksError;
 pub use keys::{KeyError, NewToken, SigningKey, load_or_create_dev_key};
 pub use verifier::{AuthError, TokenVerifier, VerifierConfig};

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::jwks::{Jwks, JwksError, Lookup};
-use crate::{Caller, SigningKey};
+use crate::{AdminClaim, Caller, SigningKey};
 
 /// Tokens longer than this are refused before any parsing.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -62,6 +62,8 @@ pub struct VerifierConfig {
     pub jwks_refresh_every: Duration,
     /// The claim naming the caller's Stripe customer.
     pub stripe_customer_id_claim: String,
+    /// The claim whose `admin` makes a caller an admin (`scope` by default).
+    pub admin_claim: AdminClaim,
 }
 
 impl VerifierConfig {
@@ -75,6 +77,7 @@ impl VerifierConfig {
             jwks_max_age: Duration::from_secs(3600),
             jwks_refresh_every: Duration::from_secs(300),
             stripe_customer_id_claim: "https://api.fractal.co/stripe_customer_id".to_owned(),
+            admin_claim: AdminClaim::default(),
         }
     }
 }
@@ -88,6 +91,7 @@ pub struct TokenVerifier {
     static_keys: HashMap<String, Arc<DecodingKey>>,
     validation: Validation,
     stripe_claim: String,
+    admin_claim: AdminClaim,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -127,6 +131,7 @@ impl TokenVerifier {
             static_keys: HashMap::new(),
             validation,
             stripe_claim: config.stripe_customer_id_claim.clone(),
+            admin_claim: config.admin_claim,
         })
     }
 
@@ -167,7 +172,7 @@ impl TokenVerifier {
         let key = self.key(&kid).await?;
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation)
             .map_err(|err| refusal(err.kind()))?;
-        Caller::from_claims(&data.claims, &self.stripe_claim)
+        Caller::from_claims(&data.claims, &self.stripe_claim, self.admin_claim)
     }
 
     async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, AuthError> {

@@ -1,14 +1,17 @@
 //! The host service agent's half of the host protocol (SPEC §6), for the simulated hosts
 //! of the local cloud and for a real host service to link: registers an instance's host
 //! with the webserver, sends its heartbeats (with jitter, so a fleet started together
-//! does not beat in step), reports mandelbox status, and serves `POST /drain_and_shutdown`.
+//! does not beat in step), reports mandelbox status, and serves `POST /drain_and_shutdown`
+//! to the control plane alone: a drain request must carry the signature
+//! `Authorization: Drain t=<unix secs>, sig=<hex>` (an HMAC-SHA256 keyed with the SHA-256
+//! of the host's credential, see [`DrainKey`]); any other caller gets 401.
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use domain::{InstanceName, MandelboxId};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -143,6 +146,11 @@ impl HostAgent {
         &self.instance_name
     }
 
+    /// What this host's [`DrainEndpoint`] checks drain requests with.
+    pub fn drain_key(&self) -> DrainKey {
+        DrainKey::new(&self.instance_name, &self.token)
+    }
+
     /// One heartbeat; `dying` tells the webserver to drain this instance.
     pub async fn heartbeat(&self, metrics: HostMetrics, dying: bool) -> Result<(), AgentError> {
         #[derive(Serialize)]
@@ -227,6 +235,7 @@ impl HostAgent {
         interval: Duration,
         metrics: impl Fn() -> HostMetrics + Send + Clone + 'static,
     ) -> Result<(), AgentError> {
+        drain.trust(self.drain_key());
         let heartbeats = self.heartbeat_every(interval, metrics.clone());
         drain.requested().await;
         heartbeats.stop();
@@ -290,12 +299,119 @@ fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(0.9 + 0.2 * f64::from(byte[0]) / 255.0)
 }
 
+/// How long a drain request's signature is good for, either side of its time.
+pub const DRAIN_SIGNATURE_WINDOW: Duration = Duration::from_secs(300);
+
+/// What a drain request's signature is checked with: the instance's name and the
+/// SHA-256 (lowercase hex) of the host's credential, which the webserver stores.
+#[derive(Clone)]
+pub struct DrainKey {
+    instance: String,
+    key: aws_lc_rs::hmac::Key,
+}
+
+impl std::fmt::Debug for DrainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrainKey")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DrainKey {
+    /// The key of `instance`'s host holding credential `token`.
+    pub fn new(instance: &InstanceName, token: &SecretString) -> Self {
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.expose_secret().as_bytes());
+        let hex: String = digest
+            .as_ref()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        Self {
+            instance: instance.as_str().to_owned(),
+            key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, hex.as_bytes()),
+        }
+    }
+
+    /// Whether `authorization` (`Drain t=<secs>, sig=<hex>`) is a signature by this key
+    /// made within [`DRAIN_SIGNATURE_WINDOW`] of `now`.
+    pub fn verifies(&self, authorization: &str, now: SystemTime) -> bool {
+        let Some(rest) = authorization.strip_prefix("Drain ") else {
+            return false;
+        };
+        let mut time = None;
+        let mut signature = None;
+        for part in rest.split(',') {
+            match part.trim().split_once('=') {
+                Some(("t", value)) => time = value.parse::<u64>().ok(),
+                Some(("sig", value)) => signature = decode_hex(value),
+                _ => return false,
+            }
+        }
+        let (Some(time), Some(signature)) = (time, signature) else {
+            return false;
+        };
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        if now.abs_diff(time) > DRAIN_SIGNATURE_WINDOW.as_secs() {
+            return false;
+        }
+        let message = format!("POST /drain_and_shutdown\n{}\n{time}", self.instance);
+        aws_lc_rs::hmac::verify(&self.key, message.as_bytes(), &signature).is_ok()
+    }
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
+        .collect()
+}
+
+/// The keys a [`DrainEndpoint`] accepts drain requests signed with.
+type TrustedKeys = Arc<RwLock<Vec<DrainKey>>>;
+
 /// The agent's `POST /drain_and_shutdown` endpoint, which the webserver calls when it
-/// scales the instance in.
+/// scales the instance in. It answers 401 to any request not signed with a key it
+/// trusts ([`DrainEndpoint::trust`]; [`HostAgent::run_until_drained`] trusts its own),
+/// so before the host registers it refuses every drain request.
 pub struct DrainEndpoint {
     port: u16,
     server: ServerHandle,
     requested: watch::Receiver<bool>,
+    trusted: TrustedKeys,
+}
+
+async fn drain_requested(
+    req: HttpRequest,
+    tell: web::Data<watch::Sender<bool>>,
+    trusted: web::Data<TrustedKeys>,
+) -> HttpResponse {
+    let authorization = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let now = SystemTime::now();
+    let signed = trusted
+        .read()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .iter()
+        .any(|key| key.verifies(authorization, now));
+    if !signed {
+        tracing::warn!(peer = ?req.peer_addr(), "drain request refused: not signed by the control plane");
+        return HttpResponse::Unauthorized()
+            .insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Drain"))
+            .json(json!({ "error": "a drain request must be signed by the control plane" }));
+    }
+    tracing::info!("drain requested");
+    let _ = tell.send(true);
+    HttpResponse::Ok().json(json!({ "draining": true }))
 }
 
 impl DrainEndpoint {
@@ -314,17 +430,13 @@ impl DrainEndpoint {
         let port = listener.local_addr()?.port();
         let (tell, requested) = watch::channel(false);
         let tell = web::Data::new(tell);
+        let trusted = TrustedKeys::default();
+        let keys = web::Data::new(trusted.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(tell.clone())
-                .route(
-                    "/drain_and_shutdown",
-                    web::post().to(|tell: web::Data<watch::Sender<bool>>| async move {
-                        tracing::info!("drain requested");
-                        let _ = tell.send(true);
-                        HttpResponse::Ok().json(json!({ "draining": true }))
-                    }),
-                )
+                .app_data(keys.clone())
+                .route("/drain_and_shutdown", web::post().to(drain_requested))
                 .configure(routes.clone())
         })
         .workers(1)
@@ -338,7 +450,16 @@ impl DrainEndpoint {
             port,
             server: handle,
             requested,
+            trusted,
         })
+    }
+
+    /// Accepts drain requests signed with `key` from now on.
+    pub fn trust(&self, key: DrainKey) {
+        self.trusted
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .push(key);
     }
 
     pub fn port(&self) -> u16 {
@@ -359,6 +480,45 @@ impl DrainEndpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(instance: &str, token: &str) -> DrainKey {
+        DrainKey::new(
+            &InstanceName::parse(instance).unwrap(),
+            &SecretString::from(token.to_owned()),
+        )
+    }
+
+    /// What the control plane sends (`auth::host::drain_authorization`), computed
+    /// here from the same definition.
+    fn signed(token: &str, instance: &str, time: u64) -> String {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, hex.as_bytes());
+        let message = format!("POST /drain_and_shutdown\n{instance}\n{time}");
+        let tag = aws_lc_rs::hmac::sign(&key, message.as_bytes());
+        let sig: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        format!("Drain t={time}, sig={sig}")
+    }
+
+    #[test]
+    fn only_fresh_signatures_of_this_host_verify() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mine = key("host-a", "host_secret");
+        assert!(mine.verifies(&signed("host_secret", "host-a", 1_700_000_000), now));
+        assert!(mine.verifies(&signed("host_secret", "host-a", 1_700_000_299), now));
+        for refused in [
+            signed("host_secret", "host-a", 1_699_999_000),
+            signed("host_secret", "host-b", 1_700_000_000),
+            signed("host_other", "host-a", 1_700_000_000),
+            signed("host_secret", "host-a", 1_700_000_000).replace("Drain", "Bearer"),
+            signed("host_secret", "host-a", 1_700_000_000)[..60].to_owned(),
+            "Drain t=1700000000, sig=zz".to_owned(),
+            "Drain t=1700000000".to_owned(),
+            String::new(),
+        ] {
+            assert!(!mine.verifies(&refused, now), "{refused}");
+        }
+    }
 
     #[test]
     fn jitter_stays_within_ten_percent() {

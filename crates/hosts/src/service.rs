@@ -1,13 +1,16 @@
 //! The host protocol's operations, for callers holding a parsed request.
 
 use std::net::IpAddr;
+use std::sync::{Arc, LazyLock};
 
 use auth::host::{CredentialError, bootstrap_secret_matches, new_host_token};
 use models::instance::{self, Registration};
 use models::{Db, DbError, InstanceName, MandelboxId, MandelboxStatus, UnixMillis, mandelbox};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::address::AddressRule;
 use crate::coalesce::{BatchError, Coalescer};
+use crate::known::KnownHosts;
 use crate::requests::{HeartbeatRequest, RegisterRequest};
 use prometheus::Histogram;
 
@@ -17,6 +20,13 @@ pub enum HostError {
     Unauthorized,
     #[error("no such mandelbox on this instance")]
     NotFound,
+    /// The mandelbox was removed: the host did not report it within the allocation
+    /// timeout, so its client has to ask for another.
+    #[error(
+        "this mandelbox was removed: it was not reported within the allocation timeout; \
+         its client must be assigned again"
+    )]
+    Gone,
     #[error(transparent)]
     Database(#[from] DbError),
     #[error("the host credential could not be made")]
@@ -27,13 +37,27 @@ pub enum HostError {
     Batch(#[source] std::sync::Arc<DbError>),
     #[error("too many heartbeats are waiting to be written")]
     Busy,
+    /// The address the host registers with may not be one (see [`AddressRule`]).
+    #[error("{0}")]
+    Address(String),
 }
+
+/// An argon2 hash of a secret nobody holds: registrations for unknown instances check
+/// against it, so that they take as long as for known ones (no timing oracle for
+/// which instance names exist).
+static DECOY_HASH: LazyLock<Option<String>> = LazyLock::new(|| {
+    auth::host::new_bootstrap_secret()
+        .ok()
+        .map(|(_, hash)| hash)
+});
 
 /// The host protocol's operations.
 #[derive(Clone)]
 pub struct HostService {
     db: Db,
     heartbeats: Coalescer,
+    addresses: AddressRule,
+    known: Option<Arc<KnownHosts>>,
 }
 
 impl HostService {
@@ -45,6 +69,8 @@ impl HostService {
         Self {
             db,
             heartbeats: Coalescer::new(heartbeats, None),
+            addresses: AddressRule::default(),
+            known: None,
         }
     }
 
@@ -54,42 +80,72 @@ impl HostService {
         Self {
             db,
             heartbeats: Coalescer::new(heartbeats, Some(batch_sizes)),
+            addresses: AddressRule::default(),
+            known: None,
         }
     }
 
+    /// Accepts host addresses by `rule` (public ones only, by default).
+    pub fn with_address_rule(mut self, rule: AddressRule) -> Self {
+        self.addresses = rule;
+        self
+    }
+
+    /// Refuses heartbeats and reports whose credential `known` does not hold before
+    /// they queue or touch the database (see [`crate::known`]); keeping `known` loaded
+    /// is the caller's ([`KnownHosts::keep_loaded`]).
+    pub fn with_known_hosts(mut self, known: Arc<KnownHosts>) -> Self {
+        self.known = Some(known);
+        self
+    }
+
+    /// Whether the credential is certainly unknown (no database asked).
+    fn stranger(&self, host_token_sha256: &str) -> bool {
+        self.known
+            .as_ref()
+            .and_then(|known| known.knows(host_token_sha256))
+            == Some(false)
+    }
+
     /// Registers the instance's host: checks the bootstrap secret (argon2, off the
-    /// executor and without holding a connection), consumes it, makes the instance
+    /// executor and without holding a connection; as long for an unknown instance as
+    /// for a known one), checks the address, consumes the secret, makes the instance
     /// `ACTIVE` and returns the host's credential. `peer` is the request's address, the
-    /// IP used when the host gives none.
+    /// IP used when the host gives none. A refused address consumes nothing: the host
+    /// may register again with the right one.
     pub async fn register(
         &self,
         request: RegisterRequest,
         peer: Option<IpAddr>,
     ) -> Result<SecretString, HostError> {
         let name = request.instance_name.clone();
-        let hash = self
+        let known = self
             .db
             .run(move |conn| Ok(instance::pending_bootstrap_hash(conn, &name)?))
-            .await?
-            .ok_or(HostError::Unauthorized)?;
+            .await?;
         let secret = request.bootstrap_secret.secret().clone();
-        let expected = hash.clone();
+        let expected = known.clone().or_else(|| DECOY_HASH.clone());
         let matches = tokio::task::spawn_blocking(move || {
-            bootstrap_secret_matches(secret.expose_secret(), &expected)
+            expected.is_some_and(|hash| bootstrap_secret_matches(secret.expose_secret(), &hash))
         })
         .await
         .map_err(HostError::Task)?;
-        if !matches {
-            return Err(HostError::Unauthorized);
+        let hash = match known {
+            Some(hash) if matches => hash,
+            _ => return Err(HostError::Unauthorized),
+        };
+        let ip = request.ip.or(peer);
+        if let Some(refusal) = ip.and_then(|ip| self.addresses.refusal(ip)) {
+            tracing::warn!(instance = %request.instance_name, %refusal, "registration refused");
+            return Err(HostError::Address(refusal));
         }
         let (token, digest) = new_host_token().map_err(HostError::Credentials)?;
-        let ip = request.ip.or(peer);
         let name = request.instance_name.clone();
         let registration = Registration {
             ip,
             mandelbox_capacity: request.mandelbox_capacity.get(),
             metrics: request.metrics(),
-            host_token_sha256: digest,
+            host_token_sha256: digest.clone(),
             now: UnixMillis::now(),
         };
         let registered = self
@@ -100,6 +156,9 @@ impl HostService {
             // Another registration consumed the secret first, or the instance is being
             // terminated.
             return Err(HostError::Unauthorized);
+        }
+        if let Some(known) = &self.known {
+            known.insert(digest);
         }
         tracing::info!(instance = %request.instance_name, "host registered");
         Ok(token)
@@ -112,6 +171,9 @@ impl HostService {
         host_token_sha256: String,
         request: HeartbeatRequest,
     ) -> Result<InstanceName, HostError> {
+        if self.stranger(&host_token_sha256) {
+            return Err(HostError::Unauthorized);
+        }
         if !request.is_dying() {
             return match self
                 .heartbeats
@@ -147,8 +209,8 @@ impl HostService {
         id: MandelboxId,
         status: MandelboxStatus,
     ) -> Result<(), HostError> {
-        self.on_own_mandelbox(host_token_sha256, move |conn, instance| {
-            mandelbox::set_status_on(conn, &id, instance, status)
+        self.on_own_mandelbox(host_token_sha256, id, move |conn, id, instance| {
+            mandelbox::set_status_on(conn, id, instance, status)
         })
         .await
     }
@@ -159,29 +221,40 @@ impl HostService {
         host_token_sha256: String,
         id: MandelboxId,
     ) -> Result<(), HostError> {
-        self.on_own_mandelbox(host_token_sha256, move |conn, instance| {
-            mandelbox::delete_on(conn, &id, instance)
-        })
-        .await
+        self.on_own_mandelbox(host_token_sha256, id, mandelbox::delete_on)
+            .await
     }
 
+    /// Applies `change` to mandelbox `id` of the caller's instance: 401 for an unknown
+    /// credential, [`HostError::Gone`] for a mandelbox the lifecycle removed,
+    /// [`HostError::NotFound`] for any other that is not on the instance.
     async fn on_own_mandelbox<F>(
         &self,
         host_token_sha256: String,
+        id: MandelboxId,
         change: F,
     ) -> Result<(), HostError>
     where
-        F: FnOnce(&mut diesel::PgConnection, &InstanceName) -> diesel::QueryResult<bool>
+        F: FnOnce(
+                &mut diesel::PgConnection,
+                &MandelboxId,
+                &InstanceName,
+            ) -> diesel::QueryResult<bool>
             + Send
             + 'static,
     {
+        if self.stranger(&host_token_sha256) {
+            return Err(HostError::Unauthorized);
+        }
         self.db
             .run(move |conn| {
                 let Some(instance) = instance::by_host_token(conn, &host_token_sha256)? else {
                     return Ok(Err(HostError::Unauthorized));
                 };
-                Ok(if change(conn, &instance)? {
+                Ok(if change(conn, &id, &instance)? {
                     Ok(())
+                } else if mandelbox::expired_on(conn, &id, &instance)? {
+                    Err(HostError::Gone)
                 } else {
                     Err(HostError::NotFound)
                 })

@@ -242,6 +242,8 @@ async fn serve(
         }
     };
     tracing::info!(instance = %boot.instance_name, %ip, "simulated host registered");
+    // Drain requests from now on must be signed with this host's credential.
+    drain.trust(agent.drain_key());
     sessions.registered(agent.clone());
     let metrics = options.metrics;
     let heartbeats = agent.heartbeat_every(options.heartbeat_interval, move || metrics);

@@ -51,13 +51,60 @@ pub fn delete_on(
     .map(|deleted| deleted == 1)
 }
 
-/// Removes `ALLOCATED` mandelboxes created before `cutoff`: their hosts never picked
-/// them up. Returns how many.
-pub fn delete_allocated_before(conn: &mut PgConnection, cutoff: UnixMillis) -> QueryResult<usize> {
+/// Removes `ALLOCATED` mandelboxes created before `cutoff`: their hosts never reported
+/// them (a report moves a mandelbox out of `ALLOCATED`, and a report that commits while
+/// this waits for its row is seen: PostgreSQL rechecks the status on the new row). Each
+/// one removed is remembered at `now`, so that a late report for it is told it is gone
+/// ([`expired_on`]). Returns how many.
+pub fn delete_allocated_before(
+    conn: &mut PgConnection,
+    cutoff: UnixMillis,
+    now: UnixMillis,
+) -> QueryResult<usize> {
+    Prepared::default()
+        .sql(
+            "WITH gone AS (DELETE FROM hardware.mandelbox_info \
+             WHERE status = 'ALLOCATED' AND creation_time_utc_unix_ms < ",
+        )
+        .bigint(cutoff.as_millis())
+        .sql(
+            " RETURNING mandelbox_id, instance_name) \
+             INSERT INTO hardware.expired_mandelbox \
+             (mandelbox_id, instance_name, removed_utc_unix_ms) \
+             SELECT mandelbox_id, instance_name, ",
+        )
+        .bigint(now.as_millis())
+        .sql(
+            " FROM gone ON CONFLICT (mandelbox_id) DO UPDATE \
+             SET instance_name = EXCLUDED.instance_name, \
+             removed_utc_unix_ms = EXCLUDED.removed_utc_unix_ms",
+        )
+        .execute(conn)
+}
+
+/// Whether mandelbox `id` of `instance` was removed by [`delete_allocated_before`]
+/// (within the time such records are kept).
+pub fn expired_on(
+    conn: &mut PgConnection,
+    id: &MandelboxId,
+    instance: &InstanceName,
+) -> QueryResult<bool> {
+    use crate::schema::hardware::expired_mandelbox;
+    diesel::select(diesel::dsl::exists(
+        expired_mandelbox::table
+            .filter(expired_mandelbox::mandelbox_id.eq(id.as_str()))
+            .filter(expired_mandelbox::instance_name.eq(instance.as_str())),
+    ))
+    .get_result(conn)
+}
+
+/// Forgets the removals of [`delete_allocated_before`] older than `cutoff`; returns how
+/// many.
+pub fn purge_expired_before(conn: &mut PgConnection, cutoff: UnixMillis) -> QueryResult<usize> {
+    use crate::schema::hardware::expired_mandelbox;
     diesel::delete(
-        mandelbox_info::table
-            .filter(mandelbox_info::status.eq(MandelboxStatus::Allocated))
-            .filter(mandelbox_info::creation_time_utc_unix_ms.lt(cutoff)),
+        expired_mandelbox::table
+            .filter(expired_mandelbox::removed_utc_unix_ms.lt(cutoff.as_millis())),
     )
     .execute(conn)
 }

@@ -3,7 +3,8 @@
 //!
 //! - [`Channel::Capacity`] (`webserver_capacity`): capacity may have appeared (an
 //!   instance inserted or becoming `ACTIVE`, a mandelbox ended);
-//! - [`Channel::Regions`] (`webserver_regions`): `hardware.region_to_ami` changed.
+//! - [`Channel::Regions`] (`webserver_regions`): `hardware.region_to_ami` changed;
+//! - [`Channel::Hosts`] (`webserver_hosts`): a host credential was issued or changed.
 //!
 //! Each channel is a counter that goes up with every notification (and on every
 //! reconnection, since notifications sent while the connection was down are lost):
@@ -24,6 +25,7 @@ pub const POLL: Duration = Duration::from_millis(50);
 pub enum Channel {
     Capacity,
     Regions,
+    Hosts,
 }
 
 impl Channel {
@@ -31,6 +33,7 @@ impl Channel {
         match self {
             Self::Capacity => "webserver_capacity",
             Self::Regions => "webserver_regions",
+            Self::Hosts => "webserver_hosts",
         }
     }
 }
@@ -40,6 +43,7 @@ impl Channel {
 pub struct Notifications {
     capacity: watch::Receiver<u64>,
     regions: watch::Receiver<u64>,
+    hosts: watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Notifications {
@@ -47,6 +51,7 @@ impl std::fmt::Debug for Notifications {
         f.debug_struct("Notifications")
             .field("capacity", &*self.capacity.borrow())
             .field("regions", &*self.regions.borrow())
+            .field("hosts", &*self.hosts.borrow())
             .finish()
     }
 }
@@ -57,6 +62,12 @@ impl Notifications {
     pub fn listen(database_url: &str) -> std::io::Result<Self> {
         let (capacity_tx, capacity) = watch::channel(0);
         let (regions_tx, regions) = watch::channel(0);
+        let (hosts_tx, hosts) = watch::channel(0);
+        let senders = Senders {
+            capacity: capacity_tx,
+            regions: regions_tx,
+            hosts: hosts_tx,
+        };
         // A connect timeout and keepalives: a vanished server cannot hold the thread.
         let url = crate::db::connection_url(
             database_url,
@@ -65,8 +76,12 @@ impl Notifications {
         );
         std::thread::Builder::new()
             .name("pg-listen".to_owned())
-            .spawn(move || listen_loop(&url, &capacity_tx, &regions_tx))?;
-        Ok(Self { capacity, regions })
+            .spawn(move || listen_loop(&url, &senders))?;
+        Ok(Self {
+            capacity,
+            regions,
+            hosts,
+        })
     }
 
     /// Notifications that never come: for parts built without a database.
@@ -74,6 +89,7 @@ impl Notifications {
         Self {
             capacity: watch::channel(0).1,
             regions: watch::channel(0).1,
+            hosts: watch::channel(0).1,
         }
     }
 
@@ -82,6 +98,7 @@ impl Notifications {
         match channel {
             Channel::Capacity => self.capacity.clone(),
             Channel::Regions => self.regions.clone(),
+            Channel::Hosts => self.hosts.clone(),
         }
     }
 }
@@ -89,12 +106,36 @@ impl Notifications {
 /// The longest pause between two attempts to listen again.
 const RECONNECT: Duration = Duration::from_millis(500);
 
+/// The listening thread's ends of the channels' counters.
+struct Senders {
+    capacity: watch::Sender<u64>,
+    regions: watch::Sender<u64>,
+    hosts: watch::Sender<u64>,
+}
+
+impl Senders {
+    fn all(&self) -> [(Channel, &watch::Sender<u64>); 3] {
+        [
+            (Channel::Capacity, &self.capacity),
+            (Channel::Regions, &self.regions),
+            (Channel::Hosts, &self.hosts),
+        ]
+    }
+
+    fn nobody_watches(&self) -> bool {
+        self.all().iter().all(|(_, sender)| sender.is_closed())
+    }
+}
+
+fn bump(sender: &watch::Sender<u64>) {
+    sender.send_modify(|n| *n = n.wrapping_add(1));
+}
+
 /// Listens, reconnecting with backoff (at most [`RECONNECT`] apart), until nobody
 /// watches any more.
-fn listen_loop(url: &str, capacity: &watch::Sender<u64>, regions: &watch::Sender<u64>) {
-    let bump = |sender: &watch::Sender<u64>| sender.send_modify(|n| *n = n.wrapping_add(1));
+fn listen_loop(url: &str, senders: &Senders) {
     let mut pause = Duration::from_millis(100);
-    while !(capacity.is_closed() && regions.is_closed()) {
+    while !senders.nobody_watches() {
         let mut conn = match connect(url) {
             Ok(conn) => conn,
             Err(err) => {
@@ -106,18 +147,25 @@ fn listen_loop(url: &str, capacity: &watch::Sender<u64>, regions: &watch::Sender
         };
         pause = Duration::from_millis(100);
         // What was sent while nobody listened is lost: everyone looks again.
-        bump(capacity);
-        bump(regions);
+        for (_, sender) in senders.all() {
+            bump(sender);
+        }
         loop {
-            if capacity.is_closed() && regions.is_closed() {
+            if senders.nobody_watches() {
                 return;
             }
             let mut failed = false;
             for notification in conn.notifications_iter() {
                 match notification {
-                    Ok(n) if n.channel == Channel::Capacity.name() => bump(capacity),
-                    Ok(n) if n.channel == Channel::Regions.name() => bump(regions),
-                    Ok(_) => {}
+                    Ok(n) => {
+                        if let Some((_, sender)) = senders
+                            .all()
+                            .into_iter()
+                            .find(|(channel, _)| channel.name() == n.channel)
+                        {
+                            bump(sender);
+                        }
+                    }
                     Err(err) => {
                         tracing::debug!(error = %err, "the listening connection failed; reconnecting");
                         failed = true;
@@ -136,9 +184,10 @@ fn listen_loop(url: &str, capacity: &watch::Sender<u64>, regions: &watch::Sender
 fn connect(url: &str) -> diesel::ConnectionResult<PgConnection> {
     let mut conn = PgConnection::establish(url)?;
     conn.batch_execute(&format!(
-        "LISTEN {}; LISTEN {}",
+        "LISTEN {}; LISTEN {}; LISTEN {}",
         Channel::Capacity.name(),
-        Channel::Regions.name()
+        Channel::Regions.name(),
+        Channel::Hosts.name()
     ))
     .map_err(|err| diesel::ConnectionError::BadConnection(err.to_string()))?;
     Ok(conn)

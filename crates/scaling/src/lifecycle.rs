@@ -70,6 +70,10 @@ impl LifecyclePolicy {
     }
 }
 
+/// How long a removed `ALLOCATED` mandelbox is remembered, so that its host's late
+/// report is answered 410 Gone rather than 404.
+pub const EXPIRED_MANDELBOXES_KEPT: Duration = Duration::from_secs(24 * 3600);
+
 /// What a pass did.
 #[derive(Debug, Default)]
 pub struct PassReport {
@@ -139,8 +143,12 @@ async fn mark(
             let up_since = lifecycle_clock::record_pass(conn, now, policy.outage_gap)?;
             let unresponsive =
                 instance::mark_unresponsive(conn, now.minus(policy.heartbeat_timeout), up_since)?;
-            let expired =
-                mandelbox::delete_allocated_before(conn, now.minus(policy.allocation_timeout))?;
+            let expired = mandelbox::delete_allocated_before(
+                conn,
+                now.minus(policy.allocation_timeout),
+                now,
+            )?;
+            mandelbox::purge_expired_before(conn, now.minus(EXPIRED_MANDELBOXES_KEPT))?;
             rate_limit::purge_stale(conn, now)?;
             demand::purge_expired(conn, now)?;
             learning::purge(conn, now, policy.arrivals_kept)?;

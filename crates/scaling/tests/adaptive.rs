@@ -59,9 +59,10 @@ fn add(db: &TestDatabase, name: &str, capacity: i64, sessions: i64) {
     db.execute(&format!(
         "INSERT INTO hardware.instance_info (instance_name, cloud_provider_id,
              creation_time_utc_unix_ms, mandelbox_capacity, last_updated_utc_unix_ms, ip,
-             aws_ami_id, location, status, commit_hash, aws_instance_type)
+             aws_ami_id, location, status, commit_hash, aws_instance_type, host_token_sha256)
          VALUES ('{name}', 'mock-i-{name}', 0, {capacity}, 1, '127.0.0.1', '{AMI}',
-                 '{REGION}', 'ACTIVE', '{COMMIT}', 'g4dn.xlarge')"
+                 '{REGION}', 'ACTIVE', '{COMMIT}', 'g4dn.xlarge',
+                 encode(sha256(convert_to('host_test-{name}', 'UTF8')), 'hex'))"
     ));
     for _ in 0..sessions {
         db.execute(&format!(
@@ -80,6 +81,17 @@ fn arrivals(db: &TestDatabase, count: i64, span_secs: i64) {
          SELECT '{REGION}', {now} - n * {span_secs} * 1000 / {count} - 1
          FROM generate_series(0, {count} - 1) AS n"
     ));
+}
+
+/// The token the host of instance `name` holds in these tests; its digest is the row's
+/// `host_token_sha256`, which signs drain requests.
+fn trust(drain: &DrainEndpoint, names: &[&str]) {
+    for name in names {
+        drain.trust(host_agent::DrainKey::new(
+            &models::InstanceName::parse(name).unwrap(),
+            &secrecy::SecretString::from(format!("host_test-{name}")),
+        ));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -147,6 +159,7 @@ async fn too_much_room_drains_the_least_loaded_instance_and_its_sessions_stay() 
     add(&db, "a", 10, 3);
     add(&db, "b", 10, 1);
     add(&db, "c", 10, 4);
+    trust(&drain, &["a", "b", "c"]);
     // The fixed policy drains only empty instances: nothing.
     let fixed = FleetSettings {
         policy: ScalingPolicy::Fixed,

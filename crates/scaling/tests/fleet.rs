@@ -99,9 +99,10 @@ fn add_in(
     db.execute(&format!(
         "INSERT INTO hardware.instance_info (instance_name, cloud_provider_id,
              creation_time_utc_unix_ms, mandelbox_capacity, last_updated_utc_unix_ms, ip,
-             aws_ami_id, location, status, commit_hash, aws_instance_type)
+             aws_ami_id, location, status, commit_hash, aws_instance_type, host_token_sha256)
          VALUES ('{name}', 'mock-i-{name}', 0, {capacity}, 1, '{ip}', '{image}', '{region}',
-                 '{status}', '{COMMIT}', 'g4dn.xlarge')"
+                 '{status}', '{COMMIT}', 'g4dn.xlarge',
+                 encode(sha256(convert_to('host_test-{name}', 'UTF8')), 'hex'))"
     ));
     for _ in 0..mandelboxes {
         db.execute(&format!(
@@ -138,6 +139,17 @@ fn listing_cloud() -> MockCloudProvider {
         .expect_list_instances()
         .returning(|_, _| Ok(Vec::new()));
     cloud
+}
+
+/// The token the host of instance `name` holds in these tests; its digest is the row's
+/// `host_token_sha256`, which signs drain requests.
+fn trust(drain: &DrainEndpoint, names: &[&str]) {
+    for name in names {
+        drain.trust(host_agent::DrainKey::new(
+            &models::InstanceName::parse(name).unwrap(),
+            &secrecy::SecretString::from(format!("host_test-{name}")),
+        ));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -346,6 +358,7 @@ async fn too_much_room_drains_one_empty_instance_through_its_host() {
     add(&db, "a-busy", AMI, "ACTIVE", 10, 2);
     add(&db, "b-empty", AMI, "ACTIVE", 10, 0);
     add(&db, "c-empty", AMI, "ACTIVE", 10, 0);
+    trust(&drain, &["a-busy", "b-empty", "c-empty"]);
     // The cloud is not called: the host drains itself.
     let fleet = fleet_with(&db, MockCloudProvider::new(), settings(drain.port()));
 
@@ -434,6 +447,7 @@ async fn wrong_images_and_disabled_regions_drain_every_empty_instance() {
         0,
         "127.0.0.1",
     );
+    trust(&drain, &["old-1", "old-2", "old-busy", "cur-1", "eu-1"]);
     let fleet = fleet_with(&db, listing_cloud(), settings(drain.port()));
 
     let reports = fleet.run_pass().await.unwrap().checks;

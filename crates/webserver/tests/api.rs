@@ -89,12 +89,9 @@ async fn regions_needs_a_token() {
 }
 
 #[tokio::test]
-async fn token_is_read_from_the_query_and_any_case_of_bearer() {
+async fn token_is_read_from_any_case_of_bearer() {
     let app = TestApp::spawn().await;
     let token = app.identity.token("alice");
-    let by_query = app.get(&format!("/regions?access_token={token}")).await;
-    assert_eq!(by_query.status(), StatusCode::OK);
-
     let lower = app
         .client
         .get(app.url("/regions"))
@@ -117,6 +114,60 @@ async fn token_is_read_from_the_query_and_any_case_of_bearer() {
             .as_str()
             .unwrap()
             .contains("Bearer")
+    );
+}
+
+#[tokio::test]
+async fn a_token_in_the_url_is_taken_only_by_the_hasura_hook() {
+    let app = TestApp::spawn().await;
+    let token = app.identity.token("alice");
+    let admin = app.identity.admin_token("root");
+    for (path, token) in [("/regions", &token), ("/fleet", &admin)] {
+        let response = app.get(&format!("{path}?access_token={token}")).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let error = json(response).await["error"].as_str().unwrap().to_owned();
+        assert!(error.contains("Authorization: Bearer"), "{path}: {error}");
+    }
+    // The same admin token in the header opens the admin route.
+    assert_eq!(
+        app.get_with_token("/fleet", &admin).await.status(),
+        StatusCode::OK
+    );
+    // Hasura forwards the client's query: its hook still reads it.
+    let hook = app.get(&format!("/hasura/auth?access_token={token}")).await;
+    assert_eq!(hook.status(), StatusCode::OK);
+    assert_eq!(json(hook).await["X-Hasura-User-Id"], "alice");
+}
+
+#[tokio::test]
+async fn admin_comes_from_scope_by_default_or_from_permissions_when_configured() {
+    let by_scope = TestApp::spawn().await;
+    let identity = &by_scope.identity;
+    let mut in_permissions = identity.claims("mallory");
+    in_permissions.insert("permissions".to_owned(), json!(["admin"]));
+    let in_permissions = identity.sign(&in_permissions);
+    let in_scope = identity.admin_token("mallory");
+
+    async fn status(app: &TestApp, token: String) -> StatusCode {
+        app.get_with_token("/fleet", &token).await.status()
+    }
+    assert_eq!(status(&by_scope, in_scope.clone()).await, StatusCode::OK);
+    assert_eq!(
+        status(&by_scope, in_permissions.clone()).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // With ADMIN_CLAIM=permissions, asking for the admin scope at login gets nothing.
+    let by_permissions = by_scope
+        .spawn_sharing(&[("ADMIN_CLAIM", "permissions")])
+        .await;
+    assert_eq!(
+        status(&by_permissions, in_scope).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(&by_permissions, in_permissions).await,
+        StatusCode::OK
     );
 }
 

@@ -302,7 +302,7 @@ async fn json_logs_are_json_lines_without_secrets() {
         .trim()
         .to_owned();
     let server = Server::start(&dir, &vars, &[]);
-    let by_query = reqwest::get(server.url(&format!("/regions?access_token={token}")))
+    let by_query = reqwest::get(server.url(&format!("/hasura/auth?access_token={token}")))
         .await
         .unwrap();
     assert_eq!(by_query.status(), StatusCode::OK);
@@ -327,7 +327,10 @@ async fn json_logs_are_json_lines_without_secrets() {
         .collect();
     let requests: Vec<&Value> = lines
         .iter()
-        .filter(|line| line["message"] == "request" && line["route"] == "/regions")
+        .filter(|line| {
+            line["message"] == "request"
+                && (line["route"] == "/regions" || line["route"] == "/hasura/auth")
+        })
         .collect();
     assert_eq!(requests.len(), 2, "{log}");
     assert_eq!(requests[0]["query"], "access_token=[REDACTED]");

@@ -135,8 +135,42 @@ async fn a_drain_request_stops_heartbeats_with_a_dying_one() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.instance_column(NAME, "status"), "ACTIVE");
 
+    // Anyone else is refused: unsigned, signed for another instance, with another
+    // host's key, or too old.
+    let digest = app.instance_column(NAME, "host_token_sha256");
+    let now = test_support::unix_now_secs();
+    let (_, stranger) = auth::host::new_host_token().unwrap();
+    for authorization in [
+        None,
+        Some(auth::host::drain_authorization(
+            &digest,
+            "us-east-1-other",
+            now,
+        )),
+        Some(auth::host::drain_authorization(&stranger, NAME, now)),
+        Some(auth::host::drain_authorization(&digest, NAME, now - 3600)),
+    ] {
+        let mut request = reqwest::Client::new().post(&drain_url);
+        if let Some(authorization) = &authorization {
+            request = request.header("Authorization", authorization);
+        }
+        let refused = request.send().await.unwrap();
+        assert_eq!(
+            refused.status(),
+            StatusCode::UNAUTHORIZED,
+            "{authorization:?}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(app.instance_column(NAME, "status"), "ACTIVE");
+
+    // The control plane's signature, as the fleet sends it.
     let asked = reqwest::Client::new()
         .post(&drain_url)
+        .header(
+            "Authorization",
+            auth::host::drain_authorization(&digest, NAME, now),
+        )
         .send()
         .await
         .unwrap();

@@ -57,6 +57,54 @@ async fn registering_activates_the_instance_and_returns_its_credential() {
 }
 
 #[tokio::test]
+async fn where_private_addresses_are_refused_a_host_must_give_a_public_one() {
+    let app = TestApp::spawn_with(&[("HOST_PRIVATE_ADDRESSES", "false")]).await;
+    let secret = app.launch_instance(NAME, "us-east-1", HASH);
+    // No ip: the peer (here loopback; behind an ingress, the proxy) is never taken.
+    let mut body = registration(NAME, &secret, 4);
+    for ip in [
+        None,
+        Some("10.0.3.4"),
+        Some("169.254.169.254"),
+        Some("::1"),
+        Some("100.64.1.1"),
+    ] {
+        match ip {
+            Some(ip) => body["ip"] = json!(ip),
+            None => drop(body.as_object_mut().unwrap().remove("ip")),
+        }
+        let response = app.register(&body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{ip:?}");
+        let error = json(response).await["error"].as_str().unwrap().to_owned();
+        assert!(error.contains("not a public address"), "{ip:?}: {error}");
+        // Nothing changed, and the secret is still unused.
+        assert_eq!(app.instance_column(NAME, "status"), "PRE_CONNECTION");
+    }
+    body["ip"] = json!("3.80.1.2");
+    assert_eq!(app.register(&body).await.status(), StatusCode::OK);
+    assert_eq!(app.instance_column(NAME, "ip"), "3.80.1.2");
+}
+
+#[tokio::test]
+async fn unknown_instances_and_wrong_secrets_get_the_same_answer() {
+    // Both also do the same work (an argon2 check: a decoy hash for an unknown name), so
+    // their timing tells nothing either; that is measured, not asserted here.
+    let app = TestApp::spawn().await;
+    let secret = app.launch_instance(NAME, "us-east-1", HASH);
+    let wrong = app.register(&registration(NAME, "not-the-secret", 4)).await;
+    let unknown = app
+        .register(&registration(
+            "us-east-1-main-abc1234-uid-9999999999",
+            &secret,
+            4,
+        ))
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json(wrong).await, json(unknown).await);
+}
+
+#[tokio::test]
 async fn without_an_ip_the_peer_address_is_recorded() {
     let app = TestApp::spawn().await;
     app.registered_host(NAME, "us-east-1", HASH, 2).await;
@@ -387,6 +435,68 @@ async fn hosts_update_and_remove_only_their_own_mandelboxes() {
 }
 
 #[tokio::test]
+async fn a_report_for_a_mandelbox_removed_for_never_being_reported_is_410() {
+    let app = TestApp::spawn_with(&[
+        ("LIFECYCLE_INTERVAL_SECS", "1"),
+        ("ALLOCATION_TIMEOUT_SECS", "2"),
+    ])
+    .await;
+    app.add_region("us-east-1", HASH, "ami-us-east-1", true, true);
+    let host = app.registered_host(NAME, "us-east-1", HASH, 4).await;
+    let mut ids = Vec::new();
+    for user in ["slow", "quick"] {
+        let assigned = json(app.assign(user, "us-east-1", HASH).await).await;
+        ids.push(assigned["mandelbox_id"].as_str().unwrap().to_owned());
+    }
+    let report = |id: &str| {
+        app.as_host(
+            Method::PUT,
+            &format!("/host_service/mandelbox/{id}/status"),
+            &host,
+        )
+        .json(&json!({"status": "CONNECTING"}))
+        .send()
+    };
+    // The quick client's host reports at once: that one is never removed.
+    assert_eq!(report(&ids[1]).await.unwrap().status(), StatusCode::OK);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while app.mandelboxes() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not removed after 15 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let late = report(&ids[0]).await.unwrap();
+    assert_eq!(late.status(), StatusCode::GONE);
+    let error = json(late).await["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("allocation timeout"), "{error}");
+    let ended = app
+        .as_host(
+            Method::DELETE,
+            &format!("/host_service/mandelbox/{}", ids[0]),
+            &host,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), StatusCode::GONE);
+    // An id never issued is still 404, and the reported one is still there.
+    let never = report("6f1c2e1a-1b2c-4d3e-8f90-0123456789ab")
+        .await
+        .unwrap();
+    assert_eq!(never.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.db.number(&format!(
+            "SELECT count(*) AS n FROM hardware.mandelbox_info
+             WHERE mandelbox_id = '{}' AND status = 'CONNECTING'",
+            ids[1]
+        )),
+        1
+    );
+}
+
+#[tokio::test]
 async fn the_server_marks_silent_hosts_unresponsive_on_its_own() {
     let app = TestApp::spawn_with(&[
         ("LIFECYCLE_INTERVAL_SECS", "1"),
@@ -475,12 +585,87 @@ async fn concurrent_heartbeats_are_written_together_and_each_host_is_answered_fo
             "{name}: {memory}"
         );
     }
-    // Every heartbeat, known or not, went through a batch.
+    // Every known host's heartbeat went through a batch; the strangers' never queued.
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert_eq!(
         sample(&metrics, "webserver_heartbeat_batch_size_sum"),
-        130.0
+        120.0
     );
     let batches = sample(&metrics, "webserver_heartbeat_batch_size_count");
-    assert!((1.0..=130.0).contains(&batches), "{batches}");
+    assert!((1.0..=120.0).contains(&batches), "{batches}");
+}
+
+/// A well-formed host credential nobody was issued.
+fn stranger() -> String {
+    let (token, _) = auth::host::new_host_token().unwrap();
+    secrecy::ExposeSecret::expose_secret(&token).to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_are_refused_before_they_queue_and_other_replicas_learn_new_hosts() {
+    let app = TestApp::spawn().await;
+    let other = app.spawn_sharing(&[]).await;
+    let host = app.registered_host(NAME, "us-east-1", HASH, 4).await;
+    let beat = |app: &TestApp, token: &str, dying: bool| {
+        app.as_host(Method::POST, "/host_service/heartbeat", token)
+            .json(&heartbeat(dying))
+            .send()
+    };
+    // The replica that registered the host knows it at once; the other within moments
+    // (the credential's notification).
+    assert_eq!(
+        beat(&app, &host, false).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while beat(&other, &host, false).await.unwrap().status() != StatusCode::OK {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other replica never learnt"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let before = sample(
+        &app.get("/metrics").await.text().await.unwrap(),
+        "webserver_heartbeat_batch_size_sum",
+    );
+    let forged = (0..300).map(|n| {
+        let app = &app;
+        async move {
+            let status = beat(app, &stranger(), n % 10 == 0).await.unwrap().status();
+            let id = "6f1c2e1a-1b2c-4d3e-8f90-0123456789ab";
+            let report = app
+                .as_host(
+                    Method::PUT,
+                    &format!("/host_service/mandelbox/{id}/status"),
+                    &stranger(),
+                )
+                .json(&json!({"status": "RUNNING"}))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            (status, report)
+        }
+    });
+    for (beat, report) in join_all(forged).await {
+        assert_eq!(beat, StatusCode::UNAUTHORIZED);
+        assert_eq!(report, StatusCode::UNAUTHORIZED);
+    }
+    let after = sample(
+        &app.get("/metrics").await.text().await.unwrap(),
+        "webserver_heartbeat_batch_size_sum",
+    );
+    assert_eq!(
+        after, before,
+        "a stranger's heartbeat took a place in a batch"
+    );
+    // Dying strangers drained nothing; the real host still beats, dying included.
+    assert_eq!(app.instance_column(NAME, "status"), "ACTIVE");
+    assert_eq!(
+        beat(&app, &host, true).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.instance_column(NAME, "status"), "DRAINING");
 }

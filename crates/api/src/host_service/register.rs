@@ -16,7 +16,7 @@ use crate::error::ApiError;
     request_body = RegisterRequest,
     responses(
         (status = 200, description = "Registered: the instance is ACTIVE", body = crate::openapi::Registered),
-        (status = 400, description = "Malformed body", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Malformed body, or an ip that cannot be a host's (private or loopback, outside local, development and testing)", body = crate::openapi::ErrorBody),
         (status = 401, description = "Unknown instance, or wrong or used bootstrap secret", body = crate::openapi::ErrorBody),
         (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),
     )

@@ -23,6 +23,7 @@ use crate::extract::HostAgent;
         (status = 400, description = "Malformed id or body", body = crate::openapi::ErrorBody),
         (status = 401, description = "No or unknown host credential", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such mandelbox on the caller's instance", body = crate::openapi::ErrorBody),
+        (status = 410, description = "The mandelbox was removed: not reported within ALLOCATION_TIMEOUT_SECS of its assignment", body = crate::openapi::ErrorBody),
         (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),
     )
 )]

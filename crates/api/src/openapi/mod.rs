@@ -53,7 +53,7 @@ impl Modify for Security {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some(
-                        "The identity provider's RS256 access token (or the access_token query parameter); the admin scope marks operators.",
+                        "The identity provider's RS256 access token, in the Authorization header (GET /hasura/auth also reads the access_token query parameter); `admin` in the claim ADMIN_CLAIM names (scope by default, or permissions) marks operators.",
                     ))
                     .build(),
             ),

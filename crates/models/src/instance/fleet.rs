@@ -81,6 +81,9 @@ pub struct DrainTarget {
     pub cloud_provider_id: String,
     /// Sessions it holds as it begins draining.
     pub mandelbox_count: i64,
+    /// Its host's credential digest, which keys the drain request's signature
+    /// (`auth::host::drain_authorization`); `None` if no host registered.
+    pub host_token_sha256: Option<String>,
 }
 
 /// Marks the instance `DRAINING` if it is `ACTIVE` and holds no mandelbox, in one

@@ -200,3 +200,12 @@ pub fn by_host_token(
         .first(conn)
         .optional()
 }
+
+/// Every host credential's digest (the instances whose hosts registered and were not
+/// removed), for a set of known credentials kept in memory.
+pub fn host_token_digests(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+    instance_info::table
+        .filter(instance_info::host_token_sha256.is_not_null())
+        .select(instance_info::host_token_sha256.assume_not_null())
+        .load(conn)
+}

@@ -18,6 +18,14 @@ pub mod hardware {
     }
 
     diesel::table! {
+        hardware.expired_mandelbox (mandelbox_id) {
+            mandelbox_id -> Varchar,
+            instance_name -> Varchar,
+            removed_utc_unix_ms -> Int8,
+        }
+    }
+
+    diesel::table! {
         hardware.instance_info (instance_name) {
             instance_name -> Varchar,
             cloud_provider_id -> Varchar,
@@ -93,6 +101,7 @@ pub mod hardware {
     diesel::allow_tables_to_appear_in_same_query!(
         boot_samples,
         deployment,
+        expired_mandelbox,
         instance_info,
         lifecycle_clock,
         mandelbox_info,

@@ -110,7 +110,8 @@ impl Fleet {
         }
     }
 
-    /// `POST http://<ip>:<HOST_SERVICE_PORT>/drain_and_shutdown`; whether the host said yes.
+    /// `POST http://<ip>:<HOST_SERVICE_PORT>/drain_and_shutdown`, signed with the host's
+    /// credential digest (the agent refuses unsigned requests); whether the host said yes.
     pub async fn ask_to_drain(&self, target: &DrainTarget) -> bool {
         let Some(ip) = target.ip else {
             return false;
@@ -123,7 +124,17 @@ impl Fleet {
             "http://{host}:{}/drain_and_shutdown",
             self.settings.host_service_port
         );
-        match self.http.post(&url).send().await {
+        let mut request = self.http.post(&url);
+        if let Some(digest) = &target.host_token_sha256 {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs());
+            request = request.header(
+                reqwest::header::AUTHORIZATION,
+                auth::host::drain_authorization(digest, target.instance_name.as_str(), now),
+            );
+        }
+        match request.send().await {
             Ok(response) if response.status().is_success() => {
                 tracing::info!(instance = %target.instance_name, "host asked to drain");
                 self.metrics.action("drained", target.location.as_str(), 1);

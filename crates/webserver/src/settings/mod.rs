@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use api::CorsOrigins;
 use assignment::RegionNeighbours;
+use auth::AdminClaim;
 use secrecy::SecretString;
 use url::Url;
 
@@ -114,6 +115,8 @@ pub struct AuthSettings {
     pub audience: String,
     pub issuer: Option<String>,
     pub stripe_customer_id_claim: String,
+    /// `ADMIN_CLAIM`: the claim whose `admin` makes a caller an admin.
+    pub admin_claim: AdminClaim,
     pub jwks_min_refresh: Duration,
     /// Whether tokens signed by the local development key are accepted.
     pub accept_dev_tokens: bool,
@@ -145,6 +148,15 @@ impl AuthSettings {
                 format!("required in {} (or set AUTH0_DOMAIN)", environment.as_str()),
             ));
         }
+        let admin_claim = match vars.get("ADMIN_CLAIM") {
+            None => AdminClaim::default(),
+            Some(value) => AdminClaim::parse(value).ok_or_else(|| {
+                problem(
+                    "ADMIN_CLAIM",
+                    format!("{value:?} is neither \"scope\" nor \"permissions\""),
+                )
+            })?,
+        };
         let issuer = vars
             .get("JWT_ISSUER")
             .map(str::to_owned)
@@ -160,6 +172,7 @@ impl AuthSettings {
                 .get("STRIPE_CUSTOMER_ID_CLAIM")
                 .unwrap_or("https://api.fractal.co/stripe_customer_id")
                 .to_owned(),
+            admin_claim,
             jwks_min_refresh: vars.secs("JWKS_MIN_REFRESH_SECS", 30, 0..=86_400)?,
             accept_dev_tokens,
             local_data_dir: PathBuf::from(vars.get("LOCAL_DATA_DIR").unwrap_or(".local")),
@@ -256,6 +269,9 @@ pub struct ScalingSettings {
     /// How old an instance of this deployment that no row records must be before the
     /// periodic pass terminates it.
     pub orphan_grace: Duration,
+    /// `HOST_PRIVATE_ADDRESSES`: whether hosts may register private or loopback
+    /// addresses (default: outside production and staging).
+    pub host_private_addresses: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -168,6 +168,8 @@ impl ScalingSettings {
             allocation_timeout: vars.secs("ALLOCATION_TIMEOUT_SECS", 90, 1..=86_400)?,
             drain_max_age: vars.secs("DRAIN_MAX_AGE_SECS", 43_200, 1..=2_592_000)?,
             orphan_grace,
+            host_private_addresses: vars
+                .flag("HOST_PRIVATE_ADDRESSES", !environment.is_deployed())?,
         })
     }
 }

@@ -217,3 +217,23 @@ fn trusted_proxy_hops_default_to_none_and_follow_the_older_flag() {
     let two = Settings::from_vars(&vars(&[DB, ("TRUSTED_PROXY_HOPS", "2")])).unwrap();
     assert_eq!(two.limits.trusted_proxy_hops, 2);
 }
+
+#[test]
+fn admin_comes_from_scope_unless_permissions_is_chosen() {
+    let settings = Settings::from_vars(&vars(&[DB])).unwrap();
+    assert_eq!(settings.auth.admin_claim, AdminClaim::Scope);
+    let settings = Settings::from_vars(&vars(&[DB, ("ADMIN_CLAIM", "permissions")])).unwrap();
+    assert_eq!(settings.auth.admin_claim, AdminClaim::Permissions);
+    let err = Settings::from_vars(&vars(&[DB, ("ADMIN_CLAIM", "roles")])).unwrap_err();
+    assert_eq!(err.var, "ADMIN_CLAIM");
+}
+
+#[test]
+fn private_host_addresses_are_allowed_only_off_deployments_unless_set() {
+    let settings = Settings::from_vars(&vars(&[DB])).unwrap();
+    assert!(settings.scaling.host_private_addresses);
+    let strict = Settings::from_vars(&vars(&[DB, ("HOST_PRIVATE_ADDRESSES", "false")])).unwrap();
+    assert!(!strict.scaling.host_private_addresses);
+    let err = Settings::from_vars(&vars(&[DB, ("HOST_PRIVATE_ADDRESSES", "x")])).unwrap_err();
+    assert_eq!(err.var, "HOST_PRIVATE_ADDRESSES");
+}

@@ -17,7 +17,7 @@ use app_metrics::Registry;
 use assignment::{AssignMetrics, AssignPolicy, Assigner, Waiting};
 use auth::KeyError;
 use cloud_interface::CloudProvider;
-use hosts::HostService;
+use hosts::{HostService, KnownHosts};
 use models::notify::{Channel, Notifications};
 use models::region_to_ami::EnabledRegions;
 use models::{DbError, migrations};
@@ -81,6 +81,8 @@ struct Jobs {
     keep_warm: [models::Db; 3],
     lifecycle: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     scaling: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Keeps the host credentials known in memory (see `hosts::known`).
+    known_hosts: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     verifier: Arc<auth::TokenVerifier>,
 }
 
@@ -151,7 +153,15 @@ impl Application {
             verifier: verifier.clone(),
             fleet: fleet.clone(),
         };
-        let state = api_state(settings, &pools, &registry, &notifications, backends)?;
+        let known_hosts = KnownHosts::new();
+        let state = api_state(
+            settings,
+            &pools,
+            &registry,
+            &notifications,
+            backends,
+            known_hosts.clone(),
+        )?;
         let (lifecycle, metrics) = (state.lifecycle.clone(), state.metrics.clone());
         let options = HttpOptions {
             max_body_bytes: settings.http.max_body_bytes,
@@ -174,6 +184,10 @@ impl Application {
                 fleet_metrics.clone(),
             )),
             scaling: Box::pin(fleet.run_periodically(settings.scaling.scale_down_interval)),
+            known_hosts: Box::pin(known_hosts.keep_loaded(
+                pools.heartbeats.clone(),
+                notifications.watch(Channel::Hosts),
+            )),
             verifier,
         };
         Ok(Self {
@@ -252,6 +266,7 @@ fn api_state(
     registry: &Registry,
     notifications: &Notifications,
     backends: Backends,
+    known_hosts: Arc<KnownHosts>,
 ) -> Result<ApiState, StartupError> {
     let Backends {
         scaling,
@@ -289,11 +304,16 @@ fn api_state(
                 "Heartbeats written together in one statement.",
                 vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
             ),
-        ),
+        )
+        .with_address_rule(hosts::AddressRule {
+            allow_private: settings.scaling.host_private_addresses,
+        })
+        .with_known_hosts(known_hosts),
         fleet: Some(fleet),
         portal,
         mailer,
         db: pools.db.clone(),
+        fleet_reads: Arc::default(),
         ops_db: pools.ops.clone(),
         readiness: Arc::new(models::db::Readiness::new(pools.db.clone())),
         regions: Arc::new(EnabledRegions::new(
@@ -359,6 +379,7 @@ fn spawn(jobs: Jobs) -> tokio::task::JoinHandle<()> {
         tokio::join!(
             jobs.lifecycle,
             jobs.scaling,
+            jobs.known_hosts,
             refresh,
             requests.keep_warm(KEEP_WARM),
             heartbeats.keep_warm(KEEP_WARM),

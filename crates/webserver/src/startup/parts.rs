@@ -65,6 +65,7 @@ pub fn verifier(settings: &AuthSettings) -> Result<TokenVerifier, StartupError> 
         issuer: settings.issuer.clone(),
         jwks_min_refresh: settings.jwks_min_refresh,
         stripe_customer_id_claim: settings.stripe_customer_id_claim.clone(),
+        admin_claim: settings.admin_claim,
         ..VerifierConfig::new(settings.audience.clone())
     };
     let verifier = TokenVerifier::new(&config).map_err(StartupError::HttpClient)?;
