@@ -119,6 +119,13 @@ impl From<HostError> for ApiError {
             HostError::NotFound => Self::NotFound(err.to_string()),
             HostError::Gone => Self::Gone(err.to_string()),
             HostError::Address(why) => Self::BadRequest(why),
+            HostError::Cloud(err) => {
+                tracing::warn!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot check a host's address"
+                );
+                Self::ServiceUnavailable("the cloud cannot say this instance's addresses now")
+            }
             HostError::Database(db) => db.into(),
             HostError::Batch(db) if db.is_outage() => {
                 Self::ServiceUnavailable("database unavailable")

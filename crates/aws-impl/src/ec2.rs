@@ -5,7 +5,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
-    Filter, IamInstanceProfileSpecification, Instance, InstanceType, ResourceType, Tag,
+    Filter, HttpTokensState, IamInstanceProfileSpecification, Instance,
+    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceType, ResourceType, Tag,
     TagSpecification,
 };
 use base64::Engine;
@@ -189,6 +190,15 @@ impl CloudProvider for AwsProvider {
             .max_count(1)
             .client_token(request.launch_token.as_str())
             .user_data(user_data)
+            // IMDSv2 only, one hop: the user data holds the bootstrap secret, and a
+            // container or a proxied request on the host must not read it.
+            .metadata_options(
+                InstanceMetadataOptionsRequest::builder()
+                    .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                    .http_tokens(HttpTokensState::Required)
+                    .http_put_response_hop_limit(1)
+                    .build(),
+            )
             .tag_specifications(
                 TagSpecification::builder()
                     .resource_type(ResourceType::Instance)
@@ -263,5 +273,49 @@ impl CloudProvider for AwsProvider {
     ) -> Result<Vec<CloudInstance>, CloudError> {
         self.live(region, vec![filter(&format!("tag:{OWNER_TAG}"), &[owner])])
             .await
+    }
+
+    /// The instance's public IPv4 address, its IPv6 addresses and its private address,
+    /// in that order; `None` for an id EC2 does not know (or another backend's).
+    async fn instance_addresses(
+        &self,
+        region: &Region,
+        id: &CloudInstanceId,
+    ) -> Result<Option<Vec<std::net::IpAddr>>, CloudError> {
+        let Some(native) = id.native(ID_PREFIX) else {
+            return Ok(None);
+        };
+        let client = self.clients.client(region).await;
+        let output = match client
+            .describe_instances()
+            .instance_ids(native)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(err) if is_not_found(code(&err)) => return Ok(None),
+            Err(err) => return Err(classify("DescribeInstances", err)),
+        };
+        let Some(instance) = output
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find(|i| i.instance_id() == Some(native))
+        else {
+            return Ok(None);
+        };
+        let ipv6 = instance
+            .network_interfaces()
+            .iter()
+            .flat_map(|interface| interface.ipv6_addresses())
+            .filter_map(|address| address.ipv6_address());
+        let addresses = instance
+            .public_ip_address()
+            .into_iter()
+            .chain(ipv6)
+            .chain(instance.private_ip_address())
+            .filter_map(|text| text.parse().ok())
+            .collect();
+        Ok(Some(addresses))
     }
 }

@@ -125,6 +125,15 @@ async fn run_instances_sends_the_name_tag_user_data_type_and_profile() {
         described.contains(launch.launch_token.as_str()),
         "the launch token travels with the instance: {described}"
     );
+    // IMDSv2 only, one hop.
+    assert!(
+        described.contains("<httpTokens>required</httpTokens>"),
+        "{described}"
+    );
+    assert!(
+        described.contains("<httpPutResponseHopLimit>1</httpPutResponseHopLimit>"),
+        "{described}"
+    );
 
     let attribute = Moto::shared()
         .ec2_query(
@@ -149,6 +158,36 @@ async fn run_instances_sends_the_name_tag_user_data_type_and_profile() {
     assert_eq!(boot.instance_name, name);
     assert_eq!(boot.webserver_url.as_str(), "http://127.0.0.1:7730/");
     assert_eq!(boot.bootstrap_secret.expose_secret(), "moto-test-secret");
+
+    // The addresses EC2 gives it, for checking its host's registration.
+    let addresses = provider
+        .instance_addresses(&region("us-west-1"), &started)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!addresses.is_empty(), "{described}");
+    assert!(
+        addresses
+            .iter()
+            .all(|ip| described.contains(&format!(">{ip}<"))),
+        "{addresses:?} not in {described}"
+    );
+    let unknown = cloud_interface::CloudInstanceId::new(ID_PREFIX, "i-0000000000000dead");
+    assert_eq!(
+        provider
+            .instance_addresses(&region("us-west-1"), &unknown)
+            .await
+            .unwrap(),
+        None
+    );
+    let foreign = cloud_interface::CloudInstanceId::stored("local-1");
+    assert_eq!(
+        provider
+            .instance_addresses(&region("us-west-1"), &foreign)
+            .await
+            .unwrap(),
+        None
+    );
 
     // The region is the request's: the instance is not in another one.
     let owner = launch.owner.as_str();

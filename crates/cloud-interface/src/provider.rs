@@ -2,6 +2,7 @@
 //! (AWS, the local simulation) implement it; tests mock it (`mock` feature).
 
 use std::fmt;
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -166,4 +167,16 @@ pub trait CloudProvider: Send + Sync {
         region: &Region,
         owner: &str,
     ) -> Result<Vec<CloudInstance>, CloudError>;
+
+    /// The addresses the cloud gives instance `id` in `region` (public ones first), so
+    /// that a registering host's address can be checked against them; `Ok(None)` when
+    /// this backend cannot say, or does not know the id (the default).
+    async fn instance_addresses(
+        &self,
+        region: &Region,
+        id: &CloudInstanceId,
+    ) -> Result<Option<Vec<IpAddr>>, CloudError> {
+        let _ = (region, id);
+        Ok(None)
+    }
 }

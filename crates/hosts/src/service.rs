@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 
 use auth::host::{CredentialError, bootstrap_secret_matches, new_host_token};
+use cloud_interface::{CloudInstanceId, CloudProvider};
 use models::instance::{self, Registration};
 use models::{Db, DbError, InstanceName, MandelboxId, MandelboxStatus, UnixMillis, mandelbox};
 use secrecy::{ExposeSecret, SecretString};
@@ -37,9 +38,13 @@ pub enum HostError {
     Batch(#[source] std::sync::Arc<DbError>),
     #[error("too many heartbeats are waiting to be written")]
     Busy,
-    /// The address the host registers with may not be one (see [`AddressRule`]).
+    /// The address the host registers with may not be one (see [`AddressRule`]), or
+    /// is not one the cloud gives its instance.
     #[error("{0}")]
     Address(String),
+    /// The cloud could not say which addresses the instance has; the host may try again.
+    #[error("the cloud cannot say this instance's addresses now")]
+    Cloud(#[source] cloud_interface::CloudError),
 }
 
 /// An argon2 hash of a secret nobody holds: registrations for unknown instances check
@@ -58,6 +63,7 @@ pub struct HostService {
     heartbeats: Coalescer,
     addresses: AddressRule,
     known: Option<Arc<KnownHosts>>,
+    cloud: Option<Arc<dyn CloudProvider>>,
 }
 
 impl HostService {
@@ -71,6 +77,7 @@ impl HostService {
             heartbeats: Coalescer::new(heartbeats, None),
             addresses: AddressRule::default(),
             known: None,
+            cloud: None,
         }
     }
 
@@ -82,6 +89,7 @@ impl HostService {
             heartbeats: Coalescer::new(heartbeats, Some(batch_sizes)),
             addresses: AddressRule::default(),
             known: None,
+            cloud: None,
         }
     }
 
@@ -96,6 +104,14 @@ impl HostService {
     /// is the caller's ([`KnownHosts::keep_loaded`]).
     pub fn with_known_hosts(mut self, known: Arc<KnownHosts>) -> Self {
         self.known = Some(known);
+        self
+    }
+
+    /// Checks registering hosts' addresses against those `cloud` reports for their
+    /// instances, where it can say; with no `ip` in the request, the cloud's first
+    /// address is taken rather than the request's peer (a proxy, behind an ingress).
+    pub fn with_cloud(mut self, cloud: Arc<dyn CloudProvider>) -> Self {
+        self.cloud = Some(cloud);
         self
     }
 
@@ -119,26 +135,30 @@ impl HostService {
         peer: Option<IpAddr>,
     ) -> Result<SecretString, HostError> {
         let name = request.instance_name.clone();
-        let known = self
+        let pending = self
             .db
-            .run(move |conn| Ok(instance::pending_bootstrap_hash(conn, &name)?))
+            .run(move |conn| Ok(instance::pending_host(conn, &name)?))
             .await?;
         let secret = request.bootstrap_secret.secret().clone();
-        let expected = known.clone().or_else(|| DECOY_HASH.clone());
+        let expected = pending
+            .as_ref()
+            .map(|pending| pending.bootstrap_secret_hash.clone())
+            .or_else(|| DECOY_HASH.clone());
         let matches = tokio::task::spawn_blocking(move || {
             expected.is_some_and(|hash| bootstrap_secret_matches(secret.expose_secret(), &hash))
         })
         .await
         .map_err(HostError::Task)?;
-        let hash = match known {
-            Some(hash) if matches => hash,
+        let pending = match pending {
+            Some(pending) if matches => pending,
             _ => return Err(HostError::Unauthorized),
         };
-        let ip = request.ip.or(peer);
+        let ip = self.address(&request, &pending, peer).await?;
         if let Some(refusal) = ip.and_then(|ip| self.addresses.refusal(ip)) {
             tracing::warn!(instance = %request.instance_name, %refusal, "registration refused");
             return Err(HostError::Address(refusal));
         }
+        let hash = pending.bootstrap_secret_hash;
         let (token, digest) = new_host_token().map_err(HostError::Credentials)?;
         let name = request.instance_name.clone();
         let registration = Registration {
@@ -162,6 +182,42 @@ impl HostService {
         }
         tracing::info!(instance = %request.instance_name, "host registered");
         Ok(token)
+    }
+
+    /// The address to record for a registering host: the request's `ip`, which must be
+    /// one the cloud gives the instance when the cloud can say; else the cloud's first;
+    /// else the request's peer.
+    async fn address(
+        &self,
+        request: &RegisterRequest,
+        pending: &instance::PendingHost,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<IpAddr>, HostError> {
+        let reported = match &self.cloud {
+            Some(cloud) => cloud
+                .instance_addresses(
+                    &pending.location,
+                    &CloudInstanceId::stored(pending.cloud_provider_id.clone()),
+                )
+                .await
+                .map_err(HostError::Cloud)?,
+            None => None,
+        };
+        Ok(match (request.ip, reported) {
+            (Some(ip), Some(reported)) if !reported.contains(&ip) => {
+                return Err(HostError::Address(format!(
+                    "ip {ip} is not an address of this instance (the cloud gives it {})",
+                    reported
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            (Some(ip), _) => Some(ip),
+            (None, Some(reported)) => reported.first().copied().or(peer),
+            (None, None) => peer,
+        })
     }
 
     /// Records a heartbeat, no argon2: with the next batch, or at once and durably if

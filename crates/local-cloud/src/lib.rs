@@ -70,6 +70,8 @@ struct Simulated {
     owner: String,
     name: String,
     launched_at: SystemTime,
+    /// The loopback address its host listens on.
+    ip: IpAddr,
     /// Set when the host shut down, by itself after a drain or when terminated.
     stopped: watch::Receiver<bool>,
     /// Tells the host it was terminated.
@@ -294,6 +296,7 @@ impl CloudProvider for LocalProvider {
                 owner: request.owner.clone(),
                 name: request.name.to_string(),
                 launched_at: SystemTime::now(),
+                ip,
                 stopped,
                 terminate,
             },
@@ -333,5 +336,15 @@ impl CloudProvider for LocalProvider {
                 launched_at: i.launched_at,
             })
             .collect())
+    }
+
+    /// The loopback address the simulated host listens on; `None` for an id this
+    /// provider did not start.
+    async fn instance_addresses(
+        &self,
+        _region: &Region,
+        id: &CloudInstanceId,
+    ) -> Result<Option<Vec<IpAddr>>, CloudError> {
+        Ok(self.instances().by_id.get(id).map(|i| vec![i.ip]))
     }
 }

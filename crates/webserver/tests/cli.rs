@@ -264,6 +264,7 @@ async fn a_production_server_refuses_dev_tokens() {
         &[
             ("ENVIRONMENT", "production"),
             ("STRIPE_SECRET", "sk_test_unused"),
+            ("WEBSERVER_URL", "https://api.example.com"),
             ("DATABASE_URL", db.url()),
             ("JWKS_URL", identity.jwks.url()),
             ("JWT_ISSUER", TEST_ISSUER),

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 
 use crate::prepared::Prepared;
 use crate::schema::hardware::instance_info;
-use domain::{InstanceName, InstanceStatus, UnixMillis};
+use domain::{InstanceName, InstanceStatus, Region, UnixMillis};
 
 /// What a host agent reports about its instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,33 @@ pub fn pending_bootstrap_hash(
         .first::<Option<String>>(conn)
         .optional()
         .map(Option::flatten)
+}
+
+/// What registration needs of an instance waiting for its host.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct PendingHost {
+    pub bootstrap_secret_hash: String,
+    pub location: Region,
+    pub cloud_provider_id: String,
+}
+
+/// The instance `name` if it is `PRE_CONNECTION` with a bootstrap hash: what its
+/// registration is checked against.
+pub fn pending_host(
+    conn: &mut PgConnection,
+    name: &InstanceName,
+) -> QueryResult<Option<PendingHost>> {
+    instance_info::table
+        .find(name)
+        .filter(instance_info::status.eq(InstanceStatus::PreConnection))
+        .filter(instance_info::bootstrap_secret_hash.is_not_null())
+        .select((
+            instance_info::bootstrap_secret_hash.assume_not_null(),
+            instance_info::location,
+            instance_info::cloud_provider_id,
+        ))
+        .first(conn)
+        .optional()
 }
 
 /// Makes the instance `ACTIVE` with what its host reported, if its bootstrap hash is

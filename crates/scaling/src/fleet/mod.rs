@@ -124,6 +124,11 @@ impl Fleet {
         &self.settings
     }
 
+    /// The cloud this fleet launches in.
+    pub fn cloud(&self) -> Arc<dyn CloudProvider> {
+        self.cloud.clone()
+    }
+
     pub fn db(&self) -> &Db {
         &self.db
     }

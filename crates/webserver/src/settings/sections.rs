@@ -95,6 +95,17 @@ impl CloudSettings {
             None => Url::parse(&format!("http://{}", http.bind_addr))
                 .map_err(|err| problem("WEBSERVER_URL", err.to_string()))?,
         };
+        // Hosts send their bootstrap secret and then their credential to this address.
+        if environment.is_deployed() && webserver_url.scheme() != "https" {
+            return Err(problem(
+                "WEBSERVER_URL",
+                format!(
+                    "must be https in {} (hosts send their secrets to it), not {}",
+                    environment.as_str(),
+                    webserver_url.as_str()
+                ),
+            ));
+        }
         Ok(Self {
             provider,
             aws_endpoint_url: vars.url("AWS_ENDPOINT_URL")?,

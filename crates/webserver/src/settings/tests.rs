@@ -112,17 +112,33 @@ fn deployed_environments_refuse_local_conveniences() {
             ("ENVIRONMENT", env),
             ("AUTH0_DOMAIN", "fractal.us.auth0.com"),
             ("STRIPE_SECRET", "sk_live_x"),
+            ("WEBSERVER_URL", "https://api.example.com"),
             ("ORPHAN_GRACE_SECS", "59"),
         ]))
         .unwrap_err();
         assert_eq!(err.var, "ORPHAN_GRACE_SECS");
         assert!(err.to_string().contains("at least 60"), "{err}");
 
+        // Hosts send their secrets to WEBSERVER_URL: https only.
+        for url in [None, Some("http://api.example.com")] {
+            let mut pairs = vec![
+                DB,
+                ("ENVIRONMENT", env),
+                ("AUTH0_DOMAIN", "fractal.us.auth0.com"),
+                ("STRIPE_SECRET", "sk_live_x"),
+            ];
+            pairs.extend(url.map(|url| ("WEBSERVER_URL", url)));
+            let err = Settings::from_vars(&vars(&pairs)).unwrap_err();
+            assert_eq!(err.var, "WEBSERVER_URL", "{env} {url:?}");
+            assert!(err.to_string().contains("must be https"), "{err}");
+        }
+
         let settings = Settings::from_vars(&vars(&[
             DB,
             ("ENVIRONMENT", env),
             ("AUTH0_DOMAIN", "fractal.us.auth0.com"),
             ("STRIPE_SECRET", "sk_live_x"),
+            ("WEBSERVER_URL", "https://api.example.com"),
         ]))
         .unwrap();
         assert!(!settings.auth.accept_dev_tokens);

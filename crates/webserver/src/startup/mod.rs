@@ -308,7 +308,8 @@ fn api_state(
         .with_address_rule(hosts::AddressRule {
             allow_private: settings.scaling.host_private_addresses,
         })
-        .with_known_hosts(known_hosts),
+        .with_known_hosts(known_hosts)
+        .with_cloud(fleet.cloud()),
         fleet: Some(fleet),
         portal,
         mailer,
