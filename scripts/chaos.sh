@@ -12,13 +12,16 @@
 # fault and load: recovery, pools, answers, lost 202s, invariants, /readyz.
 #
 # Then a SIGKILLed replica, every server stopped for three heartbeat timeouts, the
-# identity provider away for a minute, and 10,000 hostile requests. Exits 1 if any run
-# failed.
+# identity provider away for a minute, 10,000 hostile requests, and a flood of 10,000
+# forged heartbeats a second from 2,000 connections while real hosts heartbeat and
+# clients assign. Exits 1 if any run failed.
 #
 #   scripts/chaos.sh                         everything, full length (hours: the matrix
 #                                            alone is 10 faults x 3 loads x 20 runs)
 #   scripts/chaos.sh --short                 the short version the test command runs
-#   scripts/chaos.sh --scenario faults       one of: faults, replica, outage, identity, hostile
+#   scripts/chaos.sh --scenario faults       one of: faults, replica, outage, identity, hostile, flood
+#   scripts/chaos.sh --scenario flood --runs 20
+#                                            the flood, 20 times
 #   scripts/chaos.sh --scenario faults --fault blackhole --fault cut --runs 5 --clients 128
 #                                            some faults, runs and loads of the matrix
 # Faults: restart-fast, restart-immediate, stop-start, terminate, cut, blackhole,

@@ -18,14 +18,16 @@ struct Args {
     /// The short version (as the test command runs it).
     #[arg(long)]
     short: bool,
-    /// Only this scenario: faults (the fault matrix), replica, outage, identity, hostile.
+    /// Only this scenario: faults (the fault matrix), replica, outage, identity, hostile,
+    /// flood.
     #[arg(long)]
     scenario: Option<String>,
     /// Only these faults of the matrix (repeatable): restart-fast, restart-immediate,
     /// stop-start, terminate, cut, blackhole, latency, max-connections, refused, failover.
     #[arg(long)]
     fault: Vec<String>,
-    /// Runs of each fault and load (20 in the full run, 2 in the short one).
+    /// Runs of each fault and load (20 in the full run, 2 in the short one); with
+    /// `--scenario flood`, runs of the flood (1 by default).
     #[arg(long)]
     runs: Option<usize>,
     /// The loads, concurrent clients each.
@@ -81,6 +83,13 @@ fn main() -> ExitCode {
         }
         if wanted("hostile") {
             rows.push(scenarios::hostile_requests(binary, timing).await);
+        }
+        if wanted("flood") {
+            for _ in 0..args.runs.unwrap_or(1) {
+                let row = scenarios::forged_heartbeat_flood(binary, timing).await;
+                println!("{}", table(std::slice::from_ref(&row)));
+                rows.push(row);
+            }
         }
         if !rows.is_empty() {
             print!("{}", table(&rows));

@@ -73,3 +73,8 @@ async fn tokens_verify_again_moments_after_the_identity_provider_returns() {
 async fn hostile_requests_get_no_5xx_and_grow_nothing() {
     assert_passed(scenarios::hostile_requests(binary(), Timing::short()).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forged_heartbeats_starve_no_host() {
+    assert_passed(scenarios::forged_heartbeat_flood(binary(), Timing::short()).await);
+}

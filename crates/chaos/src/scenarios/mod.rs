@@ -3,12 +3,14 @@
 
 mod edges;
 mod faults;
+mod flood;
 mod outage;
 
 use std::time::Duration;
 
 pub use edges::{hostile_requests, identity_provider_outage};
 pub use faults::replica_killed;
+pub use flood::forged_heartbeat_flood;
 pub use outage::control_plane_outage;
 
 use crate::cluster::Cluster;
@@ -24,6 +26,12 @@ pub struct Timing {
     pub idp_away: Duration,
     /// Hostile requests sent.
     pub hostile_requests: usize,
+    /// Forged heartbeats a second, and the connections they come from, in the flood.
+    pub flood_rate: u64,
+    pub flood_connections: usize,
+    /// Whether the flood run judges the assigns' p99 (the full run; the test command's
+    /// short run shares the machine with other tests, so it reports the figure only).
+    pub flood_judges_latency: bool,
 }
 
 impl Timing {
@@ -34,6 +42,9 @@ impl Timing {
             heartbeat_timeout: Duration::from_secs(2),
             idp_away: Duration::from_secs(3),
             hostile_requests: 2_000,
+            flood_rate: 2_000,
+            flood_connections: 400,
+            flood_judges_latency: false,
         }
     }
 
@@ -44,6 +55,9 @@ impl Timing {
             heartbeat_timeout: Duration::from_secs(10),
             idp_away: Duration::from_secs(60),
             hostile_requests: 10_000,
+            flood_rate: 10_000,
+            flood_connections: 2_000,
+            flood_judges_latency: true,
         }
     }
 }

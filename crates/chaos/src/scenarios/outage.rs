@@ -13,7 +13,7 @@ use super::{Timing, invariants};
 use crate::cluster::{AMI, COMMIT, Cluster, REGION};
 use crate::report::Row;
 
-const HOST_METRICS: HostMetrics = HostMetrics {
+pub(crate) const HOST_METRICS: HostMetrics = HostMetrics {
     memory_remaining_kb: 16_000_000,
     nanocpus_remaining: 4_000_000_000,
     gpu_vram_remaining_kb: 15_000_000,
@@ -21,7 +21,7 @@ const HOST_METRICS: HostMetrics = HostMetrics {
 
 /// A host that the cluster launched (its row written as the fleet does) and that
 /// registered with `server`.
-async fn registered_host(cluster: &Cluster, server: &str, n: usize) -> Arc<HostAgent> {
+pub(crate) async fn registered_host(cluster: &Cluster, server: &str, n: usize) -> Arc<HostAgent> {
     let name = InstanceName::parse(&format!("{REGION}-chaos-{n:07}-uid-host{n:06}"))
         .unwrap_or_else(|err| panic!("{err}"));
     // The bootstrap secret and its argon2 hash, as a launcher makes them.
