@@ -93,6 +93,7 @@ fn deployed_environments_refuse_local_conveniences() {
             DB,
             ("ENVIRONMENT", env),
             ("AUTH0_DOMAIN", "fractal.us.auth0.com"),
+            ("WEBSERVER_URL", "https://api.example.com"),
         ]))
         .unwrap_err();
         assert_eq!(err.var, "STRIPE_SECRET", "{env} needs Stripe");
