@@ -269,7 +269,14 @@ async fn local_dev_means_the_active_image_in_development_and_local_only() {
         assert_eq!(body["ip"], "ip-of-dev", "{environment}");
     }
     for environment in ["production", "testing"] {
-        let app = app_with_region("us-east-1", &[("ENVIRONMENT", environment)]).await;
+        let app = app_with_region(
+            "us-east-1",
+            &[
+                ("ENVIRONMENT", environment),
+                ("WEBSERVER_URL", "https://webserver.example.com"),
+            ],
+        )
+        .await;
         app.add_instance("dev", "us-east-1", HASH, 5, 0);
         expect_refused(
             app.assign("alice", "us-east-1", "local_dev").await,
