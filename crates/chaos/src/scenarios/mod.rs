@@ -42,8 +42,8 @@ impl Timing {
             heartbeat_timeout: Duration::from_secs(2),
             idp_away: Duration::from_secs(3),
             hostile_requests: 2_000,
-            flood_rate: 2_000,
-            flood_connections: 400,
+            flood_rate: 300,
+            flood_connections: 100,
             flood_judges_latency: false,
         }
     }
