@@ -1,11 +1,11 @@
 //! Heartbeats coalesced: those that arrive while the previous batch is being written,
-//! or within [`GATHER`] of the first, are written together in one statement
+//! or within [`GATHER_FOR`] of the first, are written together in one statement
 //! (`models::instance::heartbeats`), and each caller is answered once its batch is
 //! written. One batch is written at a time per process, so batches never wait on each
 //! other's row locks. Dying heartbeats never come here: each is written at once, durably.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use models::instance::{self, Beat, Metrics};
@@ -14,11 +14,11 @@ use prometheus::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
 /// How long the first heartbeat of a batch waits for others.
-pub const GATHER: Duration = Duration::from_millis(2);
+pub const GATHER_FOR: Duration = Duration::from_millis(2);
 /// The most heartbeats one statement writes.
-pub const MOST: usize = 512;
+pub const MOST_PER_BATCH: usize = 512;
 /// Heartbeats waiting for a batch before callers are turned away (503).
-const QUEUE: usize = 8192;
+const MOST_WAITING: usize = 8192;
 
 /// What a caller is told: the instance heard from, `None` for an unknown credential.
 type Answer = Result<Option<InstanceName>, BatchError>;
@@ -26,8 +26,8 @@ type Answer = Result<Option<InstanceName>, BatchError>;
 /// Why a batch was not written.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BatchError {
-    #[error("the heartbeats' batch could not be written: {0}")]
-    Failed(Arc<DbError>),
+    #[error("the heartbeats' batch could not be written")]
+    Failed(#[source] Arc<DbError>),
     #[error("too many heartbeats are waiting to be written")]
     Busy,
 }
@@ -37,30 +37,50 @@ struct Pending {
     answer: oneshot::Sender<Answer>,
 }
 
-/// Coalesces heartbeats onto `db`; its writer task starts with the first heartbeat.
+/// Coalesces heartbeats onto `db`. Its writer task starts with it (on the runtime it is
+/// made in, at start-up), or with the first heartbeat if it was made outside one; a
+/// writer that is gone (its runtime stopped, or it panicked) is started again by the
+/// next heartbeat, so it never turns every later heartbeat into a 503.
 #[derive(Clone)]
 pub(crate) struct Coalescer {
     db: Db,
     sizes: Option<Histogram>,
-    queue: Arc<OnceLock<mpsc::Sender<Pending>>>,
+    queue: Arc<Mutex<Option<mpsc::Sender<Pending>>>>,
 }
 
 impl Coalescer {
     pub(crate) fn new(db: Db, sizes: Option<Histogram>) -> Self {
-        Self {
+        let coalescer = Self {
             db,
             sizes,
             queue: Arc::default(),
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            drop(coalescer.queue());
+        }
+        coalescer
+    }
+
+    /// The writer's queue, starting a writer if none is running.
+    fn queue(&self) -> mpsc::Sender<Pending> {
+        let mut queue = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*queue {
+            Some(sender) if !sender.is_closed() => sender.clone(),
+            _ => {
+                let (sender, receiver) = mpsc::channel(MOST_WAITING);
+                tokio::spawn(write_batches(self.db.clone(), receiver, self.sizes.clone()));
+                *queue = Some(sender.clone());
+                sender
+            }
         }
     }
 
     /// Records one heartbeat with the next batch.
     pub(crate) async fn beat(&self, host_token_sha256: String, metrics: Metrics) -> Answer {
-        let queue = self.queue.get_or_init(|| {
-            let (sender, receiver) = mpsc::channel(QUEUE);
-            tokio::spawn(write_batches(self.db.clone(), receiver, self.sizes.clone()));
-            sender
-        });
+        let queue = self.queue();
         let (answer, answered) = oneshot::channel();
         let pending = Pending {
             beat: Beat {
@@ -80,8 +100,8 @@ impl Coalescer {
 async fn write_batches(db: Db, mut queue: mpsc::Receiver<Pending>, sizes: Option<Histogram>) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
-        let until = tokio::time::Instant::now() + GATHER;
-        while batch.len() < MOST {
+        let until = tokio::time::Instant::now() + GATHER_FOR;
+        while batch.len() < MOST_PER_BATCH {
             match queue.try_recv() {
                 Ok(pending) => batch.push(pending),
                 Err(_) => match tokio::time::timeout_at(until, queue.recv()).await {

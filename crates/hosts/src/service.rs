@@ -115,7 +115,12 @@ impl HostService {
         self
     }
 
-    /// Whether the credential is certainly unknown (no database asked).
+    /// Whether the credential with this digest is certainly unknown (no database
+    /// asked): the HTTP layer refuses such a request before reading its body.
+    pub fn is_unknown_credential(&self, host_token_sha256: &str) -> bool {
+        self.stranger(host_token_sha256)
+    }
+
     fn stranger(&self, host_token_sha256: &str) -> bool {
         self.known
             .as_ref()

@@ -154,3 +154,38 @@ async fn when_the_cloud_cannot_say_the_host_is_told_to_try_again() {
         .unwrap_err();
     assert!(matches!(err, HostError::Unauthorized), "{err}");
 }
+
+fn beat() -> hosts::HeartbeatRequest {
+    serde_json::from_value(json!({
+        "memory_remaining_kb": 5,
+        "nanocpus_remaining": 5,
+        "gpu_vram_remaining_kb": 5,
+    }))
+    .unwrap()
+}
+
+/// The heartbeats' writer started with the service on a runtime that then stopped (as
+/// an HTTP worker's may): the next heartbeat starts another, it is not refused forever.
+#[test]
+fn heartbeats_outlive_the_runtime_their_writer_started_on() {
+    let db = TestDatabase::new();
+    let secret = launched(&db);
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let (hosts, token) = first.block_on(async {
+        let pool = Db::new(db.url(), PoolOptions::default());
+        let hosts = HostService::new(pool.clone(), pool).with_address_rule(AddressRule {
+            allow_private: true,
+        });
+        let token = hosts
+            .register(request(&secret, Some("10.0.0.7")), None)
+            .await
+            .unwrap();
+        let digest = auth::host::host_token_digest(token.expose_secret()).unwrap();
+        hosts.heartbeat(digest.clone(), beat()).await.unwrap();
+        (hosts, digest)
+    });
+    drop(first);
+    let second = tokio::runtime::Runtime::new().unwrap();
+    let heard = second.block_on(hosts.heartbeat(token, beat())).unwrap();
+    assert_eq!(heard.as_str(), NAME);
+}

@@ -22,6 +22,9 @@ pub(crate) struct Health {
     /// Whether the last call found the database unavailable: an outage is logged when
     /// it starts and when it ends, not once per request.
     down: AtomicBool,
+    /// Whether the last call ran into a lock or statement timeout: logged, with its
+    /// cause, when that starts and when a call succeeds again.
+    busy: AtomicBool,
     /// When a connection of each pool last worked ([`since_start`]; 0: never).
     requests_ok: AtomicU64,
     locks_ok: AtomicU64,
@@ -55,12 +58,30 @@ impl Health {
                 }
             }
             Err(DbError::Task(_)) => {}
-            Ok(_) | Err(DbError::Busy(_) | DbError::Query(_)) => {
-                self.last_ok(pool).store(since_start(), Ordering::Relaxed);
-                if pool == Pool::Requests && self.down.swap(false, Ordering::Relaxed) {
-                    tracing::warn!("the database answers again");
+            Err(err @ DbError::Busy(_)) => {
+                self.answered(pool);
+                if pool == Pool::Requests && !self.busy.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        error = err as &dyn std::error::Error,
+                        "the database is busy: requests ran past a lock or statement timeout"
+                    );
                 }
             }
+            Err(DbError::Query(_)) => self.answered(pool),
+            Ok(_) => {
+                self.answered(pool);
+                if pool == Pool::Requests && self.busy.swap(false, Ordering::Relaxed) {
+                    tracing::info!("the database is no longer busy");
+                }
+            }
+        }
+    }
+
+    /// A connection of `pool` worked: the database answered.
+    fn answered(&self, pool: Pool) {
+        self.last_ok(pool).store(since_start(), Ordering::Relaxed);
+        if pool == Pool::Requests && self.down.swap(false, Ordering::Relaxed) {
+            tracing::warn!("the database answers again");
         }
     }
 

@@ -126,17 +126,6 @@ pub fn begin_drain_all_but(
     .get_results(conn)
 }
 
-/// Sets the status of these instances.
-pub fn set_status(
-    conn: &mut PgConnection,
-    names: &[InstanceName],
-    status: InstanceStatus,
-) -> QueryResult<usize> {
-    diesel::update(instance_info::table.filter(instance_info::instance_name.eq_any(names)))
-        .set(instance_info::status.eq(status))
-        .execute(conn)
-}
-
 /// The statuses of these instances (missing ones are left out).
 pub fn statuses(
     conn: &mut PgConnection,

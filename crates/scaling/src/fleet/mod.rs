@@ -47,10 +47,6 @@ pub enum FleetError {
     UserData(#[source] BootConfigError),
     #[error("a background task failed")]
     Task(#[source] tokio::task::JoinError),
-    #[error("another process holds the lock of {0}")]
-    Locked(String),
-    #[error("{0}")]
-    Upgrade(String),
 }
 
 impl From<diesel::result::Error> for FleetError {
