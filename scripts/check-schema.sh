@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Checks that crates/models/src/schema/*.rs is what `diesel print-schema` makes of the
-# migrations: a scratch database is migrated, the schema printed into a temporary folder
+# migrations, and crates/models/src/schema/behaviour.sql the functions and triggers they
+# leave: a scratch database is migrated, the schema printed into a temporary folder
 # and compared with the committed files. Installs diesel_cli (PostgreSQL only) into the
 # tools folder on first use. Exits 1, showing the difference, when they differ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/postgres.sh
+. scripts/lib/db-behaviour.sh
 ensure_postgres
 tools="${TOOLS_VENV:-/var/tmp/webserver-tools}/diesel"
 if [ ! -x "$tools/bin/diesel" ]; then
@@ -30,5 +32,9 @@ for generated in "$out"/*_tables.rs; do
     status=1
   fi
 done
-[ "$status" = 0 ] && log "schema.rs matches the migrations"
+if ! diff -u "$DB_BEHAVIOUR_FILE" <(db_behaviour "$DATABASE_URL"); then
+  echo "$DB_BEHAVIOUR_FILE differs from what the migrations make: run scripts/print-schema.sh" >&2
+  status=1
+fi
+[ "$status" = 0 ] && log "schema.rs and behaviour.sql match the migrations"
 exit "$status"

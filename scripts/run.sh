@@ -6,7 +6,7 @@
 #   scripts/run.sh
 #
 # Honoured: DATABASE_URL (used as is when it answers), BIND_ADDR (127.0.0.1:7730),
-# DB_NAME (webserver_dev), LOCAL_DATA_DIR (.local), and any setting of README.md.
+# DB_NAME (webserver_dev), LOCAL_DATA_DIR (.local), and any setting of docs/operations.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/postgres.sh

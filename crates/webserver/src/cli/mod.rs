@@ -26,7 +26,7 @@ use crate::telemetry;
     about = "Control plane of the GPU streaming service: assigns mandelboxes to instances, \
              keeps the fleet sized, and speaks to the host agents.",
     long_about = None,
-    after_help = "Settings come from the environment and an optional .env file; see README.md."
+    after_help = "Settings come from the environment and an optional .env file; see docs/operations.md."
 )]
 pub struct Cli {
     #[command(subcommand)]
