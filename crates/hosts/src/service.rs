@@ -115,12 +115,6 @@ impl HostService {
         self
     }
 
-    /// Whether the credential with this digest is certainly unknown (no database
-    /// asked): the HTTP layer refuses such a request before reading its body.
-    pub fn is_unknown_credential(&self, host_token_sha256: &str) -> bool {
-        self.stranger(host_token_sha256)
-    }
-
     fn stranger(&self, host_token_sha256: &str) -> bool {
         self.known
             .as_ref()
