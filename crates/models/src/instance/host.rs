@@ -50,20 +50,6 @@ impl From<StoredIp> for Option<IpAddr> {
     }
 }
 
-/// The bootstrap secret hash of an instance still waiting for its host to register.
-pub fn pending_bootstrap_hash(
-    conn: &mut PgConnection,
-    name: &InstanceName,
-) -> QueryResult<Option<String>> {
-    instance_info::table
-        .find(name)
-        .filter(instance_info::status.eq(InstanceStatus::PreConnection))
-        .select(instance_info::bootstrap_secret_hash)
-        .first::<Option<String>>(conn)
-        .optional()
-        .map(Option::flatten)
-}
-
 /// What registration needs of an instance waiting for its host.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct PendingHost {
