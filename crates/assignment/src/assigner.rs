@@ -8,9 +8,11 @@
 //! - the chosen instance's row is locked (`FOR UPDATE`) while its slot is taken, and
 //!   its free-slot count is kept by a trigger, so no instance exceeds its capacity and
 //!   nothing lands on an instance that stopped being `ACTIVE`;
-//! - candidates locked by other requests are first skipped, then, if nothing else has
-//!   room, waited for: a request is refused for lack of capacity only when no matching
-//!   instance has a free slot.
+//! - candidates locked by other requests are skipped; if nothing else has room, the
+//!   placement is tried again (the connection given back between tries): a request is
+//!   refused for lack of capacity only when no matching instance has a free slot.
+//!
+//! Which refusal a try ends in is decided by `hardware.place_mandelbox` itself.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,13 +20,13 @@ use std::time::{Duration, Instant};
 use auth::Caller;
 use billing::{PaymentError, Subscriptions};
 use diesel::prelude::*;
-use models::instance::{self, PlaceRequest, Placement, Slot};
+use models::instance::{self, PlaceRequest, Placed, Placement, Refusal, Slot};
 use models::{
     CommitHash, Db, DbError, MandelboxId, Region, UnixMillis, demand, rate_limit, region_to_ami,
 };
-use scaling::hook::{ScaleCheck, ScalingHook};
 
 use crate::client::ClientAddress;
+use crate::hook::{ScaleCheck, ScalingHook};
 use crate::neighbours::RegionNeighbours;
 use crate::outcome::{AssignError, AssignMetrics, Failure};
 use crate::request::{AssignRequest, RegionChoice};
@@ -220,13 +222,30 @@ impl Assigner {
         }
     }
 
-    /// One try: the placement in one statement, then, if it placed nothing, why.
+    /// One try: the placement in one statement, looked at again (with the connection
+    /// given back between looks) while the room it could use is held by others. The
+    /// room they hold is taken or given back within milliseconds; a row is never waited
+    /// for in the database, since a statement that waited keeps the locks of the rows
+    /// it then found full, which can end in a deadlock.
     async fn try_once(&self, request: &Arc<AssignRequest>) -> Result<Outcome, AssignError> {
-        let (policy, request) = (self.policy.clone(), request.clone());
-        Ok(self
-            .db
-            .run(move |conn| place_or_refuse(conn, &policy, &request))
-            .await?)
+        let started = Instant::now();
+        let mut pause = FIRST_PAUSE;
+        loop {
+            let (policy, asked) = (self.policy.clone(), request.clone());
+            let placed = self
+                .db
+                .run(move |conn| place_or_refuse(conn, &policy, &asked))
+                .await?;
+            if let Some(outcome) = placed {
+                return Ok(outcome);
+            }
+            if started.elapsed() >= LOCKED_ROOM_WAIT {
+                tracing::debug!(user = %request.username, "assignment: room stayed held by others");
+                return Ok(Outcome::Refused(Failure::ServiceUnavailable, None));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(LAST_PAUSE);
+        }
     }
 
     async fn check_rate(&self, client: ClientAddress) -> Result<(), AssignError> {
@@ -272,11 +291,14 @@ fn end_wait(waiter: &mut Option<Waiter<'_>>, outcome: &'static str) {
     }
 }
 
+/// One placement, and what its answer means: `None` when the room it could use is held
+/// by other transactions right now. The rules are `hardware.place_mandelbox`'s; this
+/// maps its refusals and records unmet demand.
 fn place_or_refuse(
     conn: &mut PgConnection,
     policy: &AssignPolicy,
     request: &AssignRequest,
-) -> Result<Outcome, DbError> {
+) -> Result<Option<Outcome>, DbError> {
     let mut wanted: Vec<(Region, Option<CommitHash>)> = Vec::new();
     for region in asked_regions(policy, &request.regions) {
         if wanted.iter().all(|(seen, _)| *seen != region) {
@@ -285,69 +307,40 @@ fn place_or_refuse(
         }
     }
     let mandelbox_id = MandelboxId::new_v4();
+    let now = UnixMillis::now();
     let place = PlaceRequest {
         placement: Placement {
             mandelbox_id: &mandelbox_id,
             user_id: &request.username,
-            now: UnixMillis::now(),
+            now,
         },
         regions: &wanted,
         // A single region must itself be enabled; its neighbours are only the fallback.
         first_required: matches!(request.regions, RegionChoice::One(_)),
         user_limit: i64::from(policy.mandelbox_limit_per_user),
     };
-    // Rows other transactions hold are passed over, never waited for: a wait on a row can
-    // end in a deadlock, since a statement that waited keeps the locks of the rows it then
-    // found full. The room they hold is taken or given back within milliseconds, so look
-    // again until a slot is had or no instance has room left.
-    let started = Instant::now();
-    let mut pause = FIRST_PAUSE;
-    loop {
-        let placed = instance::place(conn, &place)?;
-        if placed.held >= place.user_limit {
-            return Ok(Outcome::Refused(Failure::UserAlreadyActive, None));
+    let (refusal, region) = match instance::place(conn, &place)? {
+        Placed::On(slot) => return Ok(Some(Outcome::Assigned(slot, mandelbox_id))),
+        Placed::Refused(refusal, region) => (refusal, region),
+    };
+    let failure = match refusal {
+        Refusal::RoomHeld => return Ok(None),
+        Refusal::UserAlreadyActive => {
+            return Ok(Some(Outcome::Refused(Failure::UserAlreadyActive, None)));
         }
-        let regions = if place.first_required
-            && wanted
-                .first()
-                .is_none_or(|(first, _)| !placed.enabled.contains(first))
-        {
-            Vec::new()
-        } else {
-            placed.enabled
-        };
-        let Some(first) = regions.first().cloned() else {
-            return Ok(Outcome::Refused(Failure::RegionNotEnabled, None));
-        };
-        if let Some(slot) = placed.slot {
-            return Ok(Outcome::Assigned(slot, mandelbox_id));
+        Refusal::RegionNotEnabled => {
+            return Ok(Some(Outcome::Refused(Failure::RegionNotEnabled, None)));
         }
-        let matching: Vec<(Region, CommitHash)> = wanted
-            .iter()
-            .filter(|(region, _)| regions.contains(region))
-            .filter_map(|(region, hash)| Some((region.clone(), hash.clone()?)))
-            .collect();
-        if !instance::any_with_room_for(conn, &matching)? {
-            // Each statement sees what was committed before it: room this request can
-            // use may have appeared (an instance registering) after the check above,
-            // and must not be taken for room of another commit hash.
-            if !instance::any_with_room(conn, &regions)? {
-                let now = place.placement.now;
+        Refusal::CommitHashMismatch => Failure::CommitHashMismatch,
+        Refusal::NoInstanceAvailable => {
+            if let Some(region) = &region {
                 let (counts_for, wait) = (policy.refusal_counts_for, request.wait);
-                demand::record(conn, &request.username, &first, now, counts_for, wait)?;
-                return Ok(Outcome::Refused(Failure::NoInstanceAvailable, Some(first)));
+                demand::record(conn, &request.username, region, now, counts_for, wait)?;
             }
-            if !instance::any_with_room_for(conn, &matching)? {
-                return Ok(Outcome::Refused(Failure::CommitHashMismatch, Some(first)));
-            }
+            Failure::NoInstanceAvailable
         }
-        if started.elapsed() >= LOCKED_ROOM_WAIT {
-            tracing::debug!(user = %request.username, "assignment: room stayed held by others");
-            return Ok(Outcome::Refused(Failure::ServiceUnavailable, None));
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(LAST_PAUSE);
-    }
+    };
+    Ok(Some(Outcome::Refused(failure, region)))
 }
 
 /// The regions to try, in order, before filtering out disabled ones: the client's list,

@@ -1,8 +1,8 @@
 //! `assign-bench`: seeds a fleet of N instances into a scratch database, drives the real
 //! server with C concurrent clients for T seconds, and prints assigns/s, latency
-//! percentiles and the invariant check; then runs pgbench against the same database with
-//! the same locking and insert, twice: as the plain five-statement transaction (the
-//! ceiling PostgreSQL sets for an assignment) and as the one statement the server sends.
+//! percentiles and the invariant check; then runs pgbench against the same database
+//! sending the one statement the server sends (`hardware.place_mandelbox`): the ceiling
+//! PostgreSQL sets for an assignment.
 //!
 //! `scripts/bench.sh` runs it in release mode on the project's PostgreSQL.
 #![allow(
@@ -50,8 +50,8 @@ struct Run {
     assigns_per_sec: f64,
     p50: Duration,
     p99: Duration,
-    /// pgbench running the reference transaction, then the server's own statement.
-    pgbench: Option<[(f64, f64); 2]>,
+    /// pgbench sending the server's own statement: (transactions/s, average ms).
+    pgbench: Option<(f64, f64)>,
 }
 
 fn main() {
@@ -66,40 +66,33 @@ fn main() {
     }
     println!();
     println!(
-        "{:>9} {:>11} {:>9} {:>10} {:>7} {:>7} {:>13} {:>8} {:>13} {:>8}",
+        "{:>9} {:>11} {:>9} {:>10} {:>7} {:>7} {:>8} {:>8}",
         "instances",
         "mandelboxes",
         "assigns",
         "assigns/s",
         "p50 ms",
         "p99 ms",
-        "pgbench 5-RT",
-        "server %",
-        "pgbench 1-RT",
+        "pgbench",
         "server %",
     );
     for run in &runs {
-        let ceiling = |n: usize| {
-            run.pgbench
-                .map_or(("-".to_owned(), "-".to_owned()), |ceilings| {
-                    let tps = ceilings[n].0;
-                    (
-                        format!("{tps:.0}"),
-                        format!("{:.0}%", 100.0 * run.assigns_per_sec / tps),
-                    )
-                })
-        };
-        let ((five, five_share), (one, one_share)) = (ceiling(0), ceiling(1));
+        let (one, one_share) = run
+            .pgbench
+            .map_or(("-".to_owned(), "-".to_owned()), |(tps, _)| {
+                (
+                    format!("{tps:.0}"),
+                    format!("{:.0}%", 100.0 * run.assigns_per_sec / tps),
+                )
+            });
         println!(
-            "{:>9} {:>11} {:>9} {:>10.0} {:>7.2} {:>7.2} {:>13} {:>8} {:>13} {:>8}",
+            "{:>9} {:>11} {:>9} {:>10.0} {:>7.2} {:>7.2} {:>8} {:>8}",
             run.instances,
             run.existing_mandelboxes,
             run.accepted,
             run.assigns_per_sec,
             run.p50.as_secs_f64() * 1000.0,
             run.p99.as_secs_f64() * 1000.0,
-            five,
-            five_share,
             one,
             one_share,
         );
@@ -215,7 +208,7 @@ async fn run(args: &Args, instances: u32) -> Run {
         drive(url, token, args.clients, Duration::from_secs(args.seconds)).await;
     server.stop().await;
 
-    let violations = models::audit::violations(&mut db.connect(), 1).unwrap();
+    let violations = models::invariants::violations(&mut db.connect(), 1).unwrap();
     println!(
         "invariants after {} assigns: {} ({violations:?})",
         accepted,
@@ -228,8 +221,13 @@ async fn run(args: &Args, instances: u32) -> Run {
     assert!(violations.is_clean());
 
     let pgbench = (!args.no_pgbench).then(|| {
-        [REFERENCE, ONE_STATEMENT]
-            .map(|(name, script)| pgbench(&db, name, script, args.clients, args.seconds))
+        pgbench(
+            &db,
+            ONE_STATEMENT.0,
+            ONE_STATEMENT.1,
+            args.clients,
+            args.seconds,
+        )
     });
     Run {
         instances,
@@ -242,20 +240,6 @@ async fn run(args: &Args, instances: u32) -> Run {
         pgbench,
     }
 }
-
-/// An assignment's database work as five round trips: the user lock; the user's count
-/// with the enabled regions; the fullest instance with room locked and the insert; in a
-/// transaction. The ceiling PostgreSQL sets for an assignment made the plain way.
-const REFERENCE: (&str, &str) = (
-    "five statements",
-    "\\set n random(1, 1000000000)
-BEGIN;
-SELECT pg_advisory_xact_lock(1, hashtext('pgbench-' || :client_id || '-' || :n));
-SELECT (SELECT count(*) FROM hardware.mandelbox_info WHERE user_id = 'pgbench-' || :client_id || '-' || :n) AS held, ARRAY(SELECT DISTINCT region_name FROM hardware.region_to_ami WHERE region_enabled AND region_name = ANY(ARRAY['us-east-1', 'us-east-2'])) AS enabled;
-WITH slot AS (SELECT instance_name, ip, location, aws_ami_id FROM hardware.instance_info WHERE location = 'us-east-1' AND commit_hash = 'bench' AND status = 'ACTIVE' AND last_updated_utc_unix_ms <> -1 AND free_slots > 0 ORDER BY free_slots, instance_name LIMIT 1 FOR UPDATE SKIP LOCKED), taken AS (INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status, creation_time_utc_unix_ms) SELECT gen_random_uuid()::text, 'pgbench-' || :client_id || '-' || :n, instance_name, 'ALLOCATED', 0 FROM slot) SELECT instance_name, ip, location, aws_ami_id FROM slot;
-COMMIT;
-",
-);
 
 /// The same work as the server sends it: one statement (`models::instance::place`).
 const ONE_STATEMENT: (&str, &str) = (
@@ -311,7 +295,7 @@ fn pgbench(
     let tps = number_after("tps = ");
     let latency = number_after("latency average = ");
     println!("pgbench, {name}: {tps:.0} tps, {latency:.2} ms average");
-    let violations = models::audit::violations(&mut db.connect(), 1).unwrap();
+    let violations = models::invariants::violations(&mut db.connect(), 1).unwrap();
     assert!(violations.is_clean(), "{violations:?}");
     (tps, latency)
 }

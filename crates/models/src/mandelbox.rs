@@ -2,11 +2,9 @@
 
 use diesel::prelude::*;
 
-use diesel::sql_types::{Array, BigInt, Text};
-
 use crate::prepared::Prepared;
 use crate::schema::hardware::mandelbox_info;
-use domain::{InstanceName, MandelboxId, MandelboxStatus, Region, UnixMillis, UserId};
+use domain::{InstanceName, MandelboxId, MandelboxStatus, UnixMillis, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, Identifiable)]
 #[diesel(table_name = mandelbox_info, primary_key(mandelbox_id))]
@@ -107,64 +105,6 @@ pub fn purge_expired_before(conn: &mut PgConnection, cutoff: UnixMillis) -> Quer
             .filter(expired_mandelbox::removed_utc_unix_ms.lt(cutoff.as_millis())),
     )
     .execute(conn)
-}
-
-/// Serialises, until the end of the transaction, every transaction that takes this lock
-/// for the same user, in every server process.
-pub fn lock_user(conn: &mut PgConnection, user: &UserId) -> QueryResult<()> {
-    // The two-key form: its key space does not overlap the one-key locks used elsewhere.
-    Prepared::default()
-        .sql("SELECT pg_advisory_xact_lock(1, hashtext(")
-        .text(user.as_str())
-        .sql("))")
-        .execute(conn)
-        .map(drop)
-}
-
-/// How many mandelboxes `user` holds, and which of `regions` are enabled (in the order
-/// given), in one round trip. Call it after [`lock_user`], as its own statement: its
-/// snapshot must be taken after the lock was granted, to see what the user's previous
-/// request committed.
-pub fn held_and_enabled(
-    conn: &mut PgConnection,
-    user: &UserId,
-    regions: &[Region],
-) -> QueryResult<(i64, Vec<Region>)> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = BigInt)]
-        held: i64,
-        #[diesel(sql_type = Array<Text>)]
-        enabled: Vec<String>,
-    }
-    let row: Row = Prepared::default()
-        .sql("SELECT (SELECT count(*) FROM hardware.mandelbox_info WHERE user_id = ")
-        .text(user.as_str())
-        .sql(
-            ") AS held,
-             ARRAY(SELECT DISTINCT region_name FROM hardware.region_to_ami
-                   WHERE region_enabled AND region_name = ANY(",
-        )
-        .text_array(regions.iter().map(Region::as_str).collect())
-        .sql(")) AS enabled")
-        .get_result(conn)?;
-    Ok((row.held, named_in_order(regions, &row.enabled)))
-}
-
-/// The regions of `asked` that `names` holds, in the order asked, each once.
-pub(crate) fn named_in_order<'r>(
-    asked: impl IntoIterator<Item = &'r Region>,
-    names: &[String],
-) -> Vec<Region> {
-    asked
-        .into_iter()
-        .filter(|region| names.iter().any(|name| name == region.as_str()))
-        .fold(Vec::new(), |mut ordered: Vec<Region>, region| {
-            if !ordered.contains(region) {
-                ordered.push(region.clone());
-            }
-            ordered
-        })
 }
 
 pub fn find(conn: &mut PgConnection, id: &MandelboxId) -> QueryResult<Option<Mandelbox>> {

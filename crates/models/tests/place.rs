@@ -7,9 +7,9 @@
 
 use std::sync::{Arc, Barrier};
 
-use models::instance::{PlaceRequest, Placed, Placement, place};
+use models::instance::{PlaceRequest, Placed, Placement, Refusal, place};
 use models::{CommitHash, MandelboxId, Region, UnixMillis, UserId};
-use test_support::TestDatabase;
+use test_support::{InstanceRow, TestDatabase};
 
 fn region(name: &str) -> Region {
     Region::parse(name).unwrap()
@@ -31,13 +31,15 @@ fn fleet(instances: &[(&str, &str, &str, i64, i64)]) -> TestDatabase {
                 ('eu-west-1', 'h', 'ami-eu', true, false)",
     );
     for (name, location, commit, capacity, held) in instances {
-        db.execute(&format!(
-            "INSERT INTO hardware.instance_info (instance_name, cloud_provider_id,
-                 aws_ami_id, location, status, commit_hash, aws_instance_type,
-                 mandelbox_capacity, last_updated_utc_unix_ms, ip)
-             VALUES ('{name}', 'aws-{name}', 'ami-{name}', '{location}', 'ACTIVE',
-                     '{commit}', 't', {capacity}, 1, '10.0.0.1')"
-        ));
+        db.add_instance(
+            &InstanceRow::new(name)
+                .ami(&format!("ami-{name}"))
+                .region(location)
+                .commit_hash(commit)
+                .capacity(*capacity)
+                .heard_at(1)
+                .ip("10.0.0.1"),
+        );
         for n in 0..*held {
             db.execute(&format!(
                 "INSERT INTO hardware.mandelbox_info
@@ -73,8 +75,24 @@ fn try_place(
     .unwrap()
 }
 
+fn run(conn: &mut diesel::PgConnection, sql: &str) {
+    use diesel::RunQueryDsl;
+    diesel::sql_query(sql).execute(conn).unwrap();
+}
+
 fn placed_on(placed: &Placed) -> Option<&str> {
-    placed.slot.as_ref().map(|slot| slot.instance_name.as_str())
+    match placed {
+        Placed::On(slot) => Some(slot.instance_name.as_str()),
+        Placed::Refused(..) => None,
+    }
+}
+
+/// The refusal, with the region it names.
+fn refused(placed: &Placed) -> Option<(Refusal, Option<&str>)> {
+    match placed {
+        Placed::On(_) => None,
+        Placed::Refused(refusal, region) => Some((*refusal, region.as_ref().map(Region::as_str))),
+    }
 }
 
 #[test]
@@ -90,11 +108,9 @@ fn places_on_the_fullest_instance_with_room_and_stops_at_the_user_limit() {
 
     let first = try_place(&mut conn, "ann", &east, true, 1);
     assert_eq!(placed_on(&first), Some("fuller"));
-    assert_eq!(
-        (first.held, first.enabled.clone()),
-        (0, vec![region("us-east-1")])
-    );
-    let slot = first.slot.unwrap();
+    let Placed::On(slot) = first else {
+        panic!("not placed: {first:?}")
+    };
     assert_eq!(
         (
             slot.ip.as_str(),
@@ -104,9 +120,9 @@ fn places_on_the_fullest_instance_with_room_and_stops_at_the_user_limit() {
         ("10.0.0.1", "us-east-1", "ami-fuller")
     );
 
-    // At the limit nothing is placed, and the count says why.
+    // At the limit nothing is placed, and the answer says why.
     let again = try_place(&mut conn, "ann", &east, true, 1);
-    assert_eq!((again.held, placed_on(&again)), (1, None));
+    assert_eq!(refused(&again), Some((Refusal::UserAlreadyActive, None)));
     // A higher limit lets the same user have a second one.
     assert_eq!(
         placed_on(&try_place(&mut conn, "ann", &east, true, 2)),
@@ -149,10 +165,10 @@ fn regions_are_tried_in_order_and_only_when_enabled_with_a_hash_to_match() {
         true,
         1,
     );
-    assert_eq!(
-        (placed_on(&required), required.enabled.clone()),
-        (None, vec![west.clone()])
-    );
+    assert_eq!(refused(&required), Some((Refusal::RegionNotEnabled, None)));
+    // No region asked enabled at all: the same.
+    let none = try_place(&mut conn, "a", &[(eu.clone(), hash("h"))], false, 1);
+    assert_eq!(refused(&none), Some((Refusal::RegionNotEnabled, None)));
     // Not required: the next enabled region serves.
     let listed = try_place(
         &mut conn,
@@ -166,19 +182,28 @@ fn regions_are_tried_in_order_and_only_when_enabled_with_a_hash_to_match() {
         1,
     );
     assert_eq!(placed_on(&listed), Some("west"));
-    assert_eq!(listed.enabled, vec![west.clone(), east.clone()]);
     // A region with no commit hash to match is passed over; one with a hash no
     // instance serves finds nothing.
     let skipped = try_place(
         &mut conn,
         "b",
-        &[(west, None), (east.clone(), hash("h"))],
+        &[(west.clone(), None), (east.clone(), hash("h"))],
         true,
         1,
     );
     assert_eq!(placed_on(&skipped), Some("east"));
-    let unmatched = try_place(&mut conn, "c", &[(east, hash("nope"))], true, 1);
-    assert_eq!((unmatched.held, placed_on(&unmatched)), (0, None));
+    // Room, but not for the commit hash asked: the first enabled region is named.
+    let unmatched = try_place(
+        &mut conn,
+        "c",
+        &[(eu, hash("h")), (east.clone(), hash("nope"))],
+        false,
+        1,
+    );
+    assert_eq!(
+        refused(&unmatched),
+        Some((Refusal::CommitHashMismatch, Some("us-east-1")))
+    );
     // The statement is prepared once for the connection, as every assignment statement.
     assert_eq!(
         test_support::number(
@@ -187,6 +212,54 @@ fn regions_are_tried_in_order_and_only_when_enabled_with_a_hash_to_match() {
              WHERE statement LIKE '%hardware.place_mandelbox(%'"
         ),
         1
+    );
+}
+
+#[test]
+fn a_full_region_and_room_others_hold_are_told_apart() {
+    let db = fleet(&[
+        ("only", "us-east-1", "h", 2, 1),
+        ("west", "us-west-1", "h", 1, 1),
+    ]);
+    let mut conn = db.connect();
+    let east = [(region("us-east-1"), hash("h"))];
+
+    // Another transaction holds the one instance with room: ask again, it is not full.
+    let mut holder = db.connect();
+    run(&mut holder, "BEGIN");
+    run(
+        &mut holder,
+        "SELECT 1 FROM hardware.instance_info WHERE instance_name = 'only' FOR UPDATE",
+    );
+    assert_eq!(
+        refused(&try_place(&mut conn, "a", &east, true, 1)),
+        Some((Refusal::RoomHeld, Some("us-east-1")))
+    );
+    run(&mut holder, "ROLLBACK");
+    assert_eq!(
+        placed_on(&try_place(&mut conn, "a", &east, true, 1)),
+        Some("only")
+    );
+
+    // Now full: no instance available, in the first enabled region asked; nothing was
+    // written for the refused user.
+    let full = try_place(
+        &mut conn,
+        "b",
+        &[
+            (region("us-east-1"), hash("h")),
+            (region("us-west-1"), hash("h")),
+        ],
+        false,
+        1,
+    );
+    assert_eq!(
+        refused(&full),
+        Some((Refusal::NoInstanceAvailable, Some("us-east-1")))
+    );
+    assert_eq!(
+        db.number("SELECT count(*) AS n FROM hardware.mandelbox_info WHERE user_id = 'b'"),
+        0
     );
 }
 
@@ -217,17 +290,14 @@ fn racing_placements_keep_the_user_limit_and_the_capacity() {
                 // Rows other racers hold are passed over: look again while room is left,
                 // as the assigner does.
                 loop {
-                    let placed = try_place(&mut conn, &user, &east, true, 1);
-                    if placed.slot.is_some() {
-                        return true;
-                    }
-                    let free = test_support::number(
-                        &mut conn,
-                        "SELECT coalesce(sum(free_slots), 0)::bigint AS n
-                         FROM hardware.instance_info",
-                    );
-                    if placed.held >= 1 || free == 0 {
-                        return false;
+                    match try_place(&mut conn, &user, &east, true, 1) {
+                        Placed::On(_) => return true,
+                        Placed::Refused(Refusal::RoomHeld, _) => continue,
+                        Placed::Refused(
+                            Refusal::UserAlreadyActive | Refusal::NoInstanceAvailable,
+                            _,
+                        ) => return false,
+                        other => panic!("racer {n}: {other:?}"),
                     }
                 }
             })
@@ -247,6 +317,6 @@ fn racing_placements_keep_the_user_limit_and_the_capacity() {
         db.number("SELECT count(*) AS n FROM hardware.instance_info WHERE free_slots <> 0"),
         0
     );
-    let violations = models::audit::violations(&mut db.connect(), 1).unwrap();
+    let violations = models::invariants::violations(&mut db.connect(), 1).unwrap();
     assert!(violations.is_clean(), "{violations:?}");
 }

@@ -58,16 +58,26 @@ END
 $function$
 ;
 -- function hardware.place_mandelbox
-CREATE OR REPLACE FUNCTION hardware.place_mandelbox(user_name text, regions text[], commit_hashes text[], first_required boolean, user_limit bigint, new_mandelbox text, now_unix_ms bigint, OUT held bigint, OUT enabled text[], OUT slot_instance text, OUT slot_ip text, OUT slot_region text, OUT slot_ami text)
+CREATE OR REPLACE FUNCTION hardware.place_mandelbox(user_name text, regions text[], commit_hashes text[], first_required boolean, user_limit bigint, new_mandelbox text, now_unix_ms bigint, OUT refusal text, OUT first_region text, OUT slot_instance text, OUT slot_ip text, OUT slot_region text, OUT slot_ami text)
  RETURNS record
  LANGUAGE plpgsql
 AS $function$
+DECLARE
+    enabled text[];
 BEGIN
     PERFORM pg_advisory_xact_lock(1, hashtext(user_name));
-    held := (SELECT count(*) FROM hardware.mandelbox_info m WHERE m.user_id = user_name);
+    IF (SELECT count(*) FROM hardware.mandelbox_info m WHERE m.user_id = user_name)
+           >= user_limit THEN
+        refusal := 'USER_ALREADY_ACTIVE';
+        RETURN;
+    END IF;
     enabled := ARRAY(SELECT DISTINCT r.region_name FROM hardware.region_to_ami r
                      WHERE r.region_enabled AND r.region_name = ANY(regions));
-    IF held >= user_limit OR (first_required AND NOT (regions[1] = ANY(enabled))) THEN
+    first_region := (SELECT asked.name FROM unnest(regions) WITH ORDINALITY AS asked(name, pos)
+                     WHERE asked.name = ANY(enabled) ORDER BY asked.pos LIMIT 1);
+    IF first_region IS NULL OR (first_required AND first_region IS DISTINCT FROM regions[1]) THEN
+        first_region := NULL;
+        refusal := 'REGION_NOT_ENABLED';
         RETURN;
     END IF;
     FOR n IN 1 .. coalesce(array_length(regions, 1), 0) LOOP
@@ -88,6 +98,22 @@ BEGIN
             RETURN;
         END IF;
     END LOOP;
+    -- Nothing free and unheld. Room for this request that others hold?
+    IF hardware.room_for(regions, commit_hashes, enabled) THEN
+        refusal := 'ROOM_HELD';
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM hardware.instance_info inst
+                   WHERE inst.location = ANY(enabled)
+                     AND inst.status = 'ACTIVE' AND inst.last_updated_utc_unix_ms <> -1
+                     AND inst.free_slots > 0) THEN
+        refusal := 'NO_INSTANCE_AVAILABLE';
+        RETURN;
+    END IF;
+    -- Room this request can use may have appeared (an instance registering) after the
+    -- look above: it must not be taken for room of another commit hash.
+    refusal := CASE WHEN hardware.room_for(regions, commit_hashes, enabled)
+                    THEN 'ROOM_HELD' ELSE 'COMMIT_HASH_MISMATCH' END;
 END
 $function$
 ;
@@ -132,6 +158,21 @@ BEGIN
     FROM gone JOIN hardware.instance_info i USING (instance_name);
     RETURN NULL;
 END
+$function$
+;
+-- function hardware.room_for
+CREATE OR REPLACE FUNCTION hardware.room_for(regions text[], commit_hashes text[], enabled text[])
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$
+    SELECT EXISTS (
+        SELECT 1
+        FROM unnest(regions, commit_hashes) AS asked(region, commit_hash)
+        JOIN hardware.instance_info inst
+          ON inst.location = asked.region AND inst.commit_hash = asked.commit_hash
+        WHERE asked.region = ANY(enabled)
+          AND inst.status = 'ACTIVE' AND inst.last_updated_utc_unix_ms <> -1
+          AND inst.free_slots > 0)
 $function$
 ;
 -- function hardware.stamp_instance_status_change
