@@ -33,7 +33,7 @@ use actix_web::{App, HttpServer, web};
 pub use error::ApiError;
 pub use fleet::FleetReads;
 pub use metrics::HttpMetrics;
-pub use state::{ApiMetrics, ApiState, Lifecycle};
+pub use state::{ApiMetrics, ApiState, ShutdownFlag};
 
 use crate::middleware::BodyLimit;
 

@@ -5,7 +5,7 @@ use app_metrics::Registry;
 use assignment::Assigner;
 use auth::TokenVerifier;
 use billing::BillingPortal;
-use hosts::HostService;
+use host_protocol::HostService;
 use models::Db;
 use models::db::Readiness;
 use models::region_to_ami::EnabledRegions;
@@ -35,7 +35,7 @@ pub struct ApiState {
     pub mailer: Option<Arc<mail::Mailer>>,
     /// Stripe's customer portal.
     pub portal: Arc<dyn BillingPortal>,
-    pub lifecycle: Lifecycle,
+    pub shutdown: ShutdownFlag,
     /// `TRUSTED_PROXY_HOPS`: how many proxies that append to `X-Forwarded-For` stand
     /// before this server (0: the connection's peer is the client).
     pub trusted_proxy_hops: u32,
@@ -52,9 +52,9 @@ pub struct ApiMetrics {
 
 /// Whether the process is shutting down, so that readiness turns false first.
 #[derive(Debug, Clone, Default)]
-pub struct Lifecycle(Arc<AtomicBool>);
+pub struct ShutdownFlag(Arc<AtomicBool>);
 
-impl Lifecycle {
+impl ShutdownFlag {
     pub fn begin_shutdown(&self) {
         self.0.store(true, Ordering::SeqCst);
     }

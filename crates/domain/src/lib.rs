@@ -26,13 +26,13 @@ macro_rules! text_to_sql {
 }
 
 mod bounded;
+mod ids;
 mod status;
-mod text;
 mod time;
 
 pub use bounded::{Dpi, MandelboxCapacity, ResourceAmount, WaitSecs};
+pub use ids::{AmiId, CommitHash, InstanceName, MandelboxId, Region, UserId};
 pub use status::{InstanceStatus, MandelboxStatus};
-pub use text::{AmiId, CommitHash, InstanceName, MandelboxId, Region, UserId};
 pub use time::UnixMillis;
 
 /// A value that failed to parse into a domain type: what it should have been, and what

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use cloud_interface::CloudError;
 use cloud_interface::provider::MockCloudProvider;
-use hosts::{AddressRule, HostError, HostService, RegisterRequest};
+use host_protocol::{AddressRule, HostError, HostService, RegisterRequest};
 use models::instance::{self, NewInstance};
 use models::{
     AmiId, CommitHash, Db, InstanceName, InstanceStatus, PoolOptions, Region, UnixMillis,
@@ -155,7 +155,7 @@ async fn when_the_cloud_cannot_say_the_host_is_told_to_try_again() {
     assert!(matches!(err, HostError::Unauthorized), "{err}");
 }
 
-fn beat() -> hosts::HeartbeatRequest {
+fn beat() -> host_protocol::HeartbeatRequest {
     serde_json::from_value(json!({
         "memory_remaining_kb": 5,
         "nanocpus_remaining": 5,

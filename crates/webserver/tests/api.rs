@@ -48,7 +48,7 @@ async fn readyz_follows_the_database() {
 #[tokio::test]
 async fn readyz_is_503_once_shutdown_begins() {
     let app = TestApp::spawn().await;
-    app.lifecycle.begin_shutdown();
+    app.shutdown.begin_shutdown();
     let response = app.get("/readyz").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(json(response).await["error"], "shutting down");
@@ -59,7 +59,7 @@ async fn graceful_stop_closes_the_listener() {
     let app = TestApp::spawn().await;
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
     app.stopper.stop().await;
-    assert!(app.lifecycle.is_shutting_down());
+    assert!(app.shutdown.is_shutting_down());
     let refused = reqwest::Client::new().get(app.url("/healthz")).send().await;
     assert!(refused.is_err(), "the listener should be closed");
 }

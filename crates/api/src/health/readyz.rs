@@ -20,7 +20,7 @@ use crate::error::ApiError;
     )
 )]
 pub async fn get_readyz(state: ApiState) -> Result<HttpResponse, ApiError> {
-    if state.lifecycle.is_shutting_down() {
+    if state.shutdown.is_shutting_down() {
         return Err(ApiError::ServiceUnavailable("shutting down"));
     }
     match state.readiness.check().await {
