@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use assignment::NoScaling;
 use assignment::{
     AssignError, AssignMetrics, AssignPolicy, AssignRequest, Assigner, ClientAddress, Failure,
 };
@@ -13,9 +14,8 @@ use auth::Caller;
 use billing::NoPayments;
 use futures_util::future::join_all;
 use models::{Db, PoolOptions, UserId};
-use scaling::NoScaling;
 use serde_json::json;
-use test_support::TestDatabase;
+use test_support::{InstanceRow, TestDatabase};
 
 fn admin(user: &str) -> Caller {
     Caller {
@@ -71,13 +71,13 @@ async fn racing_for_the_last_slots_never_fails_a_request() {
              VALUES ('us-east-1', 'race', 'ami-race', true)",
         );
         for i in 0..8 {
-            db.execute(&format!(
-                "INSERT INTO hardware.instance_info (instance_name, cloud_provider_id,
-                     aws_ami_id, location, status, commit_hash, aws_instance_type,
-                     mandelbox_capacity, last_updated_utc_unix_ms)
-                 VALUES ('i{i}', 'aws-i{i}', 'ami-race', 'us-east-1', 'ACTIVE', 'race',
-                         'g4dn.xlarge', 3, 1)"
-            ));
+            db.add_instance(
+                &InstanceRow::new(&format!("i{i}"))
+                    .ami("ami-race")
+                    .commit_hash("race")
+                    .capacity(3)
+                    .heard_at(1),
+            );
         }
         let assigners: Vec<Assigner> = (0..3).map(|_| assigner(&db)).collect();
         let users: Vec<String> = (0..48).map(|i| format!("user-{i}")).collect();

@@ -8,7 +8,7 @@ use models::{
     AmiId, CommitHash, Db, DbError, InstanceName, InstanceStatus, MandelboxStatus, PoolOptions,
     Region, UnixMillis, instance, mandelbox, migrations, region_to_ami,
 };
-use test_support::TestDatabase;
+use test_support::{InstanceRow, TestDatabase};
 
 #[test]
 fn migrations_build_an_empty_database_and_are_idempotent() {
@@ -134,12 +134,9 @@ fn a_region_has_at_most_one_active_ami() {
 #[test]
 fn constraints_refuse_unknown_statuses_and_cascade_deletes() {
     let db = TestDatabase::new();
+    db.add_instance(&InstanceRow::new("i1"));
     db.execute(
-        "INSERT INTO hardware.instance_info
-             (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
-              aws_instance_type)
-         VALUES ('i1', 'aws-i-1', 'ami-1', 'us-east-1', 'ACTIVE', 'abc', 'g4dn.xlarge');
-         INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status)
+        "INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status)
          VALUES ('6f1c2e1a-1b2c-4d3e-8f90-0123456789ab', 'alice', 'i1', 'RUNNING');",
     );
     use diesel::connection::SimpleConnection;
@@ -180,13 +177,10 @@ async fn pool_runs_queries_off_the_executor_and_reports_an_absent_database() {
 #[test]
 fn mandelbox_counts_follow_inserts_moves_and_deletes_whoever_writes_them() {
     let db = TestDatabase::new();
+    db.add_instance(&InstanceRow::new("a").capacity(3));
+    db.add_instance(&InstanceRow::new("b").capacity(3));
     db.execute(
-        "INSERT INTO hardware.instance_info
-             (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
-              aws_instance_type, mandelbox_capacity)
-         VALUES ('a', 'aws-a', 'ami', 'us-east-1', 'ACTIVE', 'h', 't', 3),
-                ('b', 'aws-b', 'ami', 'us-east-1', 'ACTIVE', 'h', 't', 3);
-         INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status)
+        "INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status)
          VALUES ('m1', 'u1', 'a', 'RUNNING'), ('m2', 'u2', 'a', 'RUNNING'),
                 ('m3', 'u3', 'b', 'RUNNING');",
     );
@@ -218,7 +212,7 @@ fn mandelbox_counts_follow_inserts_moves_and_deletes_whoever_writes_them() {
         db.number("SELECT count(*) AS n FROM hardware.mandelbox_info"),
         0
     );
-    let violations = models::audit::violations(&mut db.connect(), 1).unwrap();
+    let violations = models::invariants::violations(&mut db.connect(), 1).unwrap();
     assert!(violations.is_clean(), "{violations:?}");
 }
 
@@ -255,63 +249,6 @@ fn rate_limit_windows_slide_and_old_ones_are_purged() {
     );
     let hits = rate_limit::hit(&mut conn, "a", at(2 * WINDOW_MILLIS)).unwrap();
     assert_eq!((hits.current, hits.previous), (1, 1));
-}
-
-#[test]
-fn assignment_statements_are_prepared_once_per_connection() {
-    use diesel::Connection;
-    use models::instance::{Placement, take_slot};
-    let db = TestDatabase::new();
-    db.execute(
-        "INSERT INTO hardware.instance_info
-             (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
-              aws_instance_type, mandelbox_capacity, last_updated_utc_unix_ms)
-         VALUES ('a', 'aws-a', 'ami', 'us-east-1', 'ACTIVE', 'h', 't', 10, 0)",
-    );
-    let mut conn = db.connect();
-    let region = Region::parse("us-east-1").unwrap();
-    let hash = CommitHash::parse("h").unwrap();
-    for i in 0..3 {
-        let user = models::UserId::parse(&format!("u{i}")).unwrap();
-        let id = models::MandelboxId::new_v4();
-        conn.transaction::<_, diesel::result::Error, _>(|conn| {
-            mandelbox::lock_user(conn, &user)?;
-            let (held, enabled) =
-                mandelbox::held_and_enabled(conn, &user, std::slice::from_ref(&region))?;
-            assert_eq!(held, 0);
-            assert!(enabled.is_empty(), "no region row was added");
-            let placement = Placement {
-                mandelbox_id: &id,
-                user_id: &user,
-                now: UnixMillis::now(),
-            };
-            let slot = take_slot(conn, &region, &hash, &placement)?;
-            assert_eq!(slot.unwrap().instance_name.as_str(), "a");
-            Ok(())
-        })
-        .unwrap();
-    }
-    #[derive(diesel::QueryableByName)]
-    struct Prepared {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    use diesel::RunQueryDsl;
-    let mut prepared = |pattern: &str| {
-        diesel::sql_query(format!(
-            "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '{pattern}'"
-        ))
-        .get_result::<Prepared>(&mut conn)
-        .unwrap()
-        .n
-    };
-    assert_eq!(prepared("%pg_advisory_xact_lock(1, hashtext%"), 1);
-    assert_eq!(prepared("%AS held,%"), 1);
-    assert_eq!(prepared("WITH slot AS%"), 1);
-    assert_eq!(
-        db.number("SELECT mandelbox_count AS n FROM hardware.instance_info"),
-        3
-    );
 }
 
 #[test]
@@ -357,11 +294,11 @@ fn heartbeats_are_hot_updates() {
     }
     use diesel::RunQueryDsl;
     let db = TestDatabase::new();
-    db.execute(
-        "INSERT INTO hardware.instance_info
-             (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
-              aws_instance_type, mandelbox_capacity, last_updated_utc_unix_ms, host_token_sha256)
-         VALUES ('a', 'aws-a', 'ami', 'us-east-1', 'ACTIVE', 'h', 't', 4, 0, 'digest-a')",
+    db.add_instance(
+        &InstanceRow::new("a")
+            .capacity(4)
+            .heard_at(0)
+            .host_token_digest("digest-a"),
     );
     let mut conn = db.connect();
     let metrics = Metrics {

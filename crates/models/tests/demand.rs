@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use models::{Region, UnixMillis, UserId, demand};
-use test_support::TestDatabase;
+use test_support::{InstanceRow, TestDatabase};
 
 fn user(name: &str) -> UserId {
     UserId::parse(name).unwrap()
@@ -113,12 +113,9 @@ fn a_user_who_is_served_stops_counting() {
         Duration::ZERO,
     )
     .unwrap();
+    db.add_instance(&InstanceRow::new("i-1").capacity(2));
     db.execute(
-        "INSERT INTO hardware.instance_info
-             (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
-              aws_instance_type, mandelbox_capacity)
-         VALUES ('i-1', 'local-i-1', 'ami-1', 'us-east-1', 'ACTIVE', 'abc', 'g4dn', 2);
-         INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status)
+        "INSERT INTO hardware.mandelbox_info (mandelbox_id, user_id, instance_name, status)
          VALUES ('6f1c2e1a-1b2c-4d3e-8f90-0123456789ab', 'alice', 'i-1', 'ALLOCATED');",
     );
     assert_eq!(demand::in_region(&mut conn, &east, at(1)).unwrap(), 1);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier};
 
 use models::mandelbox::{delete_allocated_before, expired_on, purge_expired_before, set_status_on};
 use models::{InstanceName, MandelboxId, MandelboxStatus, UnixMillis};
-use test_support::TestDatabase;
+use test_support::{InstanceRow, TestDatabase};
 
 const HOST: &str = "us-east-1-main-abc1234-uid-0000000001";
 
@@ -17,13 +17,12 @@ fn host() -> InstanceName {
 
 fn fleet() -> TestDatabase {
     let db = TestDatabase::new();
-    db.execute(&format!(
-        "INSERT INTO hardware.instance_info (instance_name, cloud_provider_id,
-             aws_ami_id, location, status, commit_hash, aws_instance_type,
-             mandelbox_capacity, last_updated_utc_unix_ms, ip)
-         VALUES ('{HOST}', 'aws-1', 'ami-1', 'us-east-1', 'ACTIVE', 'h', 't', 1000, 1,
-                 '10.0.0.1')"
-    ));
+    db.add_instance(
+        &InstanceRow::new(HOST)
+            .capacity(1000)
+            .heard_at(1)
+            .ip("10.0.0.1"),
+    );
     db
 }
 

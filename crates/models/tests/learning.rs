@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use models::learning::{self, Traffic};
 use models::{Region, UnixMillis};
-use test_support::TestDatabase;
+use test_support::{InstanceRow, TestDatabase};
 
 fn region(name: &str) -> Region {
     Region::parse(name).unwrap()
@@ -20,14 +20,13 @@ fn at(offset_secs: i64) -> UnixMillis {
 }
 
 fn instance(db: &TestDatabase, name: &str, region: &str, status: &str, created: UnixMillis) {
-    db.execute(&format!(
-        "INSERT INTO hardware.instance_info
-             (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
-              aws_instance_type, mandelbox_capacity, creation_time_utc_unix_ms)
-         VALUES ('{name}', 'local-{name}', 'ami-1', '{region}', '{status}', 'abc', 'g4dn', 100,
-                 {})",
-        created.as_millis()
-    ));
+    db.add_instance(
+        &InstanceRow::new(name)
+            .region(region)
+            .status(status)
+            .capacity(100)
+            .created_at(created.as_millis()),
+    );
 }
 
 fn mandelbox(db: &TestDatabase, n: u32, instance: &str, created: UnixMillis) {

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use models::notify::{Channel, Notifications};
-use test_support::TestDatabase;
+use test_support::{InstanceRow, TestDatabase};
 use tokio::sync::watch::Receiver;
 
 /// Waits up to 5 s for the counter to move past `seen`; the new value.
@@ -38,10 +38,9 @@ fn listening(db: &TestDatabase) -> (Notifications, Receiver<u64>, Receiver<u64>)
     (notifications, capacity, regions)
 }
 
-const INSTANCE: &str = "INSERT INTO hardware.instance_info
-    (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
-     aws_instance_type, mandelbox_capacity)
-    VALUES ('i-1', 'local-i-1', 'ami-1', 'us-east-1', 'PRE_CONNECTION', 'abc', 'g4dn', 2)";
+fn instance() -> InstanceRow {
+    InstanceRow::new("i-1").status("PRE_CONNECTION").capacity(2)
+}
 
 #[test]
 fn capacity_that_may_have_appeared_is_notified_whoever_wrote_it() {
@@ -50,7 +49,7 @@ fn capacity_that_may_have_appeared_is_notified_whoever_wrote_it() {
     let mut seen = *capacity.borrow();
     let regions_seen = *regions.borrow();
 
-    db.execute(INSTANCE);
+    db.add_instance(&instance());
     seen = moved(&capacity, seen, "an instance inserted");
     db.execute(
         "UPDATE hardware.instance_info
@@ -104,6 +103,6 @@ fn a_lost_listening_connection_is_noticed_and_reopened() {
     );
     // Reconnecting counts as a change: what was sent meanwhile was missed.
     let seen = moved(&capacity, seen, "reconnecting");
-    db.execute(INSTANCE);
+    db.add_instance(&instance());
     moved(&capacity, seen, "an instance inserted after reconnecting");
 }

@@ -13,7 +13,7 @@ use models::{Db, PoolOptions, Region, UnixMillis};
 use scaling::adaptive::{self, AdaptiveBounds, Observed};
 use scaling::sizing::Decision;
 use scaling::{Fleet, FleetMetrics, FleetSettings, Learning, ScalingPolicy};
-use test_support::TestDatabase;
+use test_support::{InstanceRow, TestDatabase};
 
 const REGION: &str = "us-east-1";
 const AMI: &str = "ami-current";
@@ -56,14 +56,18 @@ fn setup() -> TestDatabase {
 /// An `ACTIVE` instance with `sessions` of `capacity` slots taken (long ago: they are
 /// not recent arrivals).
 fn add(db: &TestDatabase, name: &str, capacity: i64, sessions: i64) {
-    db.execute(&format!(
-        "INSERT INTO hardware.instance_info (instance_name, cloud_provider_id,
-             creation_time_utc_unix_ms, mandelbox_capacity, last_updated_utc_unix_ms, ip,
-             aws_ami_id, location, status, commit_hash, aws_instance_type, host_token_sha256)
-         VALUES ('{name}', 'mock-i-{name}', 0, {capacity}, 1, '127.0.0.1', '{AMI}',
-                 '{REGION}', 'ACTIVE', '{COMMIT}', 'g4dn.xlarge',
-                 encode(sha256(convert_to('host_test-{name}', 'UTF8')), 'hex'))"
-    ));
+    db.add_instance(
+        &InstanceRow::new(name)
+            .cloud_id(&format!("mock-i-{name}"))
+            .created_at(0)
+            .capacity(capacity)
+            .heard_at(1)
+            .ip("127.0.0.1")
+            .ami(AMI)
+            .region(REGION)
+            .commit_hash(COMMIT)
+            .host_token(&format!("host_test-{name}")),
+    );
     for _ in 0..sessions {
         db.execute(&format!(
             "INSERT INTO hardware.mandelbox_info

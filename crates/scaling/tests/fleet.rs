@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
+use assignment::{ScaleCheck, ScalingHook};
 use cloud_interface::provider::MockCloudProvider;
 use cloud_interface::{
     BootConfig, CloudError, CloudInstance, CloudInstanceId, CloudProvider, LaunchRequest,
@@ -16,11 +17,9 @@ use host_agent::DrainEndpoint;
 use local_cloud::{LocalOptions, LocalProvider};
 use models::{AmiId, Db, InstanceName, PoolOptions, Region};
 use scaling::sizing::Decision;
-use scaling::{
-    Fleet, FleetMetrics, FleetScaler, FleetSettings, PassReport, ScaleCheck, ScalingHook,
-};
+use scaling::{Fleet, FleetMetrics, FleetScaler, FleetSettings, PassReport};
 use secrecy::ExposeSecret;
-use test_support::TestDatabase;
+use test_support::{InstanceRow, TestDatabase};
 
 const REGION: &str = "us-east-1";
 const AMI: &str = "ami-current";
@@ -96,14 +95,19 @@ fn add_in(
     mandelboxes: i64,
     ip: &str,
 ) {
-    db.execute(&format!(
-        "INSERT INTO hardware.instance_info (instance_name, cloud_provider_id,
-             creation_time_utc_unix_ms, mandelbox_capacity, last_updated_utc_unix_ms, ip,
-             aws_ami_id, location, status, commit_hash, aws_instance_type, host_token_sha256)
-         VALUES ('{name}', 'mock-i-{name}', 0, {capacity}, 1, '{ip}', '{image}', '{region}',
-                 '{status}', '{COMMIT}', 'g4dn.xlarge',
-                 encode(sha256(convert_to('host_test-{name}', 'UTF8')), 'hex'))"
-    ));
+    db.add_instance(
+        &InstanceRow::new(name)
+            .cloud_id(&format!("mock-i-{name}"))
+            .created_at(0)
+            .capacity(capacity)
+            .heard_at(1)
+            .ip(ip)
+            .ami(image)
+            .region(region)
+            .status(status)
+            .commit_hash(COMMIT)
+            .host_token(&format!("host_test-{name}")),
+    );
     for _ in 0..mandelboxes {
         db.execute(&format!(
             "INSERT INTO hardware.mandelbox_info

@@ -122,6 +122,11 @@ impl TestDatabase {
             .unwrap_or_else(|err| panic!("{sql}: {err}"));
     }
 
+    /// Inserts an instance row (see [`crate::InstanceRow`]).
+    pub fn add_instance(&self, row: &crate::InstanceRow) {
+        self.execute(&row.sql());
+    }
+
     /// The single number a query answers, as a column named `n`:
     /// `SELECT count(*) AS n FROM …`.
     pub fn number(&self, sql: &str) -> i64 {

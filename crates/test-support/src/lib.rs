@@ -2,6 +2,8 @@
 //!
 //! - [`TestDatabase`]: a fresh PostgreSQL database per test, cloned from a migrated
 //!   template database, dropped when the test ends.
+//! - [`InstanceRow`]: an instance row for a test, with defaults for what it does not
+//!   care about ([`TestDatabase::add_instance`]).
 //! - [`TestIdentity`]: an RS256 key of the test's own, published by a local JWKS
 //!   server ([`JwksServer`]), and tokens signed with it.
 //! - [`OwnPostgres`]: a PostgreSQL server of its own, for tests that stop or restart it.
@@ -15,6 +17,7 @@
 
 mod database;
 mod identity;
+mod instance_row;
 mod jwks_server;
 mod moto;
 mod own_postgres;
@@ -26,6 +29,7 @@ mod temp_dir;
 
 pub use database::{Fleet, TestDatabase, admin_url, number, try_number};
 pub use identity::{TEST_AUDIENCE, TEST_ISSUER, TestIdentity, unix_now_secs};
+pub use instance_row::InstanceRow;
 pub use jwks_server::JwksServer;
 pub use moto::{MOTO_ACCESS_KEY_ID, MOTO_INSTANCE_PROFILE, MOTO_SECRET_ACCESS_KEY, Moto};
 pub use own_postgres::OwnPostgres;
