@@ -103,51 +103,80 @@ fn p99(sorted: &[Duration]) -> Duration {
 
 /// Forged heartbeats at `flood.rate` a second from `flood.connections` connections
 /// until `until`: how many were sent, and how many were answered other than 401.
+///
+/// The generator must cost little beside the server it floods (they share the
+/// machine's cores): it runs on a thread and runtime of its own, away from the clients
+/// whose latency is measured, and writes requests built once per connection over plain
+/// kept-alive HTTP/1.1, reading no more of each answer than its status and length.
 async fn forged(server: String, flood: Flood, until: Instant) -> (u64, u64) {
+    let (done, answer) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|err| panic!("flood runtime: {err}"));
+        let counts = runtime.block_on(forged_from_here(&server, flood, until));
+        let _ = done.send(counts);
+    });
+    answer.await.unwrap_or((0, 0))
+}
+
+async fn forged_from_here(server: &str, flood: Flood, until: Instant) -> (u64, u64) {
+    let address = server
+        .strip_prefix("http://")
+        .unwrap_or(server)
+        .trim_end_matches('/')
+        .to_owned();
     let sent = Arc::new(AtomicU64::new(0));
     let wrong = Arc::new(AtomicU64::new(0));
     let every = Duration::from_secs_f64(flood.connections as f64 / flood.rate.max(1) as f64);
     let tasks: Vec<_> = (0..flood.connections)
         .map(|n| {
-            let (server, sent, wrong) = (server.clone(), sent.clone(), wrong.clone());
+            let (address, sent, wrong) = (address.clone(), sent.clone(), wrong.clone());
             tokio::spawn(async move {
-                // One connection each: a client of its own, one idle connection kept.
-                let http = reqwest::Client::builder()
-                    .pool_max_idle_per_host(1)
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .unwrap_or_else(|err| panic!("HTTP client: {err}"));
                 let (token, _) = auth::host::new_host_token().unwrap_or_else(|err| panic!("{err}"));
-                let token = token.expose_secret().to_owned();
+                let body = json!({
+                    "memory_remaining_kb": 1,
+                    "nanocpus_remaining": 1,
+                    "gpu_vram_remaining_kb": 1,
+                    "dying": n % 10 == 0,
+                })
+                .to_string();
+                let request = format!(
+                    "POST /host_service/heartbeat HTTP/1.1\r\nHost: {address}\r\n\
+                     Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\n\r\n{body}",
+                    token.expose_secret(),
+                    body.len()
+                )
+                .into_bytes();
                 // Spread the connections over the first interval.
                 let offset = every.mul_f64((n % 1000) as f64 / 1000.0);
                 let mut ticks =
                     tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                let mut connection: Option<RawConnection> = None;
                 while Instant::now() < until {
                     ticks.tick().await;
-                    let dying = n % 10 == 0;
-                    let answer = http
-                        .post(format!("{server}/host_service/heartbeat"))
-                        .bearer_auth(&token)
-                        .json(&json!({
-                            "memory_remaining_kb": 1,
-                            "nanocpus_remaining": 1,
-                            "gpu_vram_remaining_kb": 1,
-                            "dying": dying,
-                        }))
-                        .send()
-                        .await;
                     sent.fetch_add(1, Ordering::Relaxed);
-                    match answer {
-                        Ok(response) if response.status().as_u16() == 401 => {
-                            let _ = response.bytes().await;
+                    if connection.is_none() {
+                        connection = RawConnection::open(&address).await;
+                    }
+                    let Some(open) = connection.as_mut() else {
+                        // Refused under the flood: not an answer of another kind.
+                        continue;
+                    };
+                    match open.exchange(&request).await {
+                        Ok((status, keep)) => {
+                            if status != 401 {
+                                wrong.fetch_add(1, Ordering::Relaxed);
+                            }
+                            if !keep {
+                                connection = None;
+                            }
                         }
-                        Ok(_) => {
-                            wrong.fetch_add(1, Ordering::Relaxed);
-                        }
-                        // Refused or reset under the flood: not an answer of another kind.
-                        Err(_) => {}
+                        // Reset under the flood: not an answer of another kind.
+                        Err(_) => connection = None,
                     }
                 }
             })
@@ -155,6 +184,81 @@ async fn forged(server: String, flood: Flood, until: Instant) -> (u64, u64) {
         .collect();
     futures_util::future::join_all(tasks).await;
     (sent.load(Ordering::Relaxed), wrong.load(Ordering::Relaxed))
+}
+
+/// A kept-alive HTTP/1.1 connection that sends whole requests and reads answers' heads
+/// and bodies, no more.
+struct RawConnection {
+    stream: tokio::net::TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl RawConnection {
+    async fn open(address: &str) -> Option<Self> {
+        let stream = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::net::TcpStream::connect(address),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        stream.set_nodelay(true).ok()?;
+        Some(Self {
+            stream,
+            buffer: Vec::with_capacity(1024),
+        })
+    }
+
+    /// Sends `request`; the answer's status, and whether the connection stays open.
+    async fn exchange(&mut self, request: &[u8]) -> std::io::Result<(u16, bool)> {
+        tokio::time::timeout(Duration::from_secs(10), self.exchange_now(request))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+    }
+
+    async fn exchange_now(&mut self, request: &[u8]) -> std::io::Result<(u16, bool)> {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(request).await?;
+        self.buffer.clear();
+        let head_end = loop {
+            if let Some(end) = find(&self.buffer, b"\r\n\r\n") {
+                break end + 4;
+            }
+            self.read_more().await?;
+        };
+        let head = String::from_utf8_lossy(&self.buffer[..head_end]).to_ascii_lowercase();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0);
+        while self.buffer.len() < head_end + length {
+            self.read_more().await?;
+        }
+        Ok((status, !head.contains("connection: close")))
+    }
+
+    async fn read_more(&mut self) -> std::io::Result<()> {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = [0_u8; 1024];
+        let read = self.stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.buffer.extend_from_slice(&chunk[..read]);
+        Ok(())
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 /// What the real hosts' heartbeats got.

@@ -79,7 +79,7 @@ pub(crate) fn missing(cluster: &Cluster, assigned: &[String]) -> usize {
 }
 
 pub(crate) fn invariants(cluster: &Cluster) -> (bool, String) {
-    match models::audit::violations(&mut cluster.connect(), 1) {
+    match models::invariants::violations(&mut cluster.connect(), 1) {
         Ok(violations) if violations.is_clean() => (true, "held".to_owned()),
         Ok(violations) => (false, format!("{violations:?}")),
         Err(err) => (false, format!("unchecked: {err}")),
