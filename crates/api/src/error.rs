@@ -10,7 +10,7 @@ use actix_web::{HttpResponse, ResponseError};
 use assignment::AssignError;
 use auth::AuthError;
 use billing::PortalError;
-use hosts::HostError;
+use host_protocol::HostError;
 use models::DbError;
 use serde_json::json;
 

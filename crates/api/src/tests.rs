@@ -6,21 +6,22 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, test, web};
 use app_metrics::Registry;
+use assignment::NoScaling;
 use assignment::{AssignMetrics, AssignPolicy, Assigner, Waiting};
 use auth::{SigningKey, TokenVerifier, VerifierConfig};
 use billing::NoPayments;
-use hosts::HostService;
+use host_protocol::HostService;
 use models::db::Readiness;
 use models::notify::{Channel, Notifications};
 use models::region_to_ami::EnabledRegions;
 use models::{Db, PoolOptions};
-use scaling::{FleetGauges, NoScaling};
+use scaling::FleetGauges;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use test_support::{TEST_AUDIENCE, TestIdentity};
 
 use crate::extract::{Admin, User};
-use crate::{ApiError, ApiMetrics, ApiState, CorsOrigins, HttpMetrics, Lifecycle, app};
+use crate::{ApiError, ApiMetrics, ApiState, CorsOrigins, HttpMetrics, ShutdownFlag, app};
 
 fn test_routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -115,7 +116,7 @@ impl Fixture {
             db,
             verifier: Arc::new(verifier),
             assigner: Arc::new(assigner),
-            lifecycle: Lifecycle::default(),
+            shutdown: ShutdownFlag::default(),
             trusted_proxy_hops: 0,
             metrics: Arc::new(ApiMetrics {
                 http: HttpMetrics::new(&registry),

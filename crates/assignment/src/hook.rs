@@ -1,4 +1,5 @@
-//! What assignment tells the scaling layer.
+//! What assignment tells the scaling layer: the trait is assignment's, so that
+//! assignment depends on no scaling code; the `scaling` crate implements it.
 
 use models::{AmiId, Region};
 

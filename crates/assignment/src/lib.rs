@@ -4,6 +4,7 @@
 
 mod assigner;
 pub mod client;
+pub mod hook;
 pub mod neighbours;
 mod outcome;
 pub mod request;
@@ -11,6 +12,7 @@ pub mod waiting;
 
 pub use assigner::{AssignPolicy, Assigner, Assignment, LOCAL_DEV_COMMIT_HASH};
 pub use client::ClientAddress;
+pub use hook::{NoScaling, ScaleCheck, ScalingHook};
 pub use neighbours::RegionNeighbours;
 pub use outcome::{AssignError, AssignMetrics, Failure};
 pub use request::{AssignBody, AssignRequest, InvalidRequest, RegionChoice};

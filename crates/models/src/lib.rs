@@ -3,17 +3,18 @@
 //! All SQL lives here. Each table has its own module holding its row type, its
 //! insertable and its queries, which take a connection and return `QueryResult`.
 
-pub mod audit;
 pub mod db;
 pub mod demand;
 pub mod deployment;
 pub mod email_template;
 pub mod instance;
+pub mod invariants;
 pub mod learning;
 pub mod lifecycle_clock;
 pub mod mandelbox;
 pub mod migrations;
 pub mod notify;
+pub mod overview;
 mod prepared;
 pub mod rate_limit;
 pub mod region_to_ami;

@@ -6,7 +6,7 @@
 //! - [`adaptive`]: the learned buffer of `SCALING_POLICY=adaptive`, a pure function too;
 //! - [`fleet`]: applying it through the cloud ([`Fleet`]);
 //! - [`scaler`]: the capacity checks assignment asks for ([`FleetScaler`]);
-//! - [`hook`]: what assignment calls ([`ScalingHook`]);
+//! - [`FleetScaler`] implements assignment's [`assignment::ScalingHook`];
 //! - [`lifecycle`]: unresponsive hosts, expired allocations, terminations;
 //! - [`upgrade`]: rolling a region onto a new image;
 //! - [`jobs`]: periodic jobs that never stop silently;
@@ -14,11 +14,9 @@
 
 pub mod adaptive;
 pub mod fleet;
-pub mod hook;
 pub mod jobs;
 pub mod lifecycle;
 pub mod metrics;
-pub mod overview;
 pub mod scaler;
 pub mod settings;
 pub mod sizing;
@@ -27,7 +25,6 @@ pub mod upgrade;
 pub use fleet::{
     CheckReport, DrainOutcome, Fleet, FleetError, OperatorDrainOutcome, PassReport, Terminated,
 };
-pub use hook::{NoScaling, ScaleCheck, ScalingHook};
 pub use metrics::{FleetGauges, FleetMetrics, JobOutcome};
 pub use scaler::FleetScaler;
 pub use settings::{FleetSettings, Learning, ScalingPolicy};

@@ -17,7 +17,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use diesel::Connection;
 use models::db::try_lock_for_transaction;
 use models::instance::{self, Deadlines, Doomed};
@@ -25,27 +24,13 @@ use models::{
     Db, DbError, Region, UnixMillis, demand, learning, lifecycle_clock, mandelbox, rate_limit,
 };
 
-use crate::fleet::{Fleet, Terminated};
+use crate::fleet::Fleet;
 use crate::metrics::FleetMetrics;
 
 /// Lock key of the first phase of a pass (transaction-scoped).
 const MARK_LOCK: i64 = 0x7765_6273_7276_0010;
 /// Lock of the second phase (session-scoped: it spans cloud calls).
 const TERMINATE_LOCK: &str = "lifecycle:terminate";
-
-/// Ends instances in the cloud.
-#[async_trait]
-pub trait Terminator: Send + Sync {
-    /// Terminates these instances, region by region; ones already gone are ended too.
-    async fn terminate(&self, instances: &[Doomed]) -> Terminated;
-}
-
-#[async_trait]
-impl Terminator for Fleet {
-    async fn terminate(&self, instances: &[Doomed]) -> Terminated {
-        self.terminate_in_cloud(instances).await
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 pub struct LifecyclePolicy {
@@ -76,7 +61,7 @@ pub const EXPIRED_MANDELBOXES_KEPT: Duration = Duration::from_secs(24 * 3600);
 
 /// What a pass did.
 #[derive(Debug, Default)]
-pub struct PassReport {
+pub struct LifecycleReport {
     pub marked_unresponsive: usize,
     pub expired_allocations: usize,
     /// Since when the control plane has been up, as this pass recorded it.
@@ -90,25 +75,25 @@ pub struct PassReport {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum PassError {
+pub enum LifecycleError {
     #[error("the lifecycle pass could not reach the database")]
     Database(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for PassError {
+impl From<diesel::result::Error> for LifecycleError {
     fn from(err: diesel::result::Error) -> Self {
         Self::Database(err.into())
     }
 }
 
 /// One pass of the lifecycle rules as of `now`.
-pub async fn run_pass(
+pub async fn apply_rules(
     db: &Db,
     policy: LifecyclePolicy,
-    terminator: &dyn Terminator,
+    fleet: &Fleet,
     now: UnixMillis,
-) -> Result<PassReport, PassError> {
-    let mut report = PassReport::default();
+) -> Result<LifecycleReport, LifecycleError> {
+    let mut report = LifecycleReport::default();
     match mark(db, policy, now).await? {
         Some((unresponsive, expired, up_since)) => {
             report.marked_unresponsive = unresponsive;
@@ -121,7 +106,7 @@ pub async fn run_pass(
         report.skipped_phases += 1;
         return Ok(report);
     };
-    let ended = terminate(db, policy, terminator, now).await;
+    let ended = terminate(db, policy, fleet, now).await;
     lock.release().await;
     let (terminated, failed_regions) = ended?;
     report.terminated = terminated;
@@ -134,7 +119,7 @@ async fn mark(
     db: &Db,
     policy: LifecyclePolicy,
     now: UnixMillis,
-) -> Result<Option<(usize, usize, UnixMillis)>, PassError> {
+) -> Result<Option<(usize, usize, UnixMillis)>, LifecycleError> {
     db.run(move |conn| {
         Ok(conn.transaction(|conn| {
             if !try_lock_for_transaction(conn, MARK_LOCK)? {
@@ -156,16 +141,16 @@ async fn mark(
         })?)
     })
     .await
-    .map_err(PassError::from)
+    .map_err(LifecycleError::from)
 }
 
 /// Phase 2, under its lock: claim, terminate with no transaction open, remove.
 async fn terminate(
     db: &Db,
     policy: LifecyclePolicy,
-    terminator: &dyn Terminator,
+    fleet: &Fleet,
     now: UnixMillis,
-) -> Result<(Vec<Doomed>, Vec<Region>), PassError> {
+) -> Result<(Vec<Doomed>, Vec<Region>), LifecycleError> {
     let doomed = db
         .run(move |conn| {
             let up_since = lifecycle_clock::up_since(conn)?.unwrap_or(now);
@@ -182,7 +167,7 @@ async fn terminate(
     if doomed.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let outcome = terminator.terminate(&doomed).await;
+    let outcome = fleet.terminate_in_cloud(&doomed).await;
     let names = outcome.ended.clone();
     if !names.is_empty() {
         db.run(move |conn| Ok(instance::delete(conn, &names)?))
@@ -201,17 +186,17 @@ async fn terminate(
 }
 
 /// Runs a pass every `interval` until the task is dropped (see [`crate::jobs`]).
-pub async fn run_periodically(
+pub async fn apply_rules_every(
     db: Db,
     policy: LifecyclePolicy,
-    terminator: Arc<dyn Terminator>,
+    fleet: Arc<Fleet>,
     interval: Duration,
     metrics: FleetMetrics,
 ) {
     crate::jobs::run_every("lifecycle", interval, metrics, move || {
-        let (db, terminator) = (db.clone(), terminator.clone());
+        let (db, fleet) = (db.clone(), fleet.clone());
         async move {
-            let report = run_pass(&db, policy, terminator.as_ref(), UnixMillis::now()).await?;
+            let report = apply_rules(&db, policy, &fleet, UnixMillis::now()).await?;
             let changed = report.marked_unresponsive
                 + report.expired_allocations
                 + report.terminated.len()
@@ -225,7 +210,7 @@ pub async fn run_periodically(
                     "lifecycle pass"
                 );
             }
-            Ok::<_, PassError>(())
+            Ok::<_, LifecycleError>(())
         }
     })
     .await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use models::{AmiId, Region};
 
 use crate::fleet::Fleet;
-use crate::hook::{ScaleCheck, ScalingHook};
+use assignment::{ScaleCheck, ScalingHook};
 
 /// Fleets with a check running in this process; `true` when another was asked for meanwhile.
 type Running = Mutex<HashMap<(Region, Option<AmiId>), bool>>;

@@ -1,17 +1,16 @@
-//! The lifecycle rules against PostgreSQL, with a recording terminator and a clock of
-//! the test's choosing.
+//! The lifecycle rules against PostgreSQL, terminating through a mocked cloud that
+//! records what it was asked, with a clock of the test's choosing.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use cloud_interface::CloudError;
-use models::instance::Doomed;
+use cloud_interface::provider::MockCloudProvider;
 use models::{Db, PoolOptions, UnixMillis};
-use scaling::Terminated;
-use scaling::lifecycle::{LifecyclePolicy, Terminator, run_pass};
-use test_support::TestDatabase;
+use scaling::lifecycle::{LifecyclePolicy, apply_rules};
+use scaling::{Fleet, FleetMetrics, FleetSettings};
+use test_support::{InstanceRow, TestDatabase};
 
 const MINUTE: i64 = 60_000;
 
@@ -38,40 +37,38 @@ fn policy() -> LifecyclePolicy {
     }
 }
 
-/// Terminates (recording the ids), except in the regions it is told to fail in.
+/// The cloud the fleet terminates through: records the ids it was asked to end, fails
+/// in the regions it is told to fail in, and takes `delay` per call.
 #[derive(Default)]
 struct Recorded {
-    calls: Mutex<Vec<String>>,
+    calls: Arc<Mutex<Vec<String>>>,
     failing_regions: Vec<&'static str>,
     delay: Duration,
 }
 
-#[async_trait]
-impl Terminator for Recorded {
-    async fn terminate(&self, instances: &[Doomed]) -> Terminated {
-        tokio::time::sleep(self.delay).await;
-        let mut terminated = Terminated::default();
-        for instance in instances {
-            if self.failing_regions.contains(&instance.location.as_str()) {
-                if !terminated
-                    .failed
-                    .iter()
-                    .any(|(r, _)| *r == instance.location)
-                {
-                    terminated.failed.push((
-                        instance.location.clone(),
-                        CloudError::temporary("cloud says no", None),
-                    ));
+impl Recorded {
+    /// The fleet of `db`, terminating through this cloud.
+    fn fleet(&self, db: &TestDatabase) -> Fleet {
+        let (calls, failing, delay) =
+            (self.calls.clone(), self.failing_regions.clone(), self.delay);
+        let mut cloud = MockCloudProvider::new();
+        cloud
+            .expect_terminate_instances()
+            .returning(move |region, ids| {
+                // A slow cloud: the call blocks its worker, as a slow request would.
+                std::thread::sleep(delay);
+                if failing.contains(&region.as_str()) {
+                    return Err(CloudError::temporary("cloud says no", None));
                 }
-                continue;
-            }
-            self.calls
-                .lock()
-                .unwrap()
-                .push(instance.cloud_provider_id.clone());
-            terminated.ended.push(instance.instance_name.clone());
-        }
-        terminated
+                calls
+                    .lock()
+                    .unwrap()
+                    .extend(ids.iter().map(|id| id.as_str().to_owned()));
+                Ok(())
+            });
+        let settings = FleetSettings::new(url::Url::parse("http://127.0.0.1:7730/").unwrap());
+        let metrics = FleetMetrics::new(&app_metrics::Registry::new());
+        Fleet::new(pool(db), Arc::new(cloud), settings, metrics).unwrap()
     }
 }
 
@@ -105,17 +102,17 @@ fn add_in(
     created_ago: i64,
     changed_ago: Option<i64>,
 ) {
-    let changed = changed_ago.map_or("NULL".to_owned(), |ago| (now() - ago).to_string());
-    db.execute(&format!(
-        "INSERT INTO hardware.instance_info
-             (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
-              aws_instance_type, mandelbox_capacity, last_updated_utc_unix_ms,
-              creation_time_utc_unix_ms, status_changed_utc_unix_ms)
-         VALUES ('{name}', 'cloud-{name}', 'ami', '{region}', '{status}', 'h', 't', 4,
-                 {heard}, {created}, {changed})",
-        heard = now() - heard_ago,
-        created = now() - created_ago,
-    ));
+    let row = InstanceRow::new(name)
+        .cloud_id(&format!("cloud-{name}"))
+        .region(region)
+        .status(status)
+        .capacity(4)
+        .heard_at(now() - heard_ago)
+        .created_at(now() - created_ago);
+    db.add_instance(&match changed_ago {
+        Some(ago) => row.status_changed_at(now() - ago),
+        None => row,
+    });
 }
 
 /// A session on `instance`, created `ago` ms before now().
@@ -163,8 +160,8 @@ async fn pass(
     db: &TestDatabase,
     terminator: &Recorded,
     now: UnixMillis,
-) -> scaling::lifecycle::PassReport {
-    run_pass(&pool(db), policy(), terminator, now)
+) -> scaling::lifecycle::LifecycleReport {
+    apply_rules(&pool(db), policy(), &terminator.fleet(db), now)
         .await
         .unwrap()
 }
@@ -440,13 +437,14 @@ async fn no_row_lock_is_held_while_the_cloud_terminates() {
         60 * MINUTE,
         Some(20 * MINUTE),
     );
-    let slow = Arc::new(Recorded {
+    let slow = Recorded {
         delay: Duration::from_secs(3),
         ..Recorded::default()
-    });
+    }
+    .fleet(&db);
     let terminating = {
-        let (pool, slow) = (pool(&db), slow.clone());
-        tokio::spawn(async move { run_pass(&pool, policy(), slow.as_ref(), at(0)).await })
+        let pool = pool(&db);
+        tokio::spawn(async move { apply_rules(&pool, policy(), &slow, at(0)).await })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     // While the cloud call is under way, a write to the row does not wait for it.
@@ -478,13 +476,14 @@ async fn concurrent_passes_from_two_processes_do_nothing_twice() {
         delay: Duration::from_millis(300),
         ..Recorded::default()
     };
-    // Two pools: two processes' worth of connections.
-    let (first, second) = (pool(&db), pool(&db));
-    let (a, b) = tokio::join!(
-        run_pass(&first, policy(), &terminator, at(0)),
-        run_pass(&second, policy(), &terminator, at(0))
-    );
-    let (a, b) = (a.unwrap(), b.unwrap());
+    // Two pools and two fleets: two processes' worth, each pass on a worker of its own
+    // (the cloud's delay blocks the worker it runs on).
+    let passes = [0, 1].map(|_| {
+        let (pool, fleet) = (pool(&db), terminator.fleet(&db));
+        tokio::spawn(async move { apply_rules(&pool, policy(), &fleet, at(0)).await })
+    });
+    let [a, b] = passes;
+    let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
     let mut calls = terminator.calls.lock().unwrap().clone();
     calls.sort();
     assert_eq!(calls.len(), 5, "each instance terminated once: {calls:?}");

@@ -3,11 +3,11 @@
 
 mod common;
 
+use assignment::ScaleCheck;
 use common::{TestApp, assign_body, json};
 use futures_util::future::join_all;
 use models::Region;
 use reqwest::StatusCode;
-use scaling::ScaleCheck;
 use serde_json::{Value, json};
 
 const HASH: &str = "abc1234";
@@ -746,7 +746,7 @@ async fn three_server_processes_keep_every_invariant() {
         .filter(|r| r.as_ref().unwrap().status() == StatusCode::ACCEPTED)
         .count();
     assert_eq!(accepted, 20, "every slot taken, none twice");
-    let violations = models::audit::violations(&mut db.connect(), 1).unwrap();
+    let violations = models::invariants::violations(&mut db.connect(), 1).unwrap();
     assert!(violations.is_clean(), "{violations:?}");
     for server in servers {
         let (status, log) = server.stop();

@@ -5,14 +5,14 @@ use actix_web::HttpResponse;
 use actix_web::http::header::ContentType;
 use actix_web::web::Bytes;
 use models::UnixMillis;
-use scaling::overview;
+use models::overview;
 
 use crate::ApiState;
 use crate::error::ApiError;
 use crate::extract::Admin;
 
 /// `GET /fleet` (admin scope): every region and its instances, in one document (see
-/// `scaling::overview`). Read on the operations pool, so a dashboard left open never
+/// `models::overview`). Read on the operations pool, so a dashboard left open never
 /// queues requests, one read at a time: dashboards asking together share the next
 /// read, so however many are open the database makes one fleet document at a time
 /// (and each answer is still read after its request arrived).
@@ -22,7 +22,7 @@ use crate::extract::Admin;
     tag = "operators",
     security(("user_token" = ["admin"])),
     responses(
-        (status = 200, description = "The fleet", body = crate::openapi::Fleet),
+        (status = 200, description = "The fleet", body = models::overview::FleetOverview),
         (status = 401, description = "No or invalid token", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not an admin", body = crate::openapi::ErrorBody),
         (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),

@@ -1,5 +1,5 @@
 use actix_web::HttpResponse;
-use hosts::HeartbeatRequest;
+use host_protocol::HeartbeatRequest;
 use serde_json::json;
 
 use crate::ApiState;

@@ -1,5 +1,5 @@
 use actix_web::{HttpRequest, HttpResponse};
-use hosts::RegisterRequest;
+use host_protocol::RegisterRequest;
 use secrecy::ExposeSecret;
 use serde_json::json;
 

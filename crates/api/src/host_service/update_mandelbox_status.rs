@@ -1,5 +1,5 @@
 use actix_web::{HttpResponse, web};
-use hosts::StatusReport;
+use host_protocol::StatusReport;
 use models::MandelboxStatus;
 use serde_json::json;
 

@@ -1,5 +1,5 @@
 //! The shapes of answers, for the document only. Request bodies are the library crates'
-//! own types (`assignment::AssignBody`, `hosts::RegisterRequest`, …), which the handlers
+//! own types (`assignment::AssignBody`, `host_protocol::RegisterRequest`, …), which the handlers
 //! parse into: the document describes what the parser checks, from the same types.
 
 #![allow(dead_code, reason = "read by the OpenAPI derive, not by code")]
@@ -83,52 +83,6 @@ pub struct MailResult {
 #[derive(ToSchema)]
 pub struct PortalUrl {
     pub url: String,
-}
-
-/// `GET /fleet`: every region of `hardware.region_to_ami` or with instances.
-#[derive(ToSchema)]
-pub struct Fleet {
-    /// When it was read, in Unix milliseconds.
-    pub generated_at_ms: i64,
-    pub regions: Vec<FleetRegion>,
-}
-
-#[derive(ToSchema)]
-pub struct FleetRegion {
-    #[schema(example = "us-east-1")]
-    pub region: String,
-    pub enabled: bool,
-    pub active_image: Option<FleetImage>,
-    /// Slots of ACTIVE instances.
-    pub capacity: i64,
-    /// Free slots of ACTIVE instances.
-    pub free_slots: i64,
-    /// Users waiting for a slot here now, across every server process.
-    pub waiting: i64,
-    pub instances: Vec<FleetInstance>,
-}
-
-#[derive(ToSchema)]
-pub struct FleetImage {
-    pub ami_id: String,
-    pub client_commit_hash: String,
-}
-
-#[derive(ToSchema)]
-pub struct FleetInstance {
-    pub instance_name: InstanceName,
-    #[schema(example = "ACTIVE")]
-    pub status: String,
-    /// Null until its host registers.
-    pub ip: Option<String>,
-    pub aws_ami_id: String,
-    pub commit_hash: String,
-    pub capacity: i64,
-    /// Its mandelboxes by status, e.g. `{"RUNNING": 5, "CONNECTING": 1}`.
-    pub mandelboxes: std::collections::BTreeMap<String, i64>,
-    /// Null if its host was never heard from.
-    pub last_heartbeat_ms_ago: Option<i64>,
-    pub age_ms: i64,
 }
 
 /// What an operator's drain did.

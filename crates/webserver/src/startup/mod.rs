@@ -12,17 +12,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use api::{ApiMetrics, ApiState, HttpMetrics, HttpOptions, Lifecycle};
+use api::{ApiMetrics, ApiState, HttpMetrics, HttpOptions, ShutdownFlag};
 use app_metrics::Registry;
+use assignment::ScalingHook;
 use assignment::{AssignMetrics, AssignPolicy, Assigner, Waiting};
 use auth::KeyError;
 use cloud_interface::CloudProvider;
-use hosts::{HostService, KnownHosts};
+use host_protocol::{HostService, KnownHosts};
 use models::notify::{Channel, Notifications};
 use models::region_to_ami::EnabledRegions;
 use models::{DbError, migrations};
 use scaling::lifecycle::{self, LifecyclePolicy};
-use scaling::{FleetGauges, FleetMetrics, FleetScaler, ScalingHook};
+use scaling::{FleetGauges, FleetMetrics, FleetScaler};
 use secrecy::ExposeSecret;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -81,7 +82,7 @@ struct Jobs {
     keep_warm: [models::Db; 3],
     lifecycle: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     scaling: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-    /// Keeps the host credentials known in memory (see `hosts::known`).
+    /// Keeps the host credentials known in memory (see `host_protocol::known`).
     known_hosts: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     verifier: Arc<auth::TokenVerifier>,
 }
@@ -90,7 +91,7 @@ struct Jobs {
 pub struct Application {
     server: Server,
     port: u16,
-    lifecycle: Lifecycle,
+    shutdown: ShutdownFlag,
     /// The periodic lifecycle and scaling passes, and the JWKS refresh; stopped with the
     /// server.
     jobs: tokio::task::JoinHandle<()>,
@@ -162,7 +163,7 @@ impl Application {
             backends,
             known_hosts.clone(),
         )?;
-        let (lifecycle, metrics) = (state.lifecycle.clone(), state.metrics.clone());
+        let (shutdown, metrics) = (state.shutdown.clone(), state.metrics.clone());
         let options = HttpOptions {
             max_body_bytes: settings.http.max_body_bytes,
             cors_origins: settings.http.cors_origins.clone(),
@@ -176,7 +177,7 @@ impl Application {
                 pools.heartbeats.clone(),
                 pools.ops.clone(),
             ],
-            lifecycle: Box::pin(lifecycle::run_periodically(
+            lifecycle: Box::pin(lifecycle::apply_rules_every(
                 pools.db,
                 lifecycle_policy(settings),
                 fleet.clone(),
@@ -193,7 +194,7 @@ impl Application {
         Ok(Self {
             server,
             port,
-            lifecycle,
+            shutdown,
             jobs: spawn(jobs),
             metrics,
             fleet_metrics,
@@ -205,8 +206,8 @@ impl Application {
     }
 
     /// Whether the application is shutting down (readiness answers 503 once it is).
-    pub fn lifecycle(&self) -> Lifecycle {
-        self.lifecycle.clone()
+    pub fn shutdown_flag(&self) -> ShutdownFlag {
+        self.shutdown.clone()
     }
 
     /// The application's metrics registry.
@@ -224,7 +225,7 @@ impl Application {
     pub fn stopper(&self) -> Stopper {
         Stopper {
             handle: self.server.handle(),
-            lifecycle: self.lifecycle.clone(),
+            shutdown: self.shutdown.clone(),
         }
     }
 
@@ -305,7 +306,7 @@ fn api_state(
                 vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
             ),
         )
-        .with_address_rule(hosts::AddressRule {
+        .with_address_rule(host_protocol::AddressRule {
             allow_private: settings.scaling.host_private_addresses,
         })
         .with_known_hosts(known_hosts)
@@ -323,7 +324,7 @@ fn api_state(
             Duration::from_secs(5),
         )),
         verifier,
-        lifecycle: Lifecycle::default(),
+        shutdown: ShutdownFlag::default(),
         trusted_proxy_hops: settings.limits.trusted_proxy_hops,
         metrics: Arc::new(ApiMetrics {
             http: HttpMetrics::new(registry),
@@ -392,12 +393,12 @@ fn spawn(jobs: Jobs) -> tokio::task::JoinHandle<()> {
 #[derive(Clone)]
 pub struct Stopper {
     handle: ServerHandle,
-    lifecycle: Lifecycle,
+    shutdown: ShutdownFlag,
 }
 
 impl Stopper {
     pub async fn stop(&self) {
-        self.lifecycle.begin_shutdown();
+        self.shutdown.begin_shutdown();
         self.handle.stop(true).await;
     }
 }

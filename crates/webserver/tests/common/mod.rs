@@ -18,12 +18,12 @@ pub fn free_port() -> u16 {
 
 use std::sync::{Arc, Mutex};
 
-use api::Lifecycle;
+use api::ShutdownFlag;
+use assignment::{ScaleCheck, ScalingHook};
 use reqwest::Response;
-use scaling::{ScaleCheck, ScalingHook};
 use serde_json::{Value, json};
 use test_support::{
-    STRIPE_TEST_SECRET, StripeStub, TEST_ISSUER, TempDir, TestDatabase, TestIdentity,
+    InstanceRow, STRIPE_TEST_SECRET, StripeStub, TEST_ISSUER, TempDir, TestDatabase, TestIdentity,
 };
 use webserver::{Application, Overrides, Settings, Stopper, Vars};
 
@@ -67,7 +67,7 @@ pub struct TestApp {
     /// What `POST /mail` sent.
     pub outbox: Arc<mail::Outbox>,
     pub client: reqwest::Client,
-    pub lifecycle: Lifecycle,
+    pub shutdown: ShutdownFlag,
     pub stopper: Stopper,
     _data_dir: TempDir,
 }
@@ -149,7 +149,7 @@ impl TestApp {
         };
         let app = Application::build_with(&settings, overrides).await.unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());
-        let lifecycle = app.lifecycle();
+        let shutdown = app.shutdown_flag();
         let stopper = app.stopper();
         tokio::spawn(app.run_until_stopped());
         Self {
@@ -160,7 +160,7 @@ impl TestApp {
             scaling,
             outbox,
             client: reqwest::Client::new(),
-            lifecycle,
+            shutdown,
             stopper,
             _data_dir: data_dir,
         }
@@ -263,14 +263,16 @@ impl TestApp {
         status: &str,
         last_updated: i64,
     ) {
-        self.db.execute(&format!(
-            "INSERT INTO hardware.instance_info
-                 (instance_name, cloud_provider_id, aws_ami_id, location, status, commit_hash,
-                  aws_instance_type, mandelbox_capacity, last_updated_utc_unix_ms, ip)
-             VALUES ('{name}', 'aws-{name}', 'ami-{region}', '{region}', '{status}',
-                     '{commit_hash}', 'g4dn.xlarge', {capacity}, {last_updated},
-                     'ip-of-{name}')"
-        ));
+        self.db.add_instance(
+            &InstanceRow::new(name)
+                .ami(&format!("ami-{region}"))
+                .region(region)
+                .status(status)
+                .commit_hash(commit_hash)
+                .capacity(capacity)
+                .heard_at(last_updated)
+                .ip(&format!("ip-of-{name}")),
+        );
     }
 
     /// Records a launched instance (`PRE_CONNECTION`) and returns the bootstrap secret
@@ -379,7 +381,8 @@ impl TestApp {
 
     /// Asserts every invariant of assignment holds.
     pub fn assert_invariants(&self, per_user_limit: i64) {
-        let violations = models::audit::violations(&mut self.db.connect(), per_user_limit).unwrap();
+        let violations =
+            models::invariants::violations(&mut self.db.connect(), per_user_limit).unwrap();
         assert!(violations.is_clean(), "{violations:?}");
         let misplaced = self.db.number(
             "SELECT count(*) AS n FROM hardware.mandelbox_info m
