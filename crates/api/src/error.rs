@@ -12,7 +12,8 @@ use auth::AuthError;
 use billing::PortalError;
 use host_protocol::HostError;
 use models::DbError;
-use serde_json::json;
+
+use crate::answers::{ErrorBody, MailResult, NotAssigned};
 
 type Cause = Box<dyn std::error::Error + Send + Sync>;
 
@@ -170,14 +171,24 @@ impl ResponseError for ApiError {
                 response.insert_header((header::RETRY_AFTER, seconds.to_string()));
             }
             Self::NoMandelbox(code) => {
-                return response.json(json!({ "ip": null, "mandelbox_id": null, "error": code }));
+                return response.json(NotAssigned {
+                    ip: None,
+                    mandelbox_id: None,
+                    error: (*code).to_owned(),
+                });
             }
             Self::MailNotSent(why) => {
-                return response.json(json!({ "verified": false, "status": 400, "error": why }));
+                return response.json(MailResult {
+                    verified: Some(false),
+                    status: Some(400),
+                    error: Some(why.clone()),
+                });
             }
             _ => {}
         }
-        response.json(json!({ "error": self.to_string() }))
+        response.json(ErrorBody {
+            error: self.to_string(),
+        })
     }
 }
 
@@ -207,6 +218,6 @@ pub fn json_body_error(
             format!("invalid request body: {other}"),
         ),
     };
-    let response = HttpResponse::build(status).json(json!({ "error": message }));
+    let response = HttpResponse::build(status).json(ErrorBody { error: message });
     actix_web::error::InternalError::from_response(err, response).into()
 }

@@ -2,6 +2,7 @@
 //! and one error type. Handlers extract, authorize, call the library crates and shape
 //! the answer; they hold no business logic and build no SQL.
 
+pub mod answers;
 pub mod body;
 mod console;
 mod error;

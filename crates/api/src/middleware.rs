@@ -9,9 +9,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{ErrorHandlerResponse, Next};
 use actix_web::{Error, HttpResponse, web};
-use serde_json::json;
 use tracing::Instrument;
 
+use crate::answers::ErrorBody;
 use crate::redact::redact_query;
 
 /// The largest request body accepted, in bytes.
@@ -117,9 +117,9 @@ pub async fn limit_body(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
-        let response = HttpResponse::PayloadTooLarge().json(json!({
-            "error": format!("request body is larger than {limit} bytes")
-        }));
+        let response = HttpResponse::PayloadTooLarge().json(ErrorBody {
+            error: format!("request body is larger than {limit} bytes"),
+        });
         return Ok(req.into_response(response).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
@@ -147,7 +147,7 @@ pub fn json_error_body<B: MessageBody + 'static>(
         Some(err) if status.is_client_error() => err.to_string(),
         _ => reason.to_owned(),
     };
-    let body = json!({ "error": message }).to_string();
+    let body = serde_json::to_string(&ErrorBody { error: message }).unwrap_or_default();
     let (request, mut response) = response.into_parts();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -15,6 +15,12 @@ pub struct ScaleCheck {
 /// Implementations return at once and do their work in the background.
 pub trait ScalingHook: Send + Sync {
     fn check(&self, check: ScaleCheck);
+
+    /// Resolves once no check asked for so far is still running, so that a test can
+    /// look at what the checks did instead of sleeping and hoping they are done.
+    fn idle(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Scaling that does nothing yet: the checks are only logged.

@@ -67,6 +67,10 @@ impl FleetScaler {
 }
 
 impl ScalingHook for FleetScaler {
+    fn idle(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(FleetScaler::idle(self))
+    }
+
     fn check(&self, check: ScaleCheck) {
         if !self.fleet.settings().autoscale {
             tracing::debug!(region = %check.region, "autoscale is off; no capacity check");

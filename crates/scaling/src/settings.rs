@@ -78,22 +78,52 @@ pub struct FleetSettings {
     pub orphan_grace: Duration,
 }
 
+/// The defaults of the settings that have one, in one place: [`FleetSettings::new`]
+/// and the server's configuration (`DESIRED_FREE_MANDELBOXES`, …) both take them.
+pub mod defaults {
+    /// `DESIRED_FREE_MANDELBOXES`.
+    pub const DESIRED_FREE: u32 = 10;
+    /// `DEFAULT_INSTANCE_BUFFER`.
+    pub const BUFFER: u32 = 1;
+    /// `HOST_SERVICE_PORT`.
+    pub const HOST_SERVICE_PORT: u16 = 4678;
+    /// `ORPHAN_GRACE_SECS`.
+    pub const ORPHAN_GRACE_SECS: u64 = 600;
+    /// `AWS_INSTANCE_TYPE_TO_LAUNCH`.
+    pub const INSTANCE_TYPE: &str = "g4dn.xlarge";
+    /// `AUTOSCALE`.
+    pub const AUTOSCALE: bool = true;
+}
+
 impl FleetSettings {
+    /// What every sizing decision of this fleet is made from (see
+    /// [`crate::sizing::SizingPolicy::new`]).
+    pub fn sizing_rules(&self) -> crate::sizing::SizingRules {
+        crate::sizing::SizingRules {
+            policy: self.policy,
+            desired_free: self.desired_free,
+            buffer: self.buffer,
+            max_instances: self.max_instances_per_region,
+            default_boot_time: self.learning.default_boot_time,
+            reaction: self.check_interval,
+        }
+    }
+
     /// The settings' defaults for everything but what a deployment must say.
     pub fn new(webserver_url: url::Url) -> Self {
         Self {
             policy: ScalingPolicy::Fixed,
             learning: Learning::default(),
             owner: None,
-            orphan_grace: Duration::from_secs(600),
-            desired_free: 10,
-            buffer: 1,
+            orphan_grace: Duration::from_secs(defaults::ORPHAN_GRACE_SECS),
+            desired_free: i64::from(defaults::DESIRED_FREE),
+            buffer: defaults::BUFFER,
             max_instances_per_region: None,
-            autoscale: true,
-            instance_type: "g4dn.xlarge".to_owned(),
+            autoscale: defaults::AUTOSCALE,
+            instance_type: defaults::INSTANCE_TYPE.to_owned(),
             webserver_url,
             branch: "main".to_owned(),
-            host_service_port: 4678,
+            host_service_port: defaults::HOST_SERVICE_PORT,
             launch_attempts: 4,
             launch_backoff: Duration::from_secs(1),
             lock_wait: Duration::from_secs(30),

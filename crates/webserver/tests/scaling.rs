@@ -64,8 +64,9 @@ async fn a_refusal_launches_a_local_instance_whose_host_registers_and_takes_the_
         1
     );
 
-    // 3 of 4 free after that assign: above the 2 wanted, so nothing more launches.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // 3 of 4 free after that assign: above the 2 wanted, so nothing more launches
+    // (once the check that assign asked for is done).
+    app.hook.idle().await;
     assert_eq!(
         app.db
             .number("SELECT count(*) AS n FROM hardware.instance_info"),

@@ -1,9 +1,9 @@
 use actix_web::{HttpResponse, web};
 use models::InstanceName;
 use scaling::{DrainOutcome, FleetError, OperatorDrainOutcome};
-use serde_json::json;
 
 use crate::ApiState;
+use crate::answers::Drained;
 use crate::error::ApiError;
 use crate::extract::Admin;
 
@@ -17,13 +17,13 @@ use crate::extract::Admin;
     security(("user_token" = ["admin"])),
     params(("name" = String, Path, description = "The instance's name")),
     responses(
-        (status = 200, description = "Draining: `outcome` is `host_asked`, `host_unreachable` (it stays draining with its sessions), `terminated` (unreachable and empty) or `already_draining`", body = crate::openapi::Drained),
-        (status = 400, description = "Not an instance name", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No or invalid token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Not an admin", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such instance", body = crate::openapi::ErrorBody),
-        (status = 409, description = "In a status that cannot be drained (unresponsive, or being ended)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Database or cloud unavailable", body = crate::openapi::ErrorBody),
+        (status = 200, description = "Draining: `outcome` is `host_asked`, `host_unreachable` (it stays draining with its sessions), `terminated` (unreachable and empty) or `already_draining`", body = crate::answers::Drained),
+        (status = 400, description = "Not an instance name", body = crate::answers::ErrorBody),
+        (status = 401, description = "No or invalid token", body = crate::answers::ErrorBody),
+        (status = 403, description = "Not an admin", body = crate::answers::ErrorBody),
+        (status = 404, description = "No such instance", body = crate::answers::ErrorBody),
+        (status = 409, description = "In a status that cannot be drained (unresponsive, or being ended)", body = crate::answers::ErrorBody),
+        (status = 503, description = "Database or cloud unavailable", body = crate::answers::ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(admin = %caller.user_id))]
@@ -54,7 +54,10 @@ pub async fn drain_instance(
         OperatorDrainOutcome::Drained(DrainOutcome::Terminated) => "terminated",
     };
     tracing::info!(admin = %caller.user_id, instance = %name, outcome = said, "operator drain");
-    Ok(HttpResponse::Ok().json(json!({ "instance_name": name, "outcome": said })))
+    Ok(HttpResponse::Ok().json(Drained {
+        instance_name: name,
+        outcome: said.to_owned(),
+    }))
 }
 
 fn fleet_error(err: FleetError) -> ApiError {

@@ -23,9 +23,9 @@ use crate::extract::Admin;
     security(("user_token" = ["admin"])),
     responses(
         (status = 200, description = "The fleet", body = models::overview::FleetOverview),
-        (status = 401, description = "No or invalid token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Not an admin", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = crate::answers::ErrorBody),
+        (status = 403, description = "Not an admin", body = crate::answers::ErrorBody),
+        (status = 503, description = "Database unavailable", body = crate::answers::ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(admin = %caller.user_id))]

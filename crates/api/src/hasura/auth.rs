@@ -1,6 +1,6 @@
 use actix_web::HttpResponse;
-use serde_json::json;
 
+use crate::answers::HasuraSession;
 use crate::extract::MaybeUser;
 
 /// `GET /hasura/auth`: Hasura's authentication webhook. A valid token is the role
@@ -11,20 +11,20 @@ use crate::extract::MaybeUser;
     tag = "users",
     security((), ("user_token" = [])),
     responses(
-        (status = 200, description = "The caller's Hasura role", body = crate::openapi::HasuraSession),
-        (status = 401, description = "An invalid token", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The caller's Hasura role", body = crate::answers::HasuraSession),
+        (status = 401, description = "An invalid token", body = crate::answers::ErrorBody),
     )
 )]
 pub async fn get_hasura_auth(caller: MaybeUser) -> HttpResponse {
     let body = match caller.0 {
-        Some(caller) => json!({
-            "X-Hasura-Role": "user",
-            "X-Hasura-User-Id": caller.user_id,
-        }),
-        None => json!({
-            "X-Hasura-Role": "anonymous",
-            "X-Hasura-User-Id": "",
-        }),
+        Some(caller) => HasuraSession {
+            role: "user".to_owned(),
+            user_id: caller.user_id.to_string(),
+        },
+        None => HasuraSession {
+            role: "anonymous".to_owned(),
+            user_id: String::new(),
+        },
     };
     HttpResponse::Ok().json(body)
 }

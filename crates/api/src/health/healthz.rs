@@ -1,13 +1,16 @@
 use actix_web::HttpResponse;
-use serde_json::json;
+
+use crate::answers::Status;
 
 /// `GET /healthz`: 200 while the process is up.
 #[utoipa::path(
     get,
     path = "/healthz",
     tag = "health",
-    responses((status = 200, description = "The process is up", body = crate::openapi::Status))
+    responses((status = 200, description = "The process is up", body = crate::answers::Status))
 )]
 pub async fn get_healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Status {
+        status: "ok".to_owned(),
+    })
 }

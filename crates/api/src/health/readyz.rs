@@ -1,7 +1,7 @@
 use actix_web::HttpResponse;
-use serde_json::json;
 
 use crate::ApiState;
+use crate::answers::Status;
 use crate::error::ApiError;
 
 /// `GET /readyz`: 200 only when the request pool, and the lock pool, can hand out a
@@ -15,8 +15,8 @@ use crate::error::ApiError;
     path = "/readyz",
     tag = "health",
     responses(
-        (status = 200, description = "The database serves requests", body = crate::openapi::Status),
-        (status = 503, description = "Requests would fail for the database (the error says which pool), or shutdown began", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The database serves requests", body = crate::answers::Status),
+        (status = 503, description = "Requests would fail for the database (the error says which pool), or shutdown began", body = crate::answers::ErrorBody),
     )
 )]
 pub async fn get_readyz(state: ApiState) -> Result<HttpResponse, ApiError> {
@@ -24,7 +24,9 @@ pub async fn get_readyz(state: ApiState) -> Result<HttpResponse, ApiError> {
         return Err(ApiError::ServiceUnavailable("shutting down"));
     }
     match state.readiness.check().await {
-        Ok(()) => Ok(HttpResponse::Ok().json(json!({ "status": "ready" }))),
+        Ok(()) => Ok(HttpResponse::Ok().json(Status {
+            status: "ready".to_owned(),
+        })),
         Err(why) => Err(ApiError::ServiceUnavailable(why.reason())),
     }
 }

@@ -1,8 +1,8 @@
 use actix_web::{HttpResponse, web};
-use serde_json::json;
 
 use super::mandelbox_id;
 use crate::ApiState;
+use crate::answers::MandelboxDeleted;
 use crate::error::ApiError;
 use crate::extract::HostAgent;
 
@@ -15,12 +15,12 @@ use crate::extract::HostAgent;
     security(("host_token" = [])),
     params(("id" = String, Path, format = "uuid", description = "The mandelbox id (a UUID)")),
     responses(
-        (status = 200, description = "Removed", body = crate::openapi::MandelboxDeleted),
-        (status = 400, description = "Malformed id", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No or unknown host credential", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such mandelbox on the caller's instance", body = crate::openapi::ErrorBody),
-        (status = 410, description = "The mandelbox was removed: not reported within ALLOCATION_TIMEOUT_SECS of its assignment", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),
+        (status = 200, description = "Removed", body = crate::answers::MandelboxDeleted),
+        (status = 400, description = "Malformed id", body = crate::answers::ErrorBody),
+        (status = 401, description = "No or unknown host credential", body = crate::answers::ErrorBody),
+        (status = 404, description = "No such mandelbox on the caller's instance", body = crate::answers::ErrorBody),
+        (status = 410, description = "The mandelbox was removed: not reported within ALLOCATION_TIMEOUT_SECS of its assignment", body = crate::answers::ErrorBody),
+        (status = 503, description = "Database unavailable", body = crate::answers::ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(mandelbox = %path))]
@@ -34,5 +34,8 @@ pub async fn delete_host_mandelbox(
         .hosts
         .delete_mandelbox(host.host_token_sha256, id.clone())
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "mandelbox_id": id, "deleted": true })))
+    Ok(HttpResponse::Ok().json(MandelboxDeleted {
+        mandelbox_id: id,
+        deleted: true,
+    }))
 }

@@ -1,8 +1,8 @@
 use actix_web::HttpResponse;
 use host_protocol::HeartbeatRequest;
-use serde_json::json;
 
 use crate::ApiState;
+use crate::answers::HeartbeatRecorded;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::extract::HostAgent;
@@ -15,10 +15,10 @@ use crate::extract::HostAgent;
     security(("host_token" = [])),
     request_body = HeartbeatRequest,
     responses(
-        (status = 200, description = "Recorded", body = crate::openapi::HeartbeatRecorded),
-        (status = 400, description = "Malformed body", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No or unknown host credential", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),
+        (status = 200, description = "Recorded", body = crate::answers::HeartbeatRecorded),
+        (status = 400, description = "Malformed body", body = crate::answers::ErrorBody),
+        (status = 401, description = "No or unknown host credential", body = crate::answers::ErrorBody),
+        (status = 503, description = "Database unavailable", body = crate::answers::ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -31,5 +31,7 @@ pub async fn heartbeat_host(
         .hosts
         .heartbeat(host.host_token_sha256, request)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "instance_name": instance })))
+    Ok(HttpResponse::Ok().json(HeartbeatRecorded {
+        instance_name: instance,
+    }))
 }

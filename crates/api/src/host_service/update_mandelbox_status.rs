@@ -1,10 +1,10 @@
 use actix_web::{HttpResponse, web};
 use host_protocol::StatusReport;
 use models::MandelboxStatus;
-use serde_json::json;
 
 use super::mandelbox_id;
 use crate::ApiState;
+use crate::answers::MandelboxStatusRecorded;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::extract::HostAgent;
@@ -19,12 +19,12 @@ use crate::extract::HostAgent;
     params(("id" = String, Path, format = "uuid", description = "The mandelbox id (a UUID)")),
     request_body = StatusReport,
     responses(
-        (status = 200, description = "Recorded", body = crate::openapi::MandelboxStatusRecorded),
-        (status = 400, description = "Malformed id or body", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No or unknown host credential", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such mandelbox on the caller's instance", body = crate::openapi::ErrorBody),
-        (status = 410, description = "The mandelbox was removed: not reported within ALLOCATION_TIMEOUT_SECS of its assignment", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Database unavailable", body = crate::openapi::ErrorBody),
+        (status = 200, description = "Recorded", body = crate::answers::MandelboxStatusRecorded),
+        (status = 400, description = "Malformed id or body", body = crate::answers::ErrorBody),
+        (status = 401, description = "No or unknown host credential", body = crate::answers::ErrorBody),
+        (status = 404, description = "No such mandelbox on the caller's instance", body = crate::answers::ErrorBody),
+        (status = 410, description = "The mandelbox was removed: not reported within ALLOCATION_TIMEOUT_SECS of its assignment", body = crate::answers::ErrorBody),
+        (status = 503, description = "Database unavailable", body = crate::answers::ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(mandelbox = %path))]
@@ -40,5 +40,8 @@ pub async fn update_host_mandelbox_status(
         .hosts
         .set_mandelbox_status(host.host_token_sha256, id.clone(), status)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "mandelbox_id": id, "status": status })))
+    Ok(HttpResponse::Ok().json(MandelboxStatusRecorded {
+        mandelbox_id: id,
+        status,
+    }))
 }

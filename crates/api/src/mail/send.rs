@@ -1,8 +1,9 @@
 use actix_web::{HttpResponse, web};
 use mail::{MailError, MailRequest};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::ApiState;
+use crate::answers::MailResult;
 use crate::error::ApiError;
 use crate::extract::Admin;
 
@@ -17,11 +18,11 @@ use crate::extract::Admin;
     security(("user_token" = ["admin"])),
     request_body = MailRequest,
     responses(
-        (status = 200, description = "Sent", body = crate::openapi::MailResult),
-        (status = 400, description = "Not sent: bad request, unknown template, missing argument, or the transport refused or failed", body = crate::openapi::MailResult),
-        (status = 401, description = "No or invalid token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Not an admin", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Mail not configured, or database unavailable", body = crate::openapi::ErrorBody),
+        (status = 200, description = "Sent", body = crate::answers::MailResult),
+        (status = 400, description = "Not sent: bad request, unknown template, missing argument, or the transport refused or failed", body = crate::answers::MailResult),
+        (status = 401, description = "No or invalid token", body = crate::answers::ErrorBody),
+        (status = 403, description = "Not an admin", body = crate::answers::ErrorBody),
+        (status = 503, description = "Mail not configured, or database unavailable", body = crate::answers::ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(admin = %caller.user_id))]
@@ -36,7 +37,11 @@ pub async fn send_mail(
     let request: MailRequest =
         crate::body::parse(body.into_inner()).map_err(ApiError::MailNotSent)?;
     match mailer.send(&request).await {
-        Ok(()) => Ok(HttpResponse::Ok().json(json!({ "verified": true, "status": 200 }))),
+        Ok(()) => Ok(HttpResponse::Ok().json(MailResult {
+            verified: Some(true),
+            status: Some(200),
+            error: None,
+        })),
         Err(MailError::Database(err)) => Err(err.into()),
         Err(err) => {
             tracing::warn!(template = %request.email_id, to = %request.to_email, error = &err as &dyn std::error::Error, "mail not sent");

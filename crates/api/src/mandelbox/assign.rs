@@ -2,9 +2,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use actix_web::{HttpRequest, HttpResponse};
 use assignment::{AssignRequest, ClientAddress};
-use serde_json::json;
 
 use crate::ApiState;
+use crate::answers::Assigned;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::extract::User;
@@ -18,13 +18,13 @@ use crate::extract::User;
     security(("user_token" = [])),
     request_body = assignment::AssignBody,
     responses(
-        (status = 202, description = "Assigned", body = crate::openapi::Assigned),
-        (status = 400, description = "Malformed body, naming the field", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No or invalid token", body = crate::openapi::ErrorBody),
-        (status = 402, description = "No active subscription", body = crate::openapi::ErrorBody),
-        (status = 403, description = "username is not the token's user", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Not assigned: REGION_NOT_ENABLED, COMMIT_HASH_MISMATCH, NO_INSTANCE_AVAILABLE, USER_ALREADY_ACTIVE or SERVICE_UNAVAILABLE", body = crate::openapi::NotAssigned),
+        (status = 202, description = "Assigned", body = crate::answers::Assigned),
+        (status = 400, description = "Malformed body, naming the field", body = crate::answers::ErrorBody),
+        (status = 401, description = "No or invalid token", body = crate::answers::ErrorBody),
+        (status = 402, description = "No active subscription", body = crate::answers::ErrorBody),
+        (status = 403, description = "username is not the token's user", body = crate::answers::ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::answers::ErrorBody),
+        (status = 503, description = "Not assigned: REGION_NOT_ENABLED, COMMIT_HASH_MISMATCH, NO_INSTANCE_AVAILABLE, USER_ALREADY_ACTIVE or SERVICE_UNAVAILABLE", body = crate::answers::NotAssigned),
     )
 )]
 #[tracing::instrument(skip_all, fields(user = %caller.user_id))]
@@ -40,10 +40,10 @@ pub async fn assign_mandelbox(
         .assigner
         .assign_unless_gone(&caller, request, client, gone)
         .await?;
-    Ok(HttpResponse::Accepted().json(json!({
-        "ip": assignment.ip,
-        "mandelbox_id": assignment.mandelbox_id,
-    })))
+    Ok(HttpResponse::Accepted().json(Assigned {
+        ip: assignment.ip,
+        mandelbox_id: assignment.mandelbox_id,
+    }))
 }
 
 /// The client, for the rate limit: the peer, or behind trusted proxies the address

@@ -1,16 +1,12 @@
 //! The OpenAPI 3 document of every route, generated from the handlers' `#[utoipa::path]`
-//! annotations and the schemas below (`GET /openapi.json`), and a browsable view of it
+//! annotations and the answers' own types (`crate::answers`; `GET /openapi.json`), and a browsable view of it
 //! served from the binary (`GET /docs`, no CDN).
-
-mod schemas;
 
 use std::sync::LazyLock;
 
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-
-pub use schemas::*;
 
 #[derive(OpenApi)]
 #[openapi(

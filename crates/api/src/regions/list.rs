@@ -15,8 +15,8 @@ use crate::extract::User;
     security(("user_token" = [])),
     responses(
         (status = 200, description = "The enabled regions, sorted", body = Vec<String>),
-        (status = 401, description = "No or invalid token", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Database or identity provider unavailable", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = crate::answers::ErrorBody),
+        (status = 503, description = "Database or identity provider unavailable", body = crate::answers::ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all)]

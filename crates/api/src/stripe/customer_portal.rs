@@ -1,8 +1,8 @@
 use actix_web::HttpResponse;
 use billing::PortalRequest;
-use serde_json::json;
 
 use crate::ApiState;
+use crate::answers::PortalUrl;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::extract::User;
@@ -16,10 +16,10 @@ use crate::extract::User;
     security(("user_token" = [])),
     request_body = PortalRequest,
     responses(
-        (status = 200, description = "A billing-portal session", body = crate::openapi::PortalUrl),
-        (status = 400, description = "Malformed body, no Stripe customer in the token, or Stripe refused", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No or invalid token", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Stripe unavailable", body = crate::openapi::ErrorBody),
+        (status = 200, description = "A billing-portal session", body = crate::answers::PortalUrl),
+        (status = 400, description = "Malformed body, no Stripe customer in the token, or Stripe refused", body = crate::answers::ErrorBody),
+        (status = 401, description = "No or invalid token", body = crate::answers::ErrorBody),
+        (status = 503, description = "Stripe unavailable", body = crate::answers::ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(user = %caller.user_id))]
@@ -36,5 +36,7 @@ pub async fn create_customer_portal(
         .portal
         .portal_session(customer, request.return_url.url())
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "url": url.as_str() })))
+    Ok(HttpResponse::Ok().json(PortalUrl {
+        url: url.to_string(),
+    }))
 }

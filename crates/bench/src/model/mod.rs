@@ -17,9 +17,9 @@ mod queue;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use scaling::Learning;
-use scaling::adaptive::{self, AdaptiveBounds, Observed};
-use scaling::sizing::{Decision, SizingPolicy, decide};
+use scaling::adaptive::Observed;
+use scaling::sizing::{Decision, SizingPolicy, SizingRules, decide};
+use scaling::{Learning, ScalingPolicy};
 use serde::Serialize;
 
 use crate::sim::{Arrival, Policy, PolicyReport, SimOptions};
@@ -235,15 +235,8 @@ impl Model<'_> {
             .filter(|user| !self.holding.contains(user))
             .count();
         let view = self.fleet.view(i64::try_from(demand).unwrap_or(i64::MAX));
-        let (desired_free, consolidate) = self.buffer(now);
-        let policy = SizingPolicy {
-            desired_free,
-            consolidate,
-            hysteresis: self.policy == Policy::Adaptive,
-            buffer: 1,
-            max_instances: None,
-            expected_capacity: self.options.sim.capacity,
-        };
+        let observed = self.observed(now);
+        let policy = SizingPolicy::new(&self.rules(), observed.as_ref(), self.options.sim.capacity);
         match decide(&view, &policy) {
             Decision::Nothing => {}
             Decision::Launch(count) => {
@@ -262,12 +255,33 @@ impl Model<'_> {
         }
     }
 
-    /// The free slots wanted now, and whether busy instances may be drained.
-    fn buffer(&mut self, now: f64) -> (i64, bool) {
+    /// The server's sizing rules for the model's options: one instance at least per
+    /// launch, no cap, the check noticing within a second.
+    fn rules(&self) -> SizingRules {
         let sim = &self.options.sim;
-        if self.policy == Policy::Fixed {
-            return (i64::from(sim.desired_free), false);
+        SizingRules {
+            policy: match self.policy {
+                Policy::Fixed => ScalingPolicy::Fixed,
+                Policy::Adaptive => ScalingPolicy::Adaptive {
+                    min: i64::from(sim.adaptive_min),
+                    max: i64::from(sim.adaptive_max),
+                },
+            },
+            desired_free: i64::from(sim.desired_free),
+            buffer: 1,
+            max_instances: None,
+            default_boot_time: self.options.learning.default_boot_time,
+            reaction: Duration::from_secs(1),
         }
+    }
+
+    /// What the region showed by `now`, as the server would read it (the adaptive
+    /// policy only).
+    fn observed(&mut self, now: f64) -> Option<Observed> {
+        if self.policy == Policy::Fixed {
+            return None;
+        }
+        let sim = &self.options.sim;
         let learning = self.options.learning;
         let (short, long) = (
             learning.short_span.as_secs_f64(),
@@ -280,24 +294,14 @@ impl Model<'_> {
             self.departed.pop_front();
         }
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        let observed = Observed {
+        Some(Observed {
             arrivals_short: count(self.assigned.iter().filter(|at| **at > now - short).count()),
             short_span: learning.short_span,
             arrivals_long: count(self.assigned.len()),
             departures_long: count(self.departed.len()),
             long_span: learning.long_span,
             boot_time: self.booted.then_some(sim.boot),
-        };
-        let bounds = AdaptiveBounds {
-            min: i64::from(sim.adaptive_min),
-            max: i64::from(sim.adaptive_max),
-            default_boot_time: learning.default_boot_time,
-            reaction: Duration::from_secs(1),
-        };
-        (
-            adaptive::desired_free(&observed, &bounds),
-            adaptive::shrinking(&observed),
-        )
+        })
     }
 
     fn report(mut self, length: f64) -> ModelReport {

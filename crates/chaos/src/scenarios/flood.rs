@@ -158,14 +158,15 @@ async fn forged_from_here(server: &str, flood: Flood, until: Instant) -> (u64, u
                 let mut connection: Option<RawConnection> = None;
                 while Instant::now() < until {
                     ticks.tick().await;
-                    sent.fetch_add(1, Ordering::Relaxed);
                     if connection.is_none() {
                         connection = RawConnection::open(&address).await;
                     }
                     let Some(open) = connection.as_mut() else {
-                        // Refused under the flood: not an answer of another kind.
+                        // Refused under the flood: not an answer of another kind, and
+                        // not a request sent.
                         continue;
                     };
+                    sent.fetch_add(1, Ordering::Relaxed);
                     match open.exchange(&request).await {
                         Ok((status, keep)) => {
                             if status != 401 {

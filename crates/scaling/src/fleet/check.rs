@@ -7,8 +7,8 @@ use models::region_to_ami::{self, RegionAmi};
 use models::{AmiId, InstanceName, Region, UnixMillis, demand, instance, learning};
 
 use super::{Fleet, FleetError, lock_name};
-use crate::adaptive::{self, AdaptiveBounds, Observed};
-use crate::fleet::drain::{DrainOutcome, OperatorDrainOutcome};
+use crate::adaptive::Observed;
+use crate::fleet::drain::DrainOutcome;
 use crate::settings::{Learning, ScalingPolicy};
 use crate::sizing::{Decision, FleetView, InstanceLoad, SizingPolicy, decide};
 
@@ -145,42 +145,21 @@ impl Fleet {
         mut report: CheckReport,
     ) -> Result<CheckReport, FleetError> {
         let snapshot = self.snapshot(region, image).await?;
-        let adaptive = matches!(self.settings.policy, ScalingPolicy::Adaptive { .. });
-        let (desired_free, consolidate) = match (self.settings.policy, &snapshot.observed) {
-            (ScalingPolicy::Adaptive { min, max }, Some(observed)) => {
-                let bounds = AdaptiveBounds {
-                    min,
-                    max,
-                    default_boot_time: self.settings.learning.default_boot_time,
-                    reaction: self.settings.check_interval,
-                };
-                (
-                    adaptive::desired_free(observed, &bounds),
-                    adaptive::shrinking(observed),
-                )
-            }
-            _ => (self.settings.desired_free, false),
-        };
-        self.metrics.set_desired_free(region, desired_free);
-        let policy = SizingPolicy {
-            desired_free,
-            consolidate,
-            hysteresis: adaptive,
-            buffer: self.settings.buffer,
-            max_instances: self.settings.max_instances_per_region,
-            expected_capacity: snapshot
+        let policy = SizingPolicy::new(
+            &self.settings.sizing_rules(),
+            snapshot.observed.as_ref(),
+            snapshot
                 .average_capacity
-                .unwrap_or(self.settings.desired_free)
-                .max(1),
-        };
+                .unwrap_or(self.settings.desired_free),
+        );
+        self.metrics.set_desired_free(region, policy.desired_free);
         report.decision = decide(&snapshot.view, &policy);
         match (&report.decision, snapshot.active) {
             (Decision::Launch(count), Some(active)) => {
                 report.launched = self.launch(&active, *count).await?;
             }
             (Decision::Consolidate(name), _) => {
-                if let OperatorDrainOutcome::Drained(outcome) = self.drain_by_operator(name).await?
-                {
+                if let Some(outcome) = self.consolidate(name).await? {
                     self.metrics.action("consolidated", region.as_str(), 1);
                     match outcome {
                         DrainOutcome::Terminated => report.terminated.push(name.clone()),

@@ -87,6 +87,31 @@ impl Fleet {
         })
     }
 
+    /// The adaptive policy's consolidation of `name`, the least-loaded instance of a
+    /// region with too much room: drained as an operator's drain is (its sessions go
+    /// on where they are), but apart from it, so that an operator's drain can change
+    /// without changing what sizing does. `None` if it was no longer drainable.
+    pub(crate) async fn consolidate(
+        &self,
+        name: &InstanceName,
+    ) -> Result<Option<DrainOutcome>, FleetError> {
+        let marked = {
+            let name = name.clone();
+            self.db
+                .run(move |conn| Ok(instance::begin_drain_by_operator(conn, &name)?))
+                .await?
+        };
+        match marked {
+            OperatorDrain::Began(target) => {
+                tracing::info!(instance = %name, "consolidating: draining the least-loaded instance");
+                self.ask_or_end(target).await.map(Some)
+            }
+            OperatorDrain::AlreadyDraining
+            | OperatorDrain::NotDrainable(_)
+            | OperatorDrain::NotFound => Ok(None),
+        }
+    }
+
     /// Asks `target`'s host to drain. An instance whose host cannot be reached is
     /// terminated through the cloud and its row removed, unless it holds sessions.
     pub(crate) async fn ask_or_end(&self, target: DrainTarget) -> Result<DrainOutcome, FleetError> {

@@ -2,7 +2,12 @@
 //! function of a snapshot of its instances, so the rules are tested without a database
 //! or a cloud.
 
+use std::time::Duration;
+
 use models::{InstanceName, InstanceStatus};
+
+use crate::ScalingPolicy;
+use crate::adaptive::{self, AdaptiveBounds, Observed};
 
 /// One instance of the (region, image), as the decision sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +52,55 @@ pub struct SizingPolicy {
     /// few arrivals do not launch it right back: a launch pays a boot's worth of idle
     /// slots. Without, the original's rule: an instance over.
     pub hysteresis: bool,
+}
+
+/// What a sizing policy is made from that does not change between decisions: the
+/// settings (`SCALING_POLICY` and its numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizingRules {
+    pub policy: ScalingPolicy,
+    /// `DESIRED_FREE_MANDELBOXES`: the fixed policy's buffer, and the adaptive one's
+    /// until the region has shown something.
+    pub desired_free: i64,
+    pub buffer: u32,
+    pub max_instances: Option<u32>,
+    /// The boot time assumed before a region's first boot is measured.
+    pub default_boot_time: Duration,
+    /// How long after a slot is taken the fleet may notice (the check's interval).
+    pub reaction: Duration,
+}
+
+impl SizingPolicy {
+    /// The policy of one decision, from the rules and what the region showed: the one
+    /// place `SCALING_POLICY` becomes a buffer and drain rules, for `Fleet::check` and
+    /// the fleet model alike. `expected_capacity` is the slots a launched instance is
+    /// expected to bring (at least 1 is used).
+    pub fn new(rules: &SizingRules, observed: Option<&Observed>, expected_capacity: i64) -> Self {
+        let adaptive = matches!(rules.policy, ScalingPolicy::Adaptive { .. });
+        let (desired_free, consolidate) = match (rules.policy, observed) {
+            (ScalingPolicy::Adaptive { min, max }, Some(observed)) => {
+                let bounds = AdaptiveBounds {
+                    min,
+                    max,
+                    default_boot_time: rules.default_boot_time,
+                    reaction: rules.reaction,
+                };
+                (
+                    adaptive::desired_free(observed, &bounds),
+                    adaptive::shrinking(observed),
+                )
+            }
+            _ => (rules.desired_free, false),
+        };
+        Self {
+            desired_free,
+            buffer: rules.buffer,
+            max_instances: rules.max_instances,
+            expected_capacity: expected_capacity.max(1),
+            consolidate,
+            hysteresis: adaptive,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

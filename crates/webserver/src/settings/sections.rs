@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use api::CorsOrigins;
+use scaling::settings::defaults;
 use url::Url;
 
 use super::vars::{ConfigError, Vars, problem};
@@ -111,7 +112,7 @@ impl CloudSettings {
             aws_endpoint_url: vars.url("AWS_ENDPOINT_URL")?,
             aws_instance_type: vars
                 .get("AWS_INSTANCE_TYPE_TO_LAUNCH")
-                .unwrap_or("g4dn.xlarge")
+                .unwrap_or(defaults::INSTANCE_TYPE)
                 .to_owned(),
             aws_instance_profile: vars
                 .get("AWS_INSTANCE_PROFILE")
@@ -140,7 +141,8 @@ const MIN_DEPLOYED_ORPHAN_GRACE: Duration = Duration::from_secs(60);
 
 impl ScalingSettings {
     pub(super) fn from_vars(vars: &Vars, environment: Environment) -> Result<Self, ConfigError> {
-        let orphan_grace = vars.secs("ORPHAN_GRACE_SECS", 600, 0..=86_400)?;
+        let orphan_grace =
+            vars.secs("ORPHAN_GRACE_SECS", defaults::ORPHAN_GRACE_SECS, 0..=86_400)?;
         if environment.is_deployed() && orphan_grace < MIN_DEPLOYED_ORPHAN_GRACE {
             return Err(problem(
                 "ORPHAN_GRACE_SECS",
@@ -164,13 +166,25 @@ impl ScalingSettings {
             learning: scaling::Learning::default(),
             check_interval: Duration::from_secs(1),
             refusal_counts_for: models::demand::REFUSAL_COUNTS_FOR,
-            default_instance_buffer: vars.ranged("DEFAULT_INSTANCE_BUFFER", 1, 0..=100)?,
-            desired_free_mandelboxes: vars.ranged("DESIRED_FREE_MANDELBOXES", 10, 0..=100_000)?,
-            host_service_port: vars.ranged("HOST_SERVICE_PORT", 4678, 1..=65_535)?,
+            default_instance_buffer: vars.ranged(
+                "DEFAULT_INSTANCE_BUFFER",
+                defaults::BUFFER,
+                0..=100,
+            )?,
+            desired_free_mandelboxes: vars.ranged(
+                "DESIRED_FREE_MANDELBOXES",
+                defaults::DESIRED_FREE,
+                0..=100_000,
+            )?,
+            host_service_port: vars.ranged(
+                "HOST_SERVICE_PORT",
+                defaults::HOST_SERVICE_PORT,
+                1..=65_535,
+            )?,
             max_instances_per_region: vars
                 .number_in("MAX_INSTANCES_PER_REGION", 0..=100_000)?
                 .and_then(|max| u32::try_from(max).ok()),
-            autoscale: vars.flag("AUTOSCALE", true)?,
+            autoscale: vars.flag("AUTOSCALE", defaults::AUTOSCALE)?,
             scale_down_interval: vars.secs("SCALE_DOWN_INTERVAL_SECS", 300, 1..=86_400)?,
             lifecycle_interval,
             heartbeat_timeout,

@@ -254,3 +254,91 @@ fn private_host_addresses_are_allowed_only_off_deployments_unless_set() {
     let err = Settings::from_vars(&vars(&[DB, ("HOST_PRIVATE_ADDRESSES", "x")])).unwrap_err();
     assert_eq!(err.var, "HOST_PRIVATE_ADDRESSES");
 }
+
+/// The operations guide's configuration table names every variable the settings read,
+/// and only those, with the defaults the code has where the table gives a plain number
+/// or flag.
+#[test]
+fn the_configuration_table_matches_the_settings_code() {
+    const GUIDE: &str = include_str!("../../../../docs/operations.md");
+    // Read by others than `Settings`: the log filter by the tracing subscriber.
+    const READ_ELSEWHERE: [&str; 1] = ["RUST_LOG"];
+    let asked = {
+        let configurations: [&[(&str, &str)]; 3] = [
+            &[DB],
+            &[
+                DB,
+                ("CLOUD_PROVIDER", "aws"),
+                ("ENVIRONMENT", "development"),
+            ],
+            &[
+                DB,
+                ("ENVIRONMENT", "production"),
+                ("AUTH0_DOMAIN", "example.auth0.com"),
+                ("STRIPE_SECRET", "sk_test"),
+                ("WEBSERVER_URL", "https://api.example.com"),
+                ("SENDGRID_API_KEY", "key"),
+            ],
+        ];
+        let mut asked = std::collections::BTreeMap::new();
+        for pairs in configurations {
+            let vars = vars(pairs);
+            let _ = Settings::from_vars(&vars);
+            for (name, default) in vars.asked() {
+                let known: &mut Option<String> = asked.entry(name).or_default();
+                if default.is_some() {
+                    *known = default;
+                }
+            }
+        }
+        asked
+    };
+    let table = GUIDE
+        .split("## Configuration")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a configuration section");
+    let mut documented = std::collections::BTreeSet::new();
+    let mut compared = 0;
+    for row in table.lines().filter(|line| line.starts_with("| `")) {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let names: Vec<&str> = cells[0]
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|name| {
+                name.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            })
+            .collect();
+        documented.extend(names.iter().map(|name| (*name).to_owned()));
+        let defaults: Vec<&str> = cells
+            .get(1)
+            .map_or(Vec::new(), |cell| cell.split(", ").collect());
+        if defaults.len() != names.len() {
+            continue;
+        }
+        for (name, default) in names.iter().zip(defaults) {
+            let said = default.split_whitespace().next().unwrap_or_default();
+            let plain = said.parse::<u64>().is_ok() || said == "true" || said == "false";
+            if let (true, Some(Some(code))) = (plain, asked.get(*name)) {
+                assert_eq!(said, code, "{name}: the table says {said}, the code {code}");
+                compared += 1;
+            }
+        }
+    }
+    for name in asked.keys() {
+        assert!(
+            documented.contains(name),
+            "{name} is read but not in docs/operations.md's configuration table"
+        );
+    }
+    for name in &documented {
+        assert!(
+            asked.contains_key(name) || READ_ELSEWHERE.contains(&name.as_str()),
+            "{name} is in the configuration table but no setting reads it"
+        );
+    }
+    // The comparison of defaults must have compared something.
+    assert!(compared >= 25, "only {compared} defaults compared");
+}

@@ -1,10 +1,11 @@
 //! Reading variables: each numeric one within its documented range, every refusal one
 //! line naming the variable.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Display;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -27,18 +28,44 @@ pub(super) fn problem(var: &'static str, problem: impl Into<String>) -> ConfigEr
 
 /// The variables settings are read from. Empty values count as unset.
 #[derive(Debug, Clone, Default)]
-pub struct Vars(HashMap<String, String>);
+pub struct Vars {
+    values: HashMap<String, String>,
+    /// Every name the settings asked for, with the default they would take (when it
+    /// is a plain value): the configuration table is checked against it.
+    asked: Arc<Mutex<BTreeMap<String, Option<String>>>>,
+}
 
 impl Vars {
     pub fn from_env() -> Self {
-        Self(std::env::vars().collect())
+        std::env::vars().collect()
     }
 
     pub(super) fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.asked_for(name, None);
+        self.values
             .get(name)
             .map(|value| value.trim())
             .filter(|value| !value.is_empty())
+    }
+
+    fn asked_for(&self, name: &str, default: Option<String>) {
+        let mut asked = self
+            .asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = asked.entry(name.to_owned()).or_default();
+        if default.is_some() {
+            *entry = default;
+        }
+    }
+
+    /// Every variable asked for so far (by these variables and their clones), with the
+    /// default each would take where it is a plain number or flag.
+    pub fn asked(&self) -> BTreeMap<String, Option<String>> {
+        self.asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn parse<T>(&self, name: &'static str) -> Result<Option<T>, ConfigError>
@@ -86,8 +113,9 @@ impl Vars {
         range: RangeInclusive<u64>,
     ) -> Result<T, ConfigError>
     where
-        T: TryFrom<u64>,
+        T: TryFrom<u64> + Display,
     {
+        self.asked_for(name, Some(default.to_string()));
         match self.number_in(name, range)? {
             None => Ok(default),
             Some(value) => {
@@ -107,6 +135,7 @@ impl Vars {
     }
 
     pub(super) fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        self.asked_for(name, Some(default.to_string()));
         match self.get(name).map(str::to_ascii_lowercase).as_deref() {
             None => Ok(default),
             Some("true" | "1" | "yes" | "on") => Ok(true),
@@ -142,10 +171,12 @@ impl Vars {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Vars {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Self(
-            iter.into_iter()
+        Self {
+            values: iter
+                .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
-        )
+            asked: Arc::default(),
+        }
     }
 }

@@ -97,6 +97,8 @@ pub struct Application {
     jobs: tokio::task::JoinHandle<()>,
     metrics: Arc<ApiMetrics>,
     fleet_metrics: FleetMetrics,
+    /// The capacity checks assignments ask for.
+    scaling: Arc<dyn ScalingHook>,
 }
 
 impl Application {
@@ -149,7 +151,7 @@ impl Application {
         let notifications = Notifications::listen(settings.database.url.expose_secret())
             .map_err(StartupError::Listen)?;
         let backends = Backends {
-            scaling,
+            scaling: scaling.clone(),
             mailer,
             verifier: verifier.clone(),
             fleet: fleet.clone(),
@@ -198,6 +200,7 @@ impl Application {
             jobs: spawn(jobs),
             metrics,
             fleet_metrics,
+            scaling,
         })
     }
 
@@ -208,6 +211,11 @@ impl Application {
     /// Whether the application is shutting down (readiness answers 503 once it is).
     pub fn shutdown_flag(&self) -> ShutdownFlag {
         self.shutdown.clone()
+    }
+
+    /// The capacity checks assignments ask for (its `idle` tells when they are done).
+    pub fn scaling(&self) -> Arc<dyn ScalingHook> {
+        self.scaling.clone()
     }
 
     /// The application's metrics registry.

@@ -64,6 +64,8 @@ pub struct TestApp {
     pub identity: Arc<TestIdentity>,
     pub stripe: StripeStub,
     pub scaling: Arc<RecordedScaling>,
+    /// The hook assignments really call (the recorder, or the fleet's scaler).
+    pub hook: Arc<dyn ScalingHook>,
     /// What `POST /mail` sent.
     pub outbox: Arc<mail::Outbox>,
     pub client: reqwest::Client,
@@ -151,6 +153,7 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let shutdown = app.shutdown_flag();
         let stopper = app.stopper();
+        let hook = app.scaling();
         tokio::spawn(app.run_until_stopped());
         Self {
             address,
@@ -158,6 +161,7 @@ impl TestApp {
             identity,
             stripe,
             scaling,
+            hook,
             outbox,
             client: reqwest::Client::new(),
             shutdown,

@@ -1,34 +1,35 @@
-//! The shapes of answers, for the document only. Request bodies are the library crates'
-//! own types (`assignment::AssignBody`, `host_protocol::RegisterRequest`, …), which the handlers
-//! parse into: the document describes what the parser checks, from the same types.
-
-#![allow(dead_code, reason = "read by the OpenAPI derive, not by code")]
+//! Every answer's body: the handlers serialise these very types, and the OpenAPI
+//! document describes them (`GET /openapi.json`), so the two cannot drift apart. Request
+//! bodies are the library crates' own types (`assignment::AssignBody`,
+//! `host_protocol::RegisterRequest`, …), which the handlers parse into; the fleet's
+//! document is `models::overview::FleetOverview`.
 
 use domain::{InstanceName, MandelboxId, MandelboxStatus};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 /// Every error answer.
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// What went wrong, for a human; for a 400, which field and why.
     pub error: String,
 }
 
 /// A plain acknowledgement.
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Status {
     #[schema(example = "ok")]
     pub status: String,
 }
 
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Assigned {
     /// The instance's address.
     pub ip: String,
     pub mandelbox_id: MandelboxId,
 }
 
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct NotAssigned {
     pub ip: Option<String>,
     pub mandelbox_id: Option<String>,
@@ -36,7 +37,7 @@ pub struct NotAssigned {
     pub error: String,
 }
 
-#[derive(ToSchema, serde::Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HasuraSession {
     #[serde(rename = "X-Hasura-Role")]
     #[schema(example = "user")]
@@ -45,25 +46,25 @@ pub struct HasuraSession {
     pub user_id: String,
 }
 
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Registered {
     /// The host's credential for every later call.
     pub auth_token: String,
 }
 
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HeartbeatRecorded {
     /// The caller's instance.
     pub instance_name: InstanceName,
 }
 
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MandelboxStatusRecorded {
     pub mandelbox_id: MandelboxId,
     pub status: MandelboxStatus,
 }
 
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MandelboxDeleted {
     pub mandelbox_id: MandelboxId,
     pub deleted: bool,
@@ -71,22 +72,25 @@ pub struct MandelboxDeleted {
 
 /// The answer of `POST /mail`. A body that is not even JSON gets the plain error shape
 /// (`error` only), as on every route.
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MailResult {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
     #[schema(example = 200)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// Why it was not sent (400 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PortalUrl {
     pub url: String,
 }
 
 /// What an operator's drain did.
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Drained {
     pub instance_name: InstanceName,
     #[schema(example = "host_asked")]
