@@ -2,7 +2,7 @@
 //!
 //! Three promises hold whatever the database does (restarts, failovers, killed
 //! connections, a network that drops packets): a dead connection is never handed out
-//! twice ([`manager`]); no call waits longer than its deadline, connection included
+//! twice (`manager`); no call waits longer than its deadline, connection included
 //! ([`PoolOptions::deadline`]); and a pool whose server answers again has a working
 //! connection within about a second ([`Db::keep_warm`], r2d2's reconnection at most half
 //! a second apart).
