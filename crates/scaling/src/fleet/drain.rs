@@ -71,12 +71,7 @@ impl Fleet {
         &self,
         name: &InstanceName,
     ) -> Result<OperatorDrainOutcome, FleetError> {
-        let marked = {
-            let name = name.clone();
-            self.db
-                .run(move |conn| Ok(instance::begin_drain_by_operator(conn, &name)?))
-                .await?
-        };
+        let marked = self.mark_draining(name).await?;
         Ok(match marked {
             OperatorDrain::Began(target) => {
                 OperatorDrainOutcome::Drained(self.ask_or_end(target).await?)
@@ -95,12 +90,7 @@ impl Fleet {
         &self,
         name: &InstanceName,
     ) -> Result<Option<DrainOutcome>, FleetError> {
-        let marked = {
-            let name = name.clone();
-            self.db
-                .run(move |conn| Ok(instance::begin_drain_by_operator(conn, &name)?))
-                .await?
-        };
+        let marked = self.mark_draining(name).await?;
         match marked {
             OperatorDrain::Began(target) => {
                 tracing::info!(instance = %name, "consolidating: draining the least-loaded instance");
@@ -110,6 +100,15 @@ impl Fleet {
             | OperatorDrain::NotDrainable(_)
             | OperatorDrain::NotFound => Ok(None),
         }
+    }
+
+    /// Marks `name` `DRAINING` whatever its load, if its status allows a drain.
+    async fn mark_draining(&self, name: &InstanceName) -> Result<OperatorDrain, FleetError> {
+        let name = name.clone();
+        Ok(self
+            .db
+            .run(move |conn| Ok(instance::begin_drain_by_operator(conn, &name)?))
+            .await?)
     }
 
     /// Asks `target`'s host to drain. An instance whose host cannot be reached is
