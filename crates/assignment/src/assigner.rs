@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use auth::Caller;
 use billing::{PaymentError, Subscriptions};
 use diesel::prelude::*;
-use models::instance::{self, PlaceRequest, Placed, Placement, Refusal, Slot};
+use models::instance::{self, PlaceRequest, Placed, Placement, PlacementRule, Refusal, Slot};
 use models::{
     CommitHash, Db, DbError, MandelboxId, Region, UnixMillis, demand, rate_limit, region_to_ami,
 };
@@ -55,6 +55,8 @@ pub struct AssignPolicy {
     pub neighbours: RegionNeighbours,
     /// How long a refusal for lack of capacity counts as unmet demand (SPEC §7).
     pub refusal_counts_for: Duration,
+    /// `PLACEMENT`: which instance with room a mandelbox goes to.
+    pub placement: PlacementRule,
 }
 
 impl Default for AssignPolicy {
@@ -65,6 +67,7 @@ impl Default for AssignPolicy {
             local_dev_commit_hash: false,
             neighbours: RegionNeighbours::default(),
             refusal_counts_for: demand::REFUSAL_COUNTS_FOR,
+            placement: PlacementRule::Packed,
         }
     }
 }
@@ -318,6 +321,7 @@ fn place_or_refuse(
         // A single region must itself be enabled; its neighbours are only the fallback.
         first_required: matches!(request.regions, RegionChoice::One(_)),
         user_limit: i64::from(policy.mandelbox_limit_per_user),
+        rule: policy.placement,
     };
     let (refusal, region) = match instance::place(conn, &place)? {
         Placed::On(slot) => return Ok(Some(Outcome::Assigned(slot, mandelbox_id))),

@@ -38,6 +38,11 @@ pub struct AwsOptions {
     pub operation_timeout: Duration,
     /// Attempts per call, with the SDK's exponential backoff between them.
     pub max_attempts: u32,
+    /// `MANDELBOXES_PER_GPU`: what an instance type holds per GPU.
+    pub mandelboxes_per_gpu: i64,
+    /// `MANDELBOXES_PER_INSTANCE`: what every instance launched holds, whatever its
+    /// type (`None`: from the type).
+    pub mandelboxes_per_instance: Option<i64>,
 }
 
 impl Default for AwsOptions {
@@ -49,6 +54,8 @@ impl Default for AwsOptions {
             connect_timeout: Duration::from_secs(3),
             operation_timeout: Duration::from_secs(60),
             max_attempts: 3,
+            mandelboxes_per_gpu: 3,
+            mandelboxes_per_instance: None,
         }
     }
 }

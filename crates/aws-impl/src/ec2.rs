@@ -171,6 +171,13 @@ impl AwsProvider {
 
 #[async_trait]
 impl CloudProvider for AwsProvider {
+    fn mandelbox_capacity(&self, instance_type: &str) -> Option<i64> {
+        let options = self.clients.options();
+        options
+            .mandelboxes_per_instance
+            .or_else(|| crate::capacity::mandelboxes_of(instance_type, options.mandelboxes_per_gpu))
+    }
+
     async fn start_instance(&self, request: &LaunchRequest) -> Result<CloudInstanceId, CloudError> {
         if let Some(id) = self
             .started_for(&request.region, &request.launch_token)

@@ -168,6 +168,11 @@ pub trait CloudProvider: Send + Sync {
         owner: &str,
     ) -> Result<Vec<CloudInstance>, CloudError>;
 
+    /// How many mandelboxes an instance of `instance_type` this backend launches holds,
+    /// so that a launch counts what it brings before its host registers (the host's own
+    /// `mandelbox_capacity` wins then); `None` when this backend cannot say.
+    fn mandelbox_capacity(&self, instance_type: &str) -> Option<i64>;
+
     /// The addresses the cloud gives instance `id` in `region` (public ones first), so
     /// that a registering host's address can be checked against them; `Ok(None)` when
     /// this backend cannot say, or does not know the id (the default).

@@ -268,6 +268,11 @@ async fn serve(
 
 #[async_trait]
 impl CloudProvider for LocalProvider {
+    /// Every simulated host holds `LocalOptions::mandelbox_capacity`, whatever the type.
+    fn mandelbox_capacity(&self, _instance_type: &str) -> Option<i64> {
+        Some(self.options.mandelbox_capacity)
+    }
+
     async fn start_instance(&self, request: &LaunchRequest) -> Result<CloudInstanceId, CloudError> {
         if let Some(id) = self.instances().by_token.get(&request.launch_token) {
             return Ok(id.clone());

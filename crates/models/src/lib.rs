@@ -7,6 +7,7 @@ pub mod db;
 pub mod demand;
 pub mod deployment;
 pub mod email_template;
+pub mod history;
 pub mod instance;
 pub mod invariants;
 pub mod learning;

@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use models::instance::{PlaceRequest, Placed, Placement, Refusal, place};
+use models::instance::{PlaceRequest, Placed, Placement, PlacementRule, Refusal, place};
 use models::{CommitHash, MandelboxId, Region, UnixMillis, UserId};
 use test_support::{InstanceRow, TestDatabase};
 
@@ -70,6 +70,7 @@ fn try_place(
             regions,
             first_required,
             user_limit,
+            rule: PlacementRule::Packed,
         },
     )
     .unwrap()

@@ -10,13 +10,17 @@
 //! - [`lifecycle`]: unresponsive hosts, expired allocations, terminations;
 //! - [`upgrade`]: rolling a region onto a new image;
 //! - [`jobs`]: periodic jobs that never stop silently;
+//! - [`lifetime`]: how long a session will last, from its user's history;
+//! - [`predictions`]: the job that writes what `PLACEMENT=lifetime` places by;
 //! - [`metrics`]: the fleet's counters and gauges.
 
 pub mod adaptive;
 pub mod fleet;
 pub mod jobs;
 pub mod lifecycle;
+pub mod lifetime;
 pub mod metrics;
+pub mod predictions;
 pub mod scaler;
 pub mod settings;
 pub mod sizing;
@@ -26,5 +30,6 @@ pub use fleet::{
     CheckReport, DrainOutcome, Fleet, FleetError, OperatorDrainOutcome, PassReport, Terminated,
 };
 pub use metrics::{FleetGauges, FleetMetrics, JobOutcome};
+pub use predictions::Predictions;
 pub use scaler::FleetScaler;
 pub use settings::{FleetSettings, Learning, ScalingPolicy};

@@ -6,7 +6,8 @@
 //! 1. In one short transaction: the pass is recorded (`hardware.lifecycle_clock`), so
 //!    that only silence while the control plane was up counts; `ACTIVE` instances silent
 //!    for the heartbeat timeout of such time become unresponsive; `ALLOCATED` mandelboxes
-//!    never picked up are removed; rate-limit windows that no longer count are purged.
+//!    never picked up are removed; rate-limit windows that no longer count, and past
+//!    sessions older than `SESSION_HISTORY_DAYS`, are purged.
 //! 2. Instances whose time is up (`PRE_CONNECTION` ones that never registered,
 //!    unresponsive ones lingering too long, `DRAINING` ones empty for the lingering
 //!    timeout, silent with their sessions, or draining past `DRAIN_MAX_AGE_SECS`) are
@@ -21,7 +22,8 @@ use diesel::Connection;
 use models::db::try_lock_for_transaction;
 use models::instance::{self, Deadlines, Doomed};
 use models::{
-    Db, DbError, Region, UnixMillis, demand, learning, lifecycle_clock, mandelbox, rate_limit,
+    Db, DbError, Region, UnixMillis, demand, history, learning, lifecycle_clock, mandelbox,
+    rate_limit,
 };
 
 use crate::fleet::Fleet;
@@ -46,6 +48,8 @@ pub struct LifecyclePolicy {
     /// How long arrivals are kept for the adaptive policy to learn from
     /// (`models::learning`); older ones are purged.
     pub arrivals_kept: Duration,
+    /// `SESSION_HISTORY_DAYS`: past sessions older than this are purged.
+    pub session_history_kept: Duration,
 }
 
 impl LifecyclePolicy {
@@ -137,6 +141,7 @@ async fn mark(
             rate_limit::purge_stale(conn, now)?;
             demand::purge_expired(conn, now)?;
             learning::purge(conn, now, policy.arrivals_kept)?;
+            history::purge(conn, now, policy.session_history_kept)?;
             Ok(Some((unresponsive, expired, up_since)))
         })?)
     })

@@ -51,6 +51,11 @@ pub struct FleetSettings {
     pub autoscale: bool,
     /// `AWS_INSTANCE_TYPE_TO_LAUNCH`.
     pub instance_type: String,
+    /// How many mandelboxes an instance launched holds, as the cloud provider says of
+    /// `instance_type` (`CloudProvider::mandelbox_capacity`): what launches count on
+    /// while none of the region's hosts has registered (then their mean capacity is).
+    /// `None`: 1.
+    pub launch_capacity: Option<i64>,
     /// `WEBSERVER_URL`: what hosts register with.
     pub webserver_url: url::Url,
     /// The branch part of instance names.
@@ -121,6 +126,7 @@ impl FleetSettings {
             max_instances_per_region: None,
             autoscale: defaults::AUTOSCALE,
             instance_type: defaults::INSTANCE_TYPE.to_owned(),
+            launch_capacity: None,
             webserver_url,
             branch: "main".to_owned(),
             host_service_port: defaults::HOST_SERVICE_PORT,

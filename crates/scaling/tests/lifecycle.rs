@@ -34,6 +34,7 @@ fn policy() -> LifecyclePolicy {
         drain_max_age: Duration::from_secs(12 * 3600),
         outage_gap: Duration::from_secs(60),
         arrivals_kept: Duration::from_secs(1800),
+        session_history_kept: Duration::from_secs(90 * 86_400),
     }
 }
 

@@ -31,6 +31,8 @@ pub fn provider(settings: &Settings) -> Result<Arc<dyn CloudProvider>, StartupEr
             // The standard chain: environment, profile files, the instance's role.
             credentials: None,
             instance_profile: cloud.aws_instance_profile.clone(),
+            mandelboxes_per_gpu: cloud.mandelboxes_per_gpu,
+            mandelboxes_per_instance: cloud.mandelboxes_per_instance,
             ..aws_impl::AwsOptions::default()
         })),
         CloudProviderKind::Local => Arc::new(LocalProvider::new(LocalOptions {
@@ -43,8 +45,13 @@ pub fn provider(settings: &Settings) -> Result<Arc<dyn CloudProvider>, StartupEr
     })
 }
 
-/// The scaling settings of `settings`, telling hosts to register at `webserver_url`.
-pub fn fleet_settings(settings: &Settings, webserver_url: url::Url) -> FleetSettings {
+/// The scaling settings of `settings`, telling hosts to register at `webserver_url`,
+/// counting each launch as `launch_capacity` mandelboxes until its host registers.
+pub fn fleet_settings(
+    settings: &Settings,
+    webserver_url: url::Url,
+    launch_capacity: Option<i64>,
+) -> FleetSettings {
     let scaling = &settings.scaling;
     FleetSettings {
         policy: scaling.policy,
@@ -55,6 +62,7 @@ pub fn fleet_settings(settings: &Settings, webserver_url: url::Url) -> FleetSett
         max_instances_per_region: scaling.max_instances_per_region,
         autoscale: scaling.autoscale,
         instance_type: settings.cloud.aws_instance_type.clone(),
+        launch_capacity,
         branch: settings.cloud.branch.clone(),
         host_service_port: scaling.host_service_port,
         lock_wait: Duration::from_secs(30),
@@ -75,6 +83,10 @@ pub fn fleet(
         Some(cloud) => cloud,
         None => provider(settings)?,
     };
-    Fleet::new(db, cloud, fleet_settings(settings, webserver_url), metrics)
-        .map_err(StartupError::HttpClient)
+    let instance_type = &settings.cloud.aws_instance_type;
+    let Some(capacity) = cloud.mandelbox_capacity(instance_type) else {
+        return Err(StartupError::LaunchCapacity(instance_type.clone()));
+    };
+    let settings = fleet_settings(settings, webserver_url, Some(capacity));
+    Fleet::new(db, cloud, settings, metrics).map_err(StartupError::HttpClient)
 }

@@ -447,3 +447,30 @@ fn every_command_has_help() {
         assert!(top.contains(command), "{command} missing from --help");
     }
 }
+
+/// An AWS instance type the server cannot size stops start-up: launches would count
+/// each instance as one mandelbox, and a burst would launch one instance per user.
+#[test]
+fn an_instance_type_of_unknown_size_needs_mandelboxes_per_instance() {
+    let dir = TempDir::new();
+    let db = TestDatabase::new();
+    let vars = [
+        ("DATABASE_URL", db.url()),
+        ("CLOUD_PROVIDER", "aws"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+        ("AWS_INSTANCE_TYPE_TO_LAUNCH", "m5.large"),
+    ];
+    let refused = run(&dir, &vars, &["serve"]);
+    assert!(!refused.status.success());
+    let err = stderr(&refused);
+    assert!(
+        err.contains("MANDELBOXES_PER_INSTANCE") && err.contains("m5.large"),
+        "{err}"
+    );
+    // Sized by hand, it starts (and stops on SIGTERM).
+    let mut sized = vars.to_vec();
+    sized.push(("MANDELBOXES_PER_INSTANCE", "2"));
+    let server = Server::start(&dir, &sized, &[]);
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+}

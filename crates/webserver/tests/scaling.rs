@@ -195,3 +195,50 @@ async fn forty_users_waiting_on_an_empty_region_launch_enough_for_all_at_once() 
     assert!((5..=8).contains(&instances), "{instances} instances");
     app.assert_invariants(1);
 }
+
+/// Before any host of a region has registered, a launch counts what the cloud provider
+/// says an instance holds (`LOCAL_MANDELBOX_CAPACITY` here), not the buffer: with no
+/// buffer at all, forty users waiting on an empty region of 8-slot instances launch
+/// five instances, not one per user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_buffer_forty_waiting_users_launch_five_instances_of_eight() {
+    let port = free_port().to_string();
+    let app = TestApp::spawn_scaling(&[
+        ("CLOUD_PROVIDER", "local"),
+        ("HOST_SERVICE_PORT", &port),
+        ("LOCAL_BOOT_DELAY_MS", "2000"),
+        ("LOCAL_MANDELBOX_CAPACITY", "8"),
+        ("DESIRED_FREE_MANDELBOXES", "0"),
+    ])
+    .await;
+    app.add_region(REGION, COMMIT, "ami-local", true, true);
+    let requests: Vec<_> = (0..40)
+        .map(|i| {
+            let user = format!("user-{i}");
+            let mut body = common::assign_body(&user, REGION, COMMIT);
+            body["wait_secs"] = serde_json::json!(60);
+            app.client
+                .post(app.url("/mandelbox/assign"))
+                .bearer_auth(app.paying_token(&user))
+                .json(&body)
+        })
+        .collect();
+    let answers =
+        futures_util::future::join_all(requests.into_iter().map(reqwest::RequestBuilder::send))
+            .await;
+    for answer in answers {
+        let answer = answer.unwrap();
+        let status = answer.status();
+        let body = answer.text().await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    app.hook.idle().await;
+    assert_eq!(app.mandelboxes(), 40);
+    assert_eq!(
+        app.db
+            .number("SELECT count(*) AS n FROM hardware.instance_info"),
+        5,
+        "forty sessions of eight slots each need five instances"
+    );
+    app.assert_invariants(1);
+}

@@ -36,6 +36,20 @@ pub struct PlaceRequest<'a> {
     pub first_required: bool,
     /// Nothing is placed for a user holding this many mandelboxes.
     pub user_limit: i64,
+    /// `PLACEMENT`.
+    pub rule: PlacementRule,
+}
+
+/// `PLACEMENT`: which instance with room a mandelbox goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlacementRule {
+    /// The fullest (fewest free slots), then by name.
+    #[default]
+    Packed,
+    /// By expected end: the instance whose last session the new one is not expected to
+    /// outlive, soonest-ending first; else the one whose life it extends least; packed
+    /// when nothing is known of the session (see `hardware.place_mandelbox`).
+    Lifetime,
 }
 
 /// Why [`place`] placed nothing: `hardware.place_mandelbox` decides it (SPEC §5).
@@ -131,6 +145,8 @@ pub fn place(conn: &mut PgConnection, request: &PlaceRequest<'_>) -> QueryResult
         .text(placement.mandelbox_id.as_str())
         .sql(", ")
         .bigint(placement.now.as_millis())
+        .sql(", ")
+        .bool(request.rule == PlacementRule::Lifetime)
         .sql(")")
         .get_result(conn)?;
     if let (Some(instance_name), Some(location), Some(aws_ami_id)) =

@@ -12,14 +12,40 @@ BEGIN
         SET mandelbox_count = mandelbox_count - 1,
             emptied_utc_unix_ms = CASE WHEN mandelbox_count = 1
                 THEN (extract(epoch FROM clock_timestamp()) * 1000)::bigint
-                ELSE emptied_utc_unix_ms END
+                ELSE emptied_utc_unix_ms END,
+            expected_end_utc_unix_ms = CASE
+                WHEN OLD.expected_end_utc_unix_ms IS NULL
+                  OR OLD.expected_end_utc_unix_ms < expected_end_utc_unix_ms
+                THEN expected_end_utc_unix_ms
+                ELSE (SELECT coalesce(max(m.expected_end_utc_unix_ms), 0)
+                      FROM hardware.mandelbox_info m
+                      WHERE m.instance_name = OLD.instance_name
+                        AND m.mandelbox_id <> OLD.mandelbox_id)
+            END
         WHERE instance_name = OLD.instance_name;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         UPDATE hardware.instance_info
-        SET mandelbox_count = mandelbox_count + 1
+        SET mandelbox_count = mandelbox_count + 1,
+            expected_end_utc_unix_ms = greatest(expected_end_utc_unix_ms,
+                                                coalesce(NEW.expected_end_utc_unix_ms, 0))
         WHERE instance_name = NEW.instance_name;
     END IF;
+    RETURN NULL;
+END
+$function$
+;
+-- function hardware.instance_expected_end
+CREATE OR REPLACE FUNCTION hardware.instance_expected_end()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    UPDATE hardware.instance_info i
+    SET expected_end_utc_unix_ms = (SELECT coalesce(max(m.expected_end_utc_unix_ms), 0)
+                                    FROM hardware.mandelbox_info m
+                                    WHERE m.instance_name = i.instance_name)
+    WHERE i.instance_name = NEW.instance_name;
     RETURN NULL;
 END
 $function$
@@ -58,12 +84,14 @@ END
 $function$
 ;
 -- function hardware.place_mandelbox
-CREATE OR REPLACE FUNCTION hardware.place_mandelbox(user_name text, regions text[], commit_hashes text[], first_required boolean, user_limit bigint, new_mandelbox text, now_unix_ms bigint, OUT refusal text, OUT first_region text, OUT slot_instance text, OUT slot_ip text, OUT slot_region text, OUT slot_ami text)
+CREATE OR REPLACE FUNCTION hardware.place_mandelbox(user_name text, regions text[], commit_hashes text[], first_required boolean, user_limit bigint, new_mandelbox text, now_unix_ms bigint, by_end boolean, OUT refusal text, OUT first_region text, OUT slot_instance text, OUT slot_ip text, OUT slot_region text, OUT slot_ami text)
  RETURNS record
  LANGUAGE plpgsql
 AS $function$
 DECLARE
-    enabled text[];
+    enabled  text[];
+    user_end bigint;
+    new_end  bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock(1, hashtext(user_name));
     IF (SELECT count(*) FROM hardware.mandelbox_info m WHERE m.user_id = user_name)
@@ -80,21 +108,66 @@ BEGIN
         refusal := 'REGION_NOT_ENABLED';
         RETURN;
     END IF;
+    IF by_end THEN
+        user_end := (SELECT now_unix_ms + (p.expected_secs * 1000)::bigint
+                     FROM hardware.session_prediction p WHERE p.user_id = user_name);
+    END IF;
     FOR n IN 1 .. coalesce(array_length(regions, 1), 0) LOOP
         CONTINUE WHEN commit_hashes[n] IS NULL OR NOT (regions[n] = ANY(enabled));
-        SELECT inst.instance_name, inst.ip, inst.location, inst.aws_ami_id
-        INTO slot_instance, slot_ip, slot_region, slot_ami
-        FROM hardware.instance_info inst
-        WHERE inst.location = regions[n] AND inst.commit_hash = commit_hashes[n]
-          AND inst.status = 'ACTIVE' AND inst.last_updated_utc_unix_ms <> -1
-          AND inst.free_slots > 0
-        ORDER BY inst.free_slots, inst.instance_name
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED;
-        IF FOUND THEN
+        -- Its expected end: the user's, else what the region's sessions last.
+        new_end := NULL;
+        IF by_end THEN
+            new_end := coalesce(user_end,
+                                (SELECT now_unix_ms + (r.expected_secs * 1000)::bigint
+                                 FROM hardware.region_session_lengths r
+                                 WHERE r.region_name = regions[n]));
+        END IF;
+        slot_instance := NULL;
+        IF user_end IS NOT NULL THEN
+            -- The instance it will not outlive, expected to end soonest after it.
+            SELECT inst.instance_name, inst.ip, inst.location, inst.aws_ami_id
+            INTO slot_instance, slot_ip, slot_region, slot_ami
+            FROM hardware.instance_info inst
+            WHERE inst.location = regions[n] AND inst.commit_hash = commit_hashes[n]
+              AND inst.status = 'ACTIVE' AND inst.last_updated_utc_unix_ms <> -1
+              AND inst.free_slots > 0
+              AND inst.expected_end_utc_unix_ms >= new_end
+            ORDER BY inst.expected_end_utc_unix_ms, inst.free_slots, inst.instance_name
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED;
+            IF NOT FOUND THEN
+                -- It outlives them all: the one whose life it extends least.
+                SELECT inst.instance_name, inst.ip, inst.location, inst.aws_ami_id
+                INTO slot_instance, slot_ip, slot_region, slot_ami
+                FROM hardware.instance_info inst
+                WHERE inst.location = regions[n] AND inst.commit_hash = commit_hashes[n]
+                  AND inst.status = 'ACTIVE' AND inst.last_updated_utc_unix_ms <> -1
+                  AND inst.free_slots > 0
+                  AND inst.expected_end_utc_unix_ms > 0
+                ORDER BY inst.expected_end_utc_unix_ms DESC, inst.free_slots,
+                         inst.instance_name
+                LIMIT 1
+                FOR UPDATE SKIP LOCKED;
+            END IF;
+        END IF;
+        IF slot_instance IS NULL THEN
+            -- Packed: the fullest (and, by expected end, the rest: empty instances).
+            SELECT inst.instance_name, inst.ip, inst.location, inst.aws_ami_id
+            INTO slot_instance, slot_ip, slot_region, slot_ami
+            FROM hardware.instance_info inst
+            WHERE inst.location = regions[n] AND inst.commit_hash = commit_hashes[n]
+              AND inst.status = 'ACTIVE' AND inst.last_updated_utc_unix_ms <> -1
+              AND inst.free_slots > 0
+            ORDER BY inst.free_slots, inst.instance_name
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED;
+        END IF;
+        IF slot_instance IS NOT NULL THEN
             INSERT INTO hardware.mandelbox_info
-                (mandelbox_id, user_id, instance_name, status, creation_time_utc_unix_ms)
-            VALUES (new_mandelbox, user_name, slot_instance, 'ALLOCATED', now_unix_ms);
+                (mandelbox_id, user_id, instance_name, status, creation_time_utc_unix_ms,
+                 expected_end_utc_unix_ms)
+            VALUES (new_mandelbox, user_name, slot_instance, 'ALLOCATED', now_unix_ms,
+                    new_end);
             RETURN;
         END IF;
     END LOOP;
@@ -160,6 +233,24 @@ BEGIN
 END
 $function$
 ;
+-- function hardware.record_sessions
+CREATE OR REPLACE FUNCTION hardware.record_sessions()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+BEGIN
+    INSERT INTO hardware.session_history
+        (user_id, region_name, started_utc_unix_ms, ended_utc_unix_ms, length_secs)
+    SELECT g.user_id, i.location, g.creation_time_utc_unix_ms, now_ms,
+           greatest(now_ms - g.creation_time_utc_unix_ms, 0) / 1000.0
+    FROM gone g JOIN hardware.instance_info i USING (instance_name)
+    WHERE g.status <> 'ALLOCATED';
+    RETURN NULL;
+END
+$function$
+;
 -- function hardware.room_for
 CREATE OR REPLACE FUNCTION hardware.room_for(regions text[], commit_hashes text[], enabled text[])
  RETURNS boolean
@@ -186,6 +277,23 @@ BEGIN
 END
 $function$
 ;
+-- function hardware.trim_session_history
+CREATE OR REPLACE FUNCTION hardware.trim_session_history()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    DELETE FROM hardware.session_history h
+    USING (SELECT DISTINCT user_id FROM added) AS u
+    WHERE h.user_id = u.user_id
+      AND h.id NOT IN (SELECT k.id FROM hardware.session_history k
+                       WHERE k.user_id = u.user_id
+                       ORDER BY k.ended_utc_unix_ms DESC, k.id DESC
+                       LIMIT 20);
+    RETURN NULL;
+END
+$function$
+;
 -- trigger instance_info_booted
 CREATE TRIGGER instance_info_booted AFTER UPDATE OF status ON hardware.instance_info FOR EACH ROW WHEN ((((old.status)::text = 'PRE_CONNECTION'::text) AND ((new.status)::text = 'ACTIVE'::text))) EXECUTE FUNCTION hardware.record_boot();
 -- trigger instance_info_capacity_activated
@@ -204,7 +312,13 @@ CREATE TRIGGER mandelbox_info_capacity_freed AFTER DELETE ON hardware.mandelbox_
 CREATE TRIGGER mandelbox_info_counts AFTER INSERT OR DELETE ON hardware.mandelbox_info FOR EACH ROW EXECUTE FUNCTION hardware.count_instance_mandelboxes();
 -- trigger mandelbox_info_departures
 CREATE TRIGGER mandelbox_info_departures AFTER DELETE ON hardware.mandelbox_info REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION hardware.record_departures();
+-- trigger mandelbox_info_expected_end
+CREATE TRIGGER mandelbox_info_expected_end AFTER UPDATE OF expected_end_utc_unix_ms ON hardware.mandelbox_info FOR EACH ROW WHEN ((old.expected_end_utc_unix_ms IS DISTINCT FROM new.expected_end_utc_unix_ms)) EXECUTE FUNCTION hardware.instance_expected_end();
 -- trigger mandelbox_info_moves
 CREATE TRIGGER mandelbox_info_moves AFTER UPDATE OF instance_name ON hardware.mandelbox_info FOR EACH ROW WHEN (((old.instance_name)::text IS DISTINCT FROM (new.instance_name)::text)) EXECUTE FUNCTION hardware.count_instance_mandelboxes();
+-- trigger mandelbox_info_sessions
+CREATE TRIGGER mandelbox_info_sessions AFTER DELETE ON hardware.mandelbox_info REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION hardware.record_sessions();
 -- trigger region_to_ami_changed
 CREATE TRIGGER region_to_ami_changed AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON hardware.region_to_ami FOR EACH STATEMENT EXECUTE FUNCTION hardware.notify_regions();
+-- trigger session_history_trimmed
+CREATE TRIGGER session_history_trimmed AFTER INSERT ON hardware.session_history REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION hardware.trim_session_history();

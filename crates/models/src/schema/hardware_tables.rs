@@ -48,6 +48,7 @@ pub mod hardware {
             status_changed_utc_unix_ms -> Nullable<Int8>,
             emptied_utc_unix_ms -> Nullable<Int8>,
             terminating_utc_unix_ms -> Nullable<Int8>,
+            expected_end_utc_unix_ms -> Int8,
         }
     }
 
@@ -66,6 +67,7 @@ pub mod hardware {
             instance_name -> Varchar,
             status -> Varchar,
             creation_time_utc_unix_ms -> Int8,
+            expected_end_utc_unix_ms -> Nullable<Int8>,
         }
     }
 
@@ -78,12 +80,40 @@ pub mod hardware {
     }
 
     diesel::table! {
+        hardware.region_session_lengths (region_name) {
+            region_name -> Varchar,
+            points -> Array<Nullable<Float8>>,
+            expected_secs -> Float8,
+            computed_utc_unix_ms -> Int8,
+        }
+    }
+
+    diesel::table! {
         hardware.region_to_ami (region_name, client_commit_hash) {
             region_name -> Varchar,
             client_commit_hash -> Varchar,
             ami_id -> Varchar,
             ami_active -> Bool,
             region_enabled -> Bool,
+        }
+    }
+
+    diesel::table! {
+        hardware.session_history (id) {
+            id -> Int8,
+            user_id -> Varchar,
+            region_name -> Varchar,
+            started_utc_unix_ms -> Int8,
+            ended_utc_unix_ms -> Int8,
+            length_secs -> Float8,
+        }
+    }
+
+    diesel::table! {
+        hardware.session_prediction (user_id) {
+            user_id -> Varchar,
+            expected_secs -> Float8,
+            computed_utc_unix_ms -> Int8,
         }
     }
 
@@ -106,7 +136,10 @@ pub mod hardware {
         lifecycle_clock,
         mandelbox_info,
         rate_limit_windows,
+        region_session_lengths,
         region_to_ami,
+        session_history,
+        session_prediction,
         unmet_demand,
     );
 }

@@ -150,7 +150,8 @@ impl Fleet {
             snapshot.observed.as_ref(),
             snapshot
                 .average_capacity
-                .unwrap_or(self.settings.desired_free),
+                .or(self.settings.launch_capacity)
+                .unwrap_or(1),
         );
         self.metrics.set_desired_free(region, policy.desired_free);
         report.decision = decide(&snapshot.view, &policy);

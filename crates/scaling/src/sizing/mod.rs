@@ -42,7 +42,9 @@ pub struct SizingPolicy {
     pub buffer: u32,
     /// `MAX_INSTANCES_PER_REGION`: launches never take the fleet past it.
     pub max_instances: Option<u32>,
-    /// The slots an instance is expected to bring while none has registered yet.
+    /// The slots an instance is expected to bring while none of the region has
+    /// registered yet (what the cloud provider says of the instance type launched); once
+    /// some have, their mean capacity is used instead.
     pub expected_capacity: i64,
     /// Whether too much room may be given back by draining the least-loaded instance
     /// even if it has sessions (`SCALING_POLICY=adaptive`), not only an empty one.

@@ -213,6 +213,12 @@ pub struct CloudSettings {
     pub local_boot_delay: Duration,
     /// `LOCAL_MANDELBOX_CAPACITY`: slots each simulated host registers (local only).
     pub local_mandelbox_capacity: i64,
+    /// `MANDELBOXES_PER_GPU`: with AWS, an instance type's mandelboxes per GPU (fewer
+    /// when its vCPUs run out first).
+    pub mandelboxes_per_gpu: i64,
+    /// `MANDELBOXES_PER_INSTANCE`: how many an instance launched holds, whatever its
+    /// type (`None`: the provider says).
+    pub mandelboxes_per_instance: Option<i64>,
     /// `LOCAL_HEARTBEAT_SECS`: how often simulated hosts heartbeat (local only).
     pub local_heartbeat_interval: Duration,
     /// What hosts are told to call back.
@@ -272,6 +278,13 @@ pub struct ScalingSettings {
     /// `HOST_PRIVATE_ADDRESSES`: whether hosts may register private or loopback
     /// addresses (default: outside production and staging).
     pub host_private_addresses: bool,
+    /// `PLACEMENT`: which instance with room a mandelbox goes to.
+    pub placement: models::instance::PlacementRule,
+    /// `SESSION_HISTORY_DAYS`: how long past sessions are kept.
+    pub session_history_kept: Duration,
+    /// `PREDICTION_INTERVAL_SECS`: how often the prediction job runs
+    /// (`PLACEMENT=lifetime`).
+    pub prediction_interval: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -129,6 +129,10 @@ impl CloudSettings {
                 0..=600_000,
             )?),
             local_mandelbox_capacity: vars.ranged("LOCAL_MANDELBOX_CAPACITY", 8, 0..=1024)?,
+            mandelboxes_per_gpu: vars.ranged("MANDELBOXES_PER_GPU", 3, 1..=64)?,
+            mandelboxes_per_instance: vars
+                .number_in("MANDELBOXES_PER_INSTANCE", 1..=1024)?
+                .and_then(|n| i64::try_from(n).ok()),
             local_heartbeat_interval: vars.secs("LOCAL_HEARTBEAT_SECS", 10, 1..=3600)?,
         })
     }
@@ -195,6 +199,20 @@ impl ScalingSettings {
             orphan_grace,
             host_private_addresses: vars
                 .flag("HOST_PRIVATE_ADDRESSES", !environment.is_deployed())?,
+            placement: match vars.get("PLACEMENT").unwrap_or("packed") {
+                "packed" => models::instance::PlacementRule::Packed,
+                "lifetime" => models::instance::PlacementRule::Lifetime,
+                other => {
+                    return Err(problem(
+                        "PLACEMENT",
+                        format!("invalid value {other:?}: expected packed or lifetime"),
+                    ));
+                }
+            },
+            session_history_kept: Duration::from_secs(
+                86_400 * vars.ranged::<u64>("SESSION_HISTORY_DAYS", 90, 1..=3650)?,
+            ),
+            prediction_interval: vars.secs("PREDICTION_INTERVAL_SECS", 60, 1..=3600)?,
         })
     }
 }

@@ -19,11 +19,12 @@ use assignment::{AssignMetrics, AssignPolicy, Assigner, Waiting};
 use auth::KeyError;
 use cloud_interface::CloudProvider;
 use host_protocol::{HostService, KnownHosts};
+use models::instance::PlacementRule;
 use models::notify::{Channel, Notifications};
 use models::region_to_ami::EnabledRegions;
 use models::{DbError, migrations};
 use scaling::lifecycle::{self, LifecyclePolicy};
-use scaling::{FleetGauges, FleetMetrics, FleetScaler};
+use scaling::{FleetGauges, FleetMetrics, FleetScaler, Predictions};
 use secrecy::ExposeSecret;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -58,6 +59,11 @@ pub enum StartupError {
     Mail(&'static str, #[source] Cause),
     #[error("{0}")]
     Cloud(&'static str),
+    #[error(
+        "MANDELBOXES_PER_INSTANCE must be set: the cloud provider cannot say how many \
+         mandelboxes an instance of type {0:?} holds"
+    )]
+    LaunchCapacity(String),
     #[error("cannot build an HTTP client")]
     HttpClient(#[source] reqwest::Error),
     #[error("cannot start listening for database notifications")]
@@ -82,6 +88,8 @@ struct Jobs {
     keep_warm: [models::Db; 3],
     lifecycle: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     scaling: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// The prediction job of `PLACEMENT=lifetime` (nothing with `packed`).
+    predictions: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     /// Keeps the host credentials known in memory (see `host_protocol::known`).
     known_hosts: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     verifier: Arc<auth::TokenVerifier>,
@@ -179,6 +187,16 @@ impl Application {
                 pools.heartbeats.clone(),
                 pools.ops.clone(),
             ],
+            predictions: match settings.scaling.placement {
+                PlacementRule::Packed => Box::pin(std::future::ready(())),
+                PlacementRule::Lifetime => Box::pin(
+                    Arc::new(Predictions::new(
+                        pools.db.clone(),
+                        settings.scaling.session_history_kept,
+                    ))
+                    .run_every(settings.scaling.prediction_interval, fleet_metrics.clone()),
+                ),
+            },
             lifecycle: Box::pin(lifecycle::apply_rules_every(
                 pools.db,
                 lifecycle_policy(settings),
@@ -293,6 +311,7 @@ fn api_state(
         ),
         neighbours: settings.neighbours.clone(),
         refusal_counts_for: settings.scaling.refusal_counts_for,
+        placement: settings.scaling.placement,
     };
     let assigner = Assigner::new(
         pools.db.clone(),
@@ -366,6 +385,7 @@ fn lifecycle_policy(settings: &Settings) -> LifecyclePolicy {
         drain_max_age: scaling.drain_max_age,
         outage_gap: LifecyclePolicy::outage_gap_for(scaling.lifecycle_interval),
         arrivals_kept: scaling.learning.long_span,
+        session_history_kept: scaling.session_history_kept,
     }
 }
 
@@ -389,6 +409,7 @@ fn spawn(jobs: Jobs) -> tokio::task::JoinHandle<()> {
         tokio::join!(
             jobs.lifecycle,
             jobs.scaling,
+            jobs.predictions,
             jobs.known_hosts,
             refresh,
             requests.keep_warm(KEEP_WARM),
