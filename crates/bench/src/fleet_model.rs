@@ -7,6 +7,7 @@
 //! cargo run --release -p bench --bin fleet-model -- --diurnal-seeds 10
 //! cargo run --release -p bench --bin fleet-model -- --trace crates/bench/traces/burst.csv
 //! cargo run --release -p bench --bin fleet-model -- --diurnal-seeds 10 --placement known-lengths
+//! cargo run --release -p bench --bin fleet-model -- --returning-seeds 10 --placement lifetime
 //! ```
 #![allow(
     clippy::unwrap_used,
@@ -16,31 +17,35 @@
 
 use std::path::PathBuf;
 
-use bench::model::{self, ModelOptions, ModelReport, Placement};
-use bench::sim::{self, Arrival, SimOptions};
-use clap::{Parser, ValueEnum};
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum PlacementArg {
-    /// The server's: the fullest instance with a free slot.
-    Fullest,
-    /// Knowing each session's length (a bound no server reaches).
-    KnownLengths,
-}
+use bench::model::{self, ModelOptions, ModelReport};
+use bench::sim::{self, Arrival, Past, SimOptions};
+use clap::Parser;
 
 #[derive(Debug, Parser)]
 #[command(about = "Replays traces through the sizing rules in an event model, per policy")]
 struct Args {
-    /// CSV with the header at_secs,region,session_secs; may be given more than once.
+    /// CSV with the header `at_secs,region,session_secs[,user]`; may be given more than
+    /// once (`--history` is the history of each).
     #[arg(long)]
     trace: Vec<PathBuf>,
     /// Also the diurnal traces of seeds 1 to N (`trace-gen diurnal --seed S`).
     #[arg(long, default_value_t = 0)]
     diurnal_seeds: u64,
+    /// Also days of returning users of seeds 1 to N, each with its history
+    /// (`trace-gen returning --seed S`).
+    #[arg(long, default_value_t = 0)]
+    returning_seeds: u64,
+    /// `--returning-seeds`: how much a user's sessions vary around their own median.
+    #[arg(long, default_value_t = sim::trace::Habits::default().spread)]
+    habit_spread: f64,
+    /// `--returning-seeds`: the share of sessions that follow no habit.
+    #[arg(long, default_value_t = sim::trace::Habits::default().off_habit)]
+    off_habit: f64,
+    /// The first seed of `--diurnal-seeds` and `--returning-seeds`.
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
     #[command(flatten)]
     fleet: sim::cli::FleetArgs,
-    #[arg(long, value_enum, default_value_t = PlacementArg::Fullest)]
-    placement: PlacementArg,
     /// DESIRED_FREE_MANDELBOXES_MIN and _MAX of the adaptive policy.
     #[arg(long, default_value_t = 2)]
     adaptive_min: u32,
@@ -51,17 +56,37 @@ struct Args {
     json: bool,
 }
 
-fn traces(args: &Args) -> Vec<(String, Vec<Arrival>)> {
-    let mut traces: Vec<(String, Vec<Arrival>)> = args
+/// A named trace and the history before it.
+type Trace = (String, Vec<Arrival>, Vec<Past>);
+
+fn traces(args: &Args) -> Vec<Trace> {
+    let history = args.fleet.history();
+    let mut traces: Vec<Trace> = args
         .trace
         .iter()
-        .map(|path| (path.display().to_string(), sim::cli::read_trace(path)))
+        .map(|path| {
+            (
+                path.display().to_string(),
+                sim::cli::read_trace(path),
+                history.clone(),
+            )
+        })
         .collect();
-    for seed in 1..=args.diurnal_seeds {
+    let seeds = |n: u64| args.first_seed..args.first_seed + n;
+    for seed in seeds(args.diurnal_seeds) {
         traces.push((
             format!("diurnal seed {seed}"),
             sim::trace::diurnal(seed, "us-east-1"),
+            Vec::new(),
         ));
+    }
+    for seed in seeds(args.returning_seeds) {
+        let habits = sim::trace::Habits {
+            spread: args.habit_spread,
+            off_habit: args.off_habit,
+        };
+        let (arrivals, history) = sim::trace::returning(seed, "us-east-1", 1, habits);
+        traces.push((format!("returning seed {seed}"), arrivals, history));
     }
     assert!(!traces.is_empty(), "give --trace FILE or --diurnal-seeds N");
     traces
@@ -75,18 +100,14 @@ fn main() {
             adaptive_max: args.adaptive_max,
             ..args.fleet.options()
         },
-        placement: match args.placement {
-            PlacementArg::Fullest => Placement::Fullest,
-            PlacementArg::KnownLengths => Placement::KnownLengths,
-        },
         ..ModelOptions::default()
     };
     let policies = args.fleet.policy.policies();
     let mut all = Vec::new();
-    for (name, arrivals) in traces(&args) {
+    for (name, arrivals, history) in traces(&args) {
         let reports: Vec<ModelReport> = policies
             .iter()
-            .map(|policy| model::run(&arrivals, *policy, &options))
+            .map(|policy| model::run_with_history(&arrivals, &history, *policy, &options))
             .collect();
         if args.json {
             for report in &reports {

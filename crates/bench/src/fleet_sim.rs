@@ -15,7 +15,7 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(about = "Replays a trace of users against the real server, per scaling policy")]
 struct Args {
-    /// CSV with the header at_secs,region,session_secs.
+    /// CSV with the header `at_secs,region,session_secs[,user]`.
     #[arg(long)]
     trace: PathBuf,
     /// Trace seconds per wall second.
@@ -39,6 +39,11 @@ fn main() {
         "--speed must be positive"
     );
     let arrivals = sim::cli::read_trace(&args.trace);
+    let history = args.fleet.history();
+    assert!(
+        args.fleet.placement != sim::cli::PlacementArg::KnownLengths,
+        "--placement known-lengths is the model's bound (fleet-model); the server cannot know"
+    );
     let options = SimOptions {
         speed: args.speed,
         ..args.fleet.options()
@@ -57,7 +62,7 @@ fn main() {
     }
     let mut reports = Vec::new();
     for policy in policies {
-        let report = bench::block_on(sim::simulate(&arrivals, policy, &options));
+        let report = bench::block_on(sim::simulate(&arrivals, &history, policy, &options));
         if args.json {
             println!("{}", serde_json::to_string(&report).unwrap());
         } else {

@@ -29,6 +29,11 @@ impl BenchServer {
     /// The server on `db`; with `autoscale`, every assignment is followed by a capacity
     /// check, as in production.
     pub async fn start(db: &TestDatabase, autoscale: bool) -> Self {
+        Self::start_placing(db, autoscale, "packed").await
+    }
+
+    /// The server on `db` with `PLACEMENT=placement` (`packed` or `lifetime`).
+    pub async fn start_placing(db: &TestDatabase, autoscale: bool, placement: &str) -> Self {
         let data_dir = TempDir::new();
         let data_dir_path = data_dir.path().display().to_string();
         let settings = Settings::from_vars(
@@ -41,6 +46,7 @@ impl BenchServer {
                 ("DATABASE_POOL_SIZE", "32"),
                 // By default the assignment path alone: the seeded fleet is not resized.
                 ("AUTOSCALE", if autoscale { "true" } else { "false" }),
+                ("PLACEMENT", placement),
             ]
             .into_iter()
             .collect::<Vars>(),

@@ -40,10 +40,17 @@ struct Args {
     /// Follow every assignment with its capacity check (AUTOSCALE=true), as in production.
     #[arg(long)]
     autoscale: bool,
+    /// PLACEMENT to run each fleet size with, e.g. `--placement packed --placement
+    /// lifetime`. With `lifetime`, every instance is given an expected end within the
+    /// next two hours and the region a distribution, so that every assignment places by
+    /// expected end.
+    #[arg(long, value_parser = ["packed", "lifetime"], default_values_t = ["packed".to_owned()])]
+    placement: Vec<String>,
 }
 
 struct Run {
     instances: u32,
+    placement: String,
     existing_mandelboxes: i64,
     requests: usize,
     accepted: usize,
@@ -62,12 +69,15 @@ fn main() {
         .unwrap();
     let mut runs = Vec::new();
     for &instances in &args.instances {
-        runs.push(runtime.block_on(run(&args, instances)));
+        for placement in &args.placement {
+            runs.push(runtime.block_on(run(&args, instances, placement)));
+        }
     }
     println!();
     println!(
-        "{:>9} {:>11} {:>9} {:>10} {:>7} {:>7} {:>8} {:>8}",
+        "{:>9} {:>9} {:>11} {:>9} {:>10} {:>7} {:>7} {:>8} {:>8}",
         "instances",
+        "placement",
         "mandelboxes",
         "assigns",
         "assigns/s",
@@ -86,8 +96,9 @@ fn main() {
                 )
             });
         println!(
-            "{:>9} {:>11} {:>9} {:>10.0} {:>7.2} {:>7.2} {:>8} {:>8}",
+            "{:>9} {:>9} {:>11} {:>9} {:>10.0} {:>7.2} {:>7.2} {:>8} {:>8}",
             run.instances,
+            run.placement,
             run.existing_mandelboxes,
             run.accepted,
             run.assigns_per_sec,
@@ -197,10 +208,24 @@ async fn drive(
     (latencies, accepted, elapsed)
 }
 
-async fn run(args: &Args, instances: u32) -> Run {
+async fn run(args: &Args, instances: u32, placement: &str) -> Run {
     let db = TestDatabase::new();
     let existing = seed(&db, instances);
-    let server = BenchServer::start(&db, args.autoscale).await;
+    let lifetime = placement == "lifetime";
+    if lifetime {
+        // Instances expected to end within two hours; new users last the region's 30 min.
+        db.execute(
+            "UPDATE hardware.instance_info SET expected_end_utc_unix_ms =
+                 (extract(epoch FROM now()) * 1000)::bigint + (random() * 7200000)::bigint",
+        );
+        db.execute(
+            "INSERT INTO hardware.region_session_lengths
+                 (region_name, points, expected_secs, computed_utc_unix_ms)
+             VALUES ('us-east-1', array_fill(1800.0::float8, ARRAY[20]), 1800, 0)",
+        );
+        db.execute("VACUUM ANALYZE");
+    }
+    let server = BenchServer::start_placing(&db, args.autoscale, placement).await;
     let url = format!("{}/mandelbox/assign", server.base_url);
     let token = server.admin_token();
 
@@ -221,16 +246,14 @@ async fn run(args: &Args, instances: u32) -> Run {
     assert!(violations.is_clean());
 
     let pgbench = (!args.no_pgbench).then(|| {
-        pgbench(
-            &db,
-            ONE_STATEMENT.0,
-            ONE_STATEMENT.1,
-            args.clients,
-            args.seconds,
-        )
+        let script = ONE_STATEMENT
+            .1
+            .replace(":by_end", if lifetime { "true" } else { "false" });
+        pgbench(&db, ONE_STATEMENT.0, &script, args.clients, args.seconds)
     });
     Run {
         instances,
+        placement: placement.to_owned(),
         existing_mandelboxes: existing,
         requests: latencies.len(),
         accepted,
@@ -241,11 +264,12 @@ async fn run(args: &Args, instances: u32) -> Run {
     }
 }
 
-/// The same work as the server sends it: one statement (`models::instance::place`).
+/// The same work as the server sends it: one statement (`models::instance::place`);
+/// `:by_end` is the placement's.
 const ONE_STATEMENT: (&str, &str) = (
     "one statement",
     "\\set n random(1, 1000000000)
-SELECT * FROM hardware.place_mandelbox('pgbench-' || :client_id || '-' || :n, ARRAY['us-east-1', 'us-east-2'], ARRAY['bench', 'bench'], true, 1, gen_random_uuid()::text, 0);
+SELECT * FROM hardware.place_mandelbox('pgbench-' || :client_id || '-' || :n, ARRAY['us-east-1', 'us-east-2'], ARRAY['bench', 'bench'], true, 1, gen_random_uuid()::text, (extract(epoch FROM now()) * 1000)::bigint, :by_end);
 ",
 );
 

@@ -1,11 +1,28 @@
 //! The model's instances: their states, their sessions, placement, and what they cost.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use models::{InstanceName, InstanceStatus};
+use scaling::lifetime::Lengths;
 use scaling::sizing::{FleetView, InstanceLoad};
 
-use super::{IdleBreakdown, Placement};
+use super::IdleBreakdown;
+use crate::sim::Placement;
+
+/// A session on an instance.
+pub(super) struct Session {
+    /// When it really ends.
+    pub end: f64,
+    pub start: f64,
+    /// When it is expected to end (`NEG_INFINITY`: nothing known), and what that was
+    /// predicted from.
+    pub expected_end: f64,
+    /// Whether that is predicted from the user's own sessions (else the region's: the
+    /// session is placed packed, its expected end still counted for its instance).
+    pub own: bool,
+    pub prediction: Option<Rc<Lengths>>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
@@ -17,14 +34,24 @@ pub(super) enum State {
 struct Instance {
     name: InstanceName,
     state: State,
-    /// When each of its sessions ends.
-    ends: Vec<f64>,
+    sessions: Vec<Session>,
 }
 
 impl Instance {
     /// When its last session ends (`NEG_INFINITY` without one).
     fn last_end(&self) -> f64 {
-        self.ends.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        self.sessions
+            .iter()
+            .map(|s| s.end)
+            .fold(f64::NEG_INFINITY, f64::max)
+    }
+
+    /// When its last session is expected to end (`NEG_INFINITY` without one).
+    fn expected_end(&self) -> f64 {
+        self.sessions
+            .iter()
+            .map(|s| s.expected_end)
+            .fold(f64::NEG_INFINITY, f64::max)
     }
 }
 
@@ -61,25 +88,57 @@ impl Fleet {
     }
 
     fn free(&self, instance: &Instance) -> i64 {
-        self.capacity - instance.ends.len() as i64
+        self.capacity - instance.sessions.len() as i64
     }
 
-    /// Places a session ending at `end`; the instance it went to, if one had a slot.
-    pub fn place(&mut self, end: f64, placement: Placement) -> Option<u64> {
-        let open = self
+    /// Places `session`; the instance it went to, if one had a slot.
+    pub fn place(&mut self, session: Session, placement: Placement) -> Option<u64> {
+        let end = session.end;
+        let open: Vec<(&u64, &Instance)> = self
             .instances
             .iter()
-            .filter(|(_, i)| i.state == State::Active && self.free(i) > 0);
-        let chosen = match placement {
-            // Fewest free slots first, then by name (the server's order).
-            Placement::Fullest => open
+            .filter(|(_, i)| i.state == State::Active && self.free(i) > 0)
+            .collect();
+        // Fewest free slots first, then by name (the server's order).
+        let packed = |open: &[(&u64, &Instance)]| {
+            open.iter()
                 .min_by(|(_, a), (_, b)| {
                     self.free(a)
                         .cmp(&self.free(b))
                         .then_with(|| a.name.cmp(&b.name))
                 })
-                .map(|(n, _)| *n),
+                .map(|(n, _)| **n)
+        };
+        let chosen = match placement {
+            Placement::Packed => packed(&open),
+            // As `hardware.place_mandelbox` does with PLACEMENT=lifetime.
+            Placement::Lifetime if session.own && session.expected_end.is_finite() => {
+                let expected = session.expected_end;
+                let busy = open.iter().filter(|(_, i)| !i.sessions.is_empty());
+                let (outlasting, shorter): (Vec<_>, Vec<_>) =
+                    busy.partition(|(_, i)| i.expected_end() >= expected);
+                outlasting
+                    .into_iter()
+                    .min_by(|(_, a), (_, b)| {
+                        a.expected_end()
+                            .total_cmp(&b.expected_end())
+                            .then_with(|| self.free(a).cmp(&self.free(b)))
+                            .then_with(|| a.name.cmp(&b.name))
+                    })
+                    .or_else(|| {
+                        shorter.into_iter().max_by(|(_, a), (_, b)| {
+                            a.expected_end()
+                                .total_cmp(&b.expected_end())
+                                .then_with(|| self.free(b).cmp(&self.free(a)))
+                                .then_with(|| b.name.cmp(&a.name))
+                        })
+                    })
+                    .map(|(n, _)| *n)
+                    .or_else(|| packed(&open))
+            }
+            Placement::Lifetime => packed(&open),
             Placement::KnownLengths => {
+                let open = open.into_iter();
                 let (outlasting, shorter): (Vec<_>, Vec<_>) =
                     open.partition(|(_, i)| i.last_end() >= end);
                 // The instance that stays up past `end` by the least; else the one that
@@ -96,7 +155,7 @@ impl Fleet {
             }
         }?;
         if let Some(instance) = self.instances.get_mut(&chosen) {
-            instance.ends.push(end);
+            instance.sessions.push(session);
         }
         Some(chosen)
     }
@@ -105,12 +164,26 @@ impl Fleet {
         let Some(instance) = self.instances.get_mut(&number) else {
             return;
         };
-        if let Some(at) = instance.ends.iter().position(|e| *e == end) {
-            instance.ends.swap_remove(at);
+        if let Some(at) = instance.sessions.iter().position(|s| s.end == end) {
+            instance.sessions.swap_remove(at);
         }
         // A draining host shuts down after its last session.
-        if instance.state == State::Draining && instance.ends.is_empty() {
+        if instance.state == State::Draining && instance.sessions.is_empty() {
             self.instances.remove(&number);
+        }
+    }
+
+    /// Re-predicts the sessions that outlived their expected end by `now`, by their age
+    /// (as the server's prediction job does).
+    pub fn repredict(&mut self, now: f64) {
+        for instance in self.instances.values_mut() {
+            for session in &mut instance.sessions {
+                if session.expected_end < now
+                    && let Some(prediction) = &session.prediction
+                {
+                    session.expected_end = now + prediction.expected_remaining(now - session.start);
+                }
+            }
         }
     }
 
@@ -124,7 +197,7 @@ impl Fleet {
             Instance {
                 name,
                 state: State::Booting,
-                ends: Vec::new(),
+                sessions: Vec::new(),
             },
         );
         self.metered.launches += 1;
@@ -144,7 +217,7 @@ impl Fleet {
         else {
             return;
         };
-        if instance.ends.is_empty() {
+        if instance.sessions.is_empty() {
             self.instances.remove(&number);
         } else {
             instance.state = State::Draining;
@@ -167,7 +240,7 @@ impl Fleet {
                         State::Draining => InstanceStatus::Draining,
                     },
                     capacity: self.capacity,
-                    mandelboxes: i.ends.len() as i64,
+                    mandelboxes: i.sessions.len() as i64,
                 })
                 .collect(),
             region_instances: u32::try_from(self.instances.len()).unwrap_or(u32::MAX),
@@ -190,12 +263,12 @@ impl Fleet {
         let idle = &mut self.metered.idle;
         let mut total = 0.0;
         for instance in self.instances.values() {
-            let free = (self.capacity - instance.ends.len() as i64).max(0) as f64 * hours;
+            let free = (self.capacity - instance.sessions.len() as i64).max(0) as f64 * hours;
             total += free;
             match instance.state {
                 State::Booting => idle.booting += free,
                 State::Draining => idle.draining += free,
-                State::Active if instance.ends.is_empty() => idle.empty += free,
+                State::Active if instance.sessions.is_empty() => idle.empty += free,
                 State::Active => idle.in_use += free,
             }
         }

@@ -1,48 +1,46 @@
 //! The fleet model: a discrete-event replay of a trace through the real sizing rules
 //! ([`scaling::sizing::decide`], [`scaling::adaptive::desired_free`]) without a server,
 //! a database or hosts, in well under a second for a day. It stands in for what the
-//! simulator ([`crate::sim`]) measures through the real server (placement fullest
-//! first, boots, waiting users, unmet demand, what is paid) so that rules can be
+//! simulator ([`crate::sim`]) measures through the real server (placement,
+//! boots, waiting users, unmet demand, what is paid) so that rules can be
 //! compared over many traces before one is run through the simulator, and it says where
 //! the idle slots are: booting, on empty instances, on instances in use, on draining
 //! ones.
 //!
-//! It can also place each session knowing how long it will last
-//! ([`Placement::KnownLengths`]), which no server can: a bound on what any placement
-//! rule could save.
+//! It places as `PLACEMENT` does ([`Placement::Packed`], [`Placement::Lifetime`] with
+//! the server's predictor, [`scaling::lifetime`], fed the history and the sessions that
+//! end), or knowing how long each session will last ([`Placement::KnownLengths`]),
+//! which no server can: a bound on what any placement rule could save.
 
 mod fleet;
 mod queue;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::rc::Rc;
 use std::time::Duration;
 
 use scaling::adaptive::Observed;
+use scaling::lifetime::Lengths;
 use scaling::sizing::{Decision, SizingPolicy, SizingRules, decide};
 use scaling::{Learning, ScalingPolicy};
 use serde::Serialize;
 
-use crate::sim::{Arrival, Policy, PolicyReport, SimOptions};
-use fleet::Fleet;
+pub use crate::sim::Placement;
+use crate::sim::{Arrival, Past, Policy, PolicyReport, SimOptions};
+use fleet::{Fleet, Session};
 use queue::{Event, Queue};
 
-/// Where a session is placed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
-    /// As the server does: the fullest active instance with a free slot.
-    Fullest,
-    /// Knowing every session's length: the instance that already stays up longest past
-    /// the new session's end, else the one that stays up longest. Not a rule a server
-    /// can follow; a bound.
-    KnownLengths,
-}
+/// How many past sessions of a user are kept (as `hardware.session_history` does).
+const HISTORY_PER_USER: usize = 20;
 
-/// How the model runs (durations in trace time); the simulator's options, plus
-/// placement.
+/// How the model runs (durations in trace time): the simulator's options (placement
+/// included), and the server's intervals.
 #[derive(Debug, Clone)]
 pub struct ModelOptions {
     pub sim: SimOptions,
-    pub placement: Placement,
+    /// The prediction job (`PREDICTION_INTERVAL_SECS`): users' predictions, overdue
+    /// sessions re-predicted, the region's distribution.
+    pub prediction_interval: Duration,
     /// The periodic pass (`SCALE_DOWN_INTERVAL_SECS`).
     pub pass_interval: Duration,
     /// How long a refusal counts as unmet demand.
@@ -54,7 +52,7 @@ impl Default for ModelOptions {
     fn default() -> Self {
         Self {
             sim: SimOptions::default(),
-            placement: Placement::Fullest,
+            prediction_interval: Duration::from_secs(60),
             pass_interval: Duration::from_secs(300),
             refusal_counts_for: models::demand::REFUSAL_COUNTS_FOR,
             learning: Learning::default(),
@@ -110,10 +108,79 @@ struct Model<'a> {
     first_try: usize,
     waits: Vec<f64>,
     misses_by_hour: Vec<usize>,
+    predictions: Predictions,
 }
 
-/// Replays `arrivals` under `policy` in the model.
+/// What the prediction job knows: every user's recent lengths, and what it last
+/// predicted from them.
+#[derive(Default)]
+struct Predictions {
+    history: HashMap<String, VecDeque<f64>>,
+    /// Users whose history changed since the job last ran.
+    changed: HashSet<String>,
+    users: HashMap<String, Rc<Lengths>>,
+    region: Rc<Lengths>,
+}
+
+impl Predictions {
+    fn new(history: &[Past]) -> Self {
+        let mut predictions = Self {
+            region: Rc::new(Lengths::observed(&[])),
+            ..Self::default()
+        };
+        for past in history {
+            predictions.ended(&past.user, past.session_secs);
+        }
+        predictions.refresh_region();
+        predictions.refresh_users();
+        predictions
+    }
+
+    fn ended(&mut self, user: &str, length: f64) {
+        let lengths = self.history.entry(user.to_owned()).or_default();
+        lengths.push_back(length);
+        if lengths.len() > HISTORY_PER_USER {
+            lengths.pop_front();
+        }
+        self.changed.insert(user.to_owned());
+    }
+
+    fn refresh_region(&mut self) {
+        let all: Vec<f64> = self.history.values().flatten().copied().collect();
+        self.region = Rc::new(Lengths::region(&all));
+    }
+
+    fn refresh_users(&mut self) {
+        for user in std::mem::take(&mut self.changed) {
+            let own: Vec<f64> = self.history[&user].iter().copied().collect();
+            self.users
+                .insert(user, Rc::new(Lengths::for_user(&own, &self.region)));
+        }
+    }
+
+    /// What is known of `user`'s next session, and whether from their own history
+    /// (else the region's); `None` if nothing at all.
+    fn of(&self, user: &str) -> Option<(Rc<Lengths>, bool)> {
+        let (prediction, own) = match self.users.get(user) {
+            Some(prediction) => (prediction, true),
+            None => (&self.region, false),
+        };
+        (!prediction.is_empty()).then(|| (prediction.clone(), own))
+    }
+}
+
+/// Replays `arrivals` under `policy` in the model, on an empty history.
 pub fn run(arrivals: &[Arrival], policy: Policy, options: &ModelOptions) -> ModelReport {
+    run_with_history(arrivals, &[], policy, options)
+}
+
+/// Replays `arrivals` under `policy` in the model, `history` known before it starts.
+pub fn run_with_history(
+    arrivals: &[Arrival],
+    history: &[Past],
+    policy: Policy,
+    options: &ModelOptions,
+) -> ModelReport {
     let length = arrivals.last().map_or(0.0, |a| a.at_secs);
     let mut model = Model {
         arrivals,
@@ -130,6 +197,7 @@ pub fn run(arrivals: &[Arrival], policy: Policy, options: &ModelOptions) -> Mode
         first_try: 0,
         waits: Vec::new(),
         misses_by_hour: vec![0; (length / 3600.0).floor() as usize + 1],
+        predictions: Predictions::new(history),
     };
     for (n, arrival) in arrivals.iter().enumerate() {
         model.queue.push(arrival.at_secs, Event::Arrive(n));
@@ -139,6 +207,14 @@ pub fn run(arrivals: &[Arrival], policy: Policy, options: &ModelOptions) -> Mode
     while at <= length {
         model.queue.push(at, Event::Pass);
         at += pass;
+    }
+    if options.sim.placement == Placement::Lifetime {
+        let every = options.prediction_interval.as_secs_f64().max(1.0);
+        let mut at = every;
+        while at <= length {
+            model.queue.push(at, Event::Predict);
+            at += every;
+        }
     }
     // Past the trace's end nothing is metered, but users still waiting get their answer.
     while let Some((now, event)) = model.queue.pop() {
@@ -177,6 +253,9 @@ impl Model<'_> {
             }
             Event::End { user, instance, at } => {
                 self.holding.remove(&user);
+                let name = crate::sim::trace::user_of(&self.arrivals[user], user);
+                self.predictions
+                    .ended(&name, self.arrivals[user].session_secs);
                 self.departed.push_back(now);
                 self.fleet.end_session(instance, at);
                 self.serve_waiters(now);
@@ -187,13 +266,41 @@ impl Model<'_> {
                 self.serve_waiters(now);
             }
             Event::Pass => self.check(now),
+            Event::Predict => {
+                // The region's distribution moves slowly: once an hour.
+                if (now / 3600.0).fract() * 3600.0 < self.options.prediction_interval.as_secs_f64()
+                {
+                    self.predictions.refresh_region();
+                }
+                self.predictions.refresh_users();
+                self.fleet.repredict(now);
+            }
         }
     }
 
     /// Places `user`'s session if there is a slot; whether there was.
     fn place(&mut self, now: f64, user: usize) -> bool {
-        let length = self.arrivals[user].session_secs;
-        let Some(instance) = self.fleet.place(now + length, self.options.placement) else {
+        let arrival = &self.arrivals[user];
+        let length = arrival.session_secs;
+        let placement = self.options.sim.placement;
+        let (prediction, own) = match placement {
+            Placement::Lifetime => self
+                .predictions
+                .of(&crate::sim::trace::user_of(arrival, user))
+                .map_or((None, false), |(p, own)| (Some(p), own)),
+            _ => (None, false),
+        };
+        let session = Session {
+            end: now + length,
+            start: now,
+            expected_end: prediction
+                .as_ref()
+                .and_then(|p| p.expected())
+                .map_or(f64::NEG_INFINITY, |expected| now + expected),
+            own,
+            prediction,
+        };
+        let Some(instance) = self.fleet.place(session, placement) else {
             return false;
         };
         self.holding.insert(user);
@@ -328,6 +435,7 @@ impl Model<'_> {
         ModelReport {
             report: PolicyReport {
                 policy: self.policy.name(),
+                placement: self.options.sim.placement.name(),
                 sessions,
                 first_try_ratio: ratio(self.first_try),
                 served_ratio: ratio(self.waits.len()),
@@ -343,6 +451,8 @@ impl Model<'_> {
                 peak_instances: meter.peak,
                 errors: 0,
                 misses_by_hour: self.misses_by_hour,
+                users_predicted: 0,
+                sessions_remembered: 0,
             },
             idle,
             idle_by_hour,

@@ -13,6 +13,8 @@ pub(super) enum Event {
     Ready(u64),
     /// The periodic pass.
     Pass,
+    /// The prediction job.
+    Predict,
 }
 
 /// The events to come, earliest first (ties in the order they were pushed).

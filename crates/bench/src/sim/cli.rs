@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
-use super::{Arrival, Policy, SimOptions};
+use super::{Arrival, Past, Placement, Policy, SimOptions};
 
 /// `--policy`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -26,6 +26,17 @@ impl Policies {
     }
 }
 
+/// `--placement`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlacementArg {
+    /// The fullest instance with a free slot (`PLACEMENT=packed`).
+    Packed,
+    /// By expected end, from users' histories (`PLACEMENT=lifetime`).
+    Lifetime,
+    /// Knowing each session's length: a bound (the model only).
+    KnownLengths,
+}
+
 /// The options both tools share (durations in trace seconds).
 #[derive(Debug, Clone, clap::Args)]
 pub struct FleetArgs {
@@ -43,6 +54,12 @@ pub struct FleetArgs {
     /// DESIRED_FREE_MANDELBOXES of the fixed policy.
     #[arg(long, default_value_t = 10)]
     pub desired_free: u32,
+    #[arg(long, value_enum, default_value_t = PlacementArg::Packed)]
+    pub placement: PlacementArg,
+    /// Past sessions (`user,region,session_secs`, oldest first) the database holds
+    /// before the replay starts.
+    #[arg(long)]
+    pub history: Option<std::path::PathBuf>,
 }
 
 impl FleetArgs {
@@ -53,8 +70,23 @@ impl FleetArgs {
             capacity: self.capacity,
             client_wait: Duration::from_secs(self.client_wait_secs),
             desired_free: self.desired_free,
+            placement: match self.placement {
+                PlacementArg::Packed => Placement::Packed,
+                PlacementArg::Lifetime => Placement::Lifetime,
+                PlacementArg::KnownLengths => Placement::KnownLengths,
+            },
             ..SimOptions::default()
         }
+    }
+
+    /// The history of `--history`, or none.
+    pub fn history(&self) -> Vec<Past> {
+        let Some(path) = &self.history else {
+            return Vec::new();
+        };
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+        super::trace::parse_history(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
     }
 }
 

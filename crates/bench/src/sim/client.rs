@@ -263,11 +263,11 @@ pub(super) async fn replay(
                 (start + Duration::from_secs_f64(arrival.at_secs / options.speed)).into(),
             )
             .await;
-            lives.spawn(
-                users
-                    .clone()
-                    .live(format!("sim-{n}"), arrival.clone(), done.clone()),
-            );
+            lives.spawn(users.clone().live(
+                super::trace::user_of(arrival, n),
+                arrival.clone(),
+                done.clone(),
+            ));
         }
     };
     let (metered, ()) = tokio::join!(meter(server, &users, options.capacity, end), spawn_all);
@@ -294,6 +294,7 @@ pub(super) async fn replay(
         .unwrap_or(0.0);
     PolicyReport {
         policy: "",
+        placement: "",
         sessions,
         first_try_ratio: ratio(first_try),
         served_ratio: ratio(waits.len()),
@@ -309,5 +310,7 @@ pub(super) async fn replay(
         peak_instances: metered.peak_instances,
         errors,
         misses_by_hour,
+        users_predicted: 0,
+        sessions_remembered: 0,
     }
 }

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 pub use server::SimServer;
 pub use table::print_table;
-pub use trace::Arrival;
+pub use trace::{Arrival, Past};
 
 /// The scaling policy under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,28 @@ impl Policy {
         match self {
             Self::Fixed => "fixed",
             Self::Adaptive => "adaptive",
+        }
+    }
+}
+
+/// Where sessions are placed (`PLACEMENT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// The fullest instance with a free slot (`PLACEMENT=packed`).
+    #[default]
+    Packed,
+    /// By expected end, learned from users' histories (`PLACEMENT=lifetime`).
+    Lifetime,
+    /// Knowing every session's length: a bound no server reaches (the model only).
+    KnownLengths,
+}
+
+impl Placement {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Packed => "packed",
+            Self::Lifetime => "lifetime",
+            Self::KnownLengths => "known-lengths",
         }
     }
 }
@@ -54,6 +76,8 @@ pub struct SimOptions {
     /// `DESIRED_FREE_MANDELBOXES_MIN` and `_MAX` (the adaptive policy).
     pub adaptive_min: u32,
     pub adaptive_max: u32,
+    /// `PLACEMENT`.
+    pub placement: Placement,
 }
 
 impl Default for SimOptions {
@@ -66,6 +90,7 @@ impl Default for SimOptions {
             desired_free: 10,
             adaptive_min: 2,
             adaptive_max: 100,
+            placement: Placement::Packed,
         }
     }
 }
@@ -81,6 +106,7 @@ impl SimOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyReport {
     pub policy: &'static str,
+    pub placement: &'static str,
     /// Users in the trace.
     pub sessions: usize,
     /// Served on the first try.
@@ -102,14 +128,28 @@ pub struct PolicyReport {
     /// Users not served on the first try, by hour of the trace.
     #[serde(skip)]
     pub misses_by_hour: Vec<usize>,
+    /// Users the server had a prediction for at the end (`PLACEMENT=lifetime`), and
+    /// sessions in its history; the model leaves them 0.
+    #[serde(skip)]
+    pub users_predicted: i64,
+    #[serde(skip)]
+    pub sessions_remembered: i64,
 }
 
-/// Replays `arrivals` under `policy`: starts a server on a scratch database, drives it,
-/// stops it.
-pub async fn simulate(arrivals: &[Arrival], policy: Policy, options: &SimOptions) -> PolicyReport {
-    let server = SimServer::start(arrivals, policy, options).await;
+/// Replays `arrivals` under `policy`, `history` already in the database: starts a server
+/// on a scratch database, drives it, stops it.
+pub async fn simulate(
+    arrivals: &[Arrival],
+    history: &[Past],
+    policy: Policy,
+    options: &SimOptions,
+) -> PolicyReport {
+    let server = SimServer::start(arrivals, history, policy, options).await;
     let mut report = client::replay(&server, arrivals, options).await;
+    report.users_predicted = server.count("hardware.session_prediction");
+    report.sessions_remembered = server.count("hardware.session_history");
     report.policy = policy.name();
+    report.placement = options.placement.name();
     server.stop().await;
     report
 }

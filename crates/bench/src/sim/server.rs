@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use cloud_interface::CloudProvider;
 use local_cloud::{LocalOptions, LocalProvider};
+use models::{Region, UnixMillis, UserId};
 use test_support::{TempDir, TestDatabase};
 use webserver::{Application, Overrides, Settings, Stopper, Vars};
 
-use super::{Arrival, Policy, SimOptions};
+use super::{Arrival, Past, Placement, Policy, SimOptions};
 
 /// The commit hash the simulated clients and images share.
 pub const COMMIT_HASH: &str = "sim";
@@ -30,7 +31,7 @@ pub struct SimServer {
     pub token: String,
     pub provider: Arc<LocalProvider>,
     pub host_port: u16,
-    _db: TestDatabase,
+    db: TestDatabase,
     _data_dir: TempDir,
     stopper: Stopper,
     running: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -61,6 +62,13 @@ fn settings(
             ("DESIRED_FREE_MANDELBOXES", desired.as_str()),
             ("DESIRED_FREE_MANDELBOXES_MIN", min.as_str()),
             ("DESIRED_FREE_MANDELBOXES_MAX", max.as_str()),
+            (
+                "PLACEMENT",
+                match options.placement {
+                    Placement::Lifetime => "lifetime",
+                    Placement::Packed | Placement::KnownLengths => "packed",
+                },
+            ),
         ]
         .into_iter()
         .collect::<Vars>(),
@@ -78,6 +86,7 @@ fn settings(
     scaling.orphan_grace = wall(600).max(LEAST_TIMEOUT);
     scaling.check_interval = wall(1).max(LEAST_CHECK_INTERVAL);
     scaling.refusal_counts_for = wall(60);
+    scaling.prediction_interval = wall(60).max(Duration::from_millis(50));
     scaling.learning = scaling::Learning {
         short_span: wall(300),
         long_span: wall(1800),
@@ -88,9 +97,37 @@ fn settings(
 }
 
 impl SimServer {
-    /// The server, with every region of `arrivals` enabled and its image active.
-    pub async fn start(arrivals: &[Arrival], policy: Policy, options: &SimOptions) -> Self {
+    /// The server, with every region of `arrivals` enabled and its image active, and
+    /// `history` in the database (ended a second apart, the last one now; its lengths in
+    /// wall time, as the server will record the sessions of the replay).
+    pub async fn start(
+        arrivals: &[Arrival],
+        history: &[Past],
+        policy: Policy,
+        options: &SimOptions,
+    ) -> Self {
         let db = TestDatabase::new();
+        let now = UnixMillis::now().as_millis();
+        let count = i64::try_from(history.len()).unwrap_or(i64::MAX);
+        let past: Vec<_> = history
+            .iter()
+            .zip(0..)
+            .map(|(p, n)| {
+                (
+                    UserId::parse(&p.user).expect("history users are valid user ids"),
+                    Region::parse(&p.region).expect("history regions are valid regions"),
+                    // The server lives in wall time: a session of the trace lasts
+                    // `speed` times less, and so did those it remembers.
+                    p.session_secs / options.speed,
+                    UnixMillis::from_millis(now - 1000 * (count - n)),
+                )
+            })
+            .collect();
+        let mut conn = db.connect();
+        for chunk in past.chunks(10_000) {
+            models::history::import(&mut conn, chunk).unwrap();
+        }
+        drop(conn);
         let regions: BTreeSet<&str> = arrivals.iter().map(|a| a.region.as_str()).collect();
         for region in regions {
             db.execute(&format!(
@@ -125,11 +162,17 @@ impl SimServer {
             token,
             provider,
             host_port,
-            _db: db,
+            db,
             _data_dir: data_dir,
             stopper,
             running,
         }
+    }
+
+    /// The rows of `table` now.
+    pub fn count(&self, table: &str) -> i64 {
+        self.db
+            .number(&format!("SELECT count(*) AS n FROM {table}"))
     }
 
     pub async fn stop(self) {

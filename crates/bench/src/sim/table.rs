@@ -6,8 +6,9 @@ use super::PolicyReport;
 /// paid when both ran.
 pub fn print_table(reports: &[PolicyReport]) {
     println!(
-        "{:<9} {:>8} {:>9} {:>7} {:>8} {:>10} {:>10} {:>10} {:>8} {:>5}",
+        "{:<9} {:<13} {:>8} {:>9} {:>7} {:>8} {:>10} {:>10} {:>10} {:>8} {:>5}",
         "policy",
+        "placement",
         "sessions",
         "first try",
         "served",
@@ -20,8 +21,9 @@ pub fn print_table(reports: &[PolicyReport]) {
     );
     for r in reports {
         println!(
-            "{:<9} {:>8} {:>8.2}% {:>6.2}% {:>7.1}s {:>10.1} {:>11.1} {:>10.1} {:>8} {:>5}",
+            "{:<9} {:<13} {:>8} {:>8.2}% {:>6.2}% {:>7.1}s {:>10.1} {:>11.1} {:>10.1} {:>8} {:>5}",
             r.policy,
+            r.placement,
             r.sessions,
             r.first_try_ratio * 100.0,
             r.served_ratio * 100.0,
