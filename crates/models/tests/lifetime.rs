@@ -315,14 +315,21 @@ fn by_expected_end_a_session_goes_where_it_will_not_outlive_the_instance() {
         ),
         1
     );
-    // The region's sessions stand in for a user it knows nothing of.
+    // A user it knows nothing of is placed packed (`soon` is full now: `hour` and `long`
+    // tie, by name), and expected to last what the region's sessions last.
     let mut conn = db.connect();
     history::store_region(&mut conn, &region("us-east-1"), &[100.0; 20], 6000.0, at).unwrap();
     drop(conn);
     assert_eq!(
         place_for(&db, "newcomer", lifetime).as_deref(),
-        Some("long")
+        Some("hour")
     );
+    let end = db.number(
+        "SELECT expected_end_utc_unix_ms AS n FROM hardware.mandelbox_info
+         WHERE user_id = 'newcomer'",
+    );
+    assert!((end - (now + 100 * MINUTE)).abs() < MINUTE, "{end}");
+    assert_eq!(expected_end(&db, "hour"), end);
 }
 
 #[test]
