@@ -30,6 +30,8 @@ fn adaptive_settings(host_port: u16) -> FleetSettings {
         drain_timeout: Duration::from_millis(500),
         check_interval: Duration::from_millis(10),
         branch: "test".to_owned(),
+        // What the tests' instances hold, as a provider would say.
+        launch_capacity: Some(10),
         ..FleetSettings::new(url::Url::parse("http://127.0.0.1:7730/").unwrap())
     }
 }

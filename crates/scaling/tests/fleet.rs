@@ -40,6 +40,8 @@ fn settings(host_port: u16) -> FleetSettings {
         drain_timeout: Duration::from_millis(500),
         check_interval: Duration::from_millis(10),
         branch: "test".to_owned(),
+        // What the tests' instances hold, as a provider would say.
+        launch_capacity: Some(10),
         ..FleetSettings::new(url::Url::parse("http://127.0.0.1:7730/").unwrap())
     }
 }
@@ -629,6 +631,8 @@ async fn the_pass_ends_an_unrecorded_instance_on_the_local_cloud() {
     }));
     let settings = FleetSettings {
         orphan_grace: Duration::ZERO,
+        // One booting instance is the whole buffer of 10.
+        launch_capacity: Some(10),
         ..FleetSettings::new(url::Url::parse("http://127.0.0.1:9/").unwrap())
     };
     let fleet = Fleet::new(

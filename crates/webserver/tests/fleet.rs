@@ -179,6 +179,8 @@ async fn two_servers_on_aws_launch_the_shortfall_once_and_terminate_what_never_r
         ("AWS_INSTANCE_PROFILE", MOTO_INSTANCE_PROFILE),
         ("RATE_LIMIT_PER_MINUTE", "0"),
         ("DESIRED_FREE_MANDELBOXES", "4"),
+        // What each launched instance holds, whatever its type says.
+        ("MANDELBOXES_PER_INSTANCE", "4"),
     ]);
     let first = Server::start(&dir, &base, &[]);
     let mut second_vars = base.clone();
@@ -208,8 +210,8 @@ async fn two_servers_on_aws_launch_the_shortfall_once_and_terminate_what_never_r
     }
 
     // The shortfall was launched in moto and recorded once, however many refusals there
-    // were: 4 wanted free plus the one user refused (unmet demand), at 4 slots expected
-    // per instance while none has registered: two instances.
+    // were: 4 wanted free plus the one user refused (unmet demand), at 4 slots per
+    // instance (MANDELBOXES_PER_INSTANCE) while none has registered: two instances.
     wait_until("the launched instances", Duration::from_secs(30), || {
         db.number("SELECT count(*) AS n FROM hardware.instance_info") >= 2
     });
