@@ -94,3 +94,33 @@ psql_admin() { psql "$PG_ADMIN_URL" -v ON_ERROR_STOP=1 "$@"; }
 
 # Local databases are reached without TLS (nothing to protect on loopback).
 database_url() { printf '%s/%s?sslmode=disable' "${PG_ADMIN_URL%/*}" "$1"; }
+
+# A PostgreSQL server of its own, for checks that stop and start the database (never the
+# one everything else shares): initdb in DIR (which must not exist), trust authentication
+# on 127.0.0.1 only, a free port, the installed PostgreSQL's programs run as its own user
+# when we are root.
+#   own_postgres DIR               creates and starts it; sets OWN_PG_PORT and OWN_PG_URL
+#                                  (a superuser URL on database "postgres")
+#   own_postgres_ctl DIR start|stop
+own_pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1; }
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+own_postgres() {
+  local dir="$1"
+  [ -n "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ] || apt_install postgresql
+  mkdir "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
+  OWN_PG_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  as_postgres "$(own_pg_bin)/initdb" -D "$dir/data" --auth=trust --username=postgres --no-sync >/dev/null
+  printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nfsync = off\n" \
+    "$OWN_PG_PORT" "$dir" >>"$dir/data/postgresql.conf"
+  own_postgres_ctl "$dir" start
+  OWN_PG_URL="postgres://postgres@127.0.0.1:$OWN_PG_PORT/postgres"
+}
+
+own_postgres_ctl() {
+  case "$2" in
+    start) as_postgres "$(own_pg_bin)/pg_ctl" -D "$1/data" -l "$1/log" -w -t 30 start >/dev/null ;;
+    stop) as_postgres "$(own_pg_bin)/pg_ctl" -D "$1/data" -w -t 30 -m fast stop >/dev/null ;;
+  esac
+}

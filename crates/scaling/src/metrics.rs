@@ -180,6 +180,8 @@ impl FleetGauges {
                 .set(*users);
         }
         for row in &instances {
+            // A region with instances and no one refused shows 0, not nothing.
+            self.unmet_demand.with_label_values(&[row.region.as_str()]);
             self.instances
                 .with_label_values(&[row.region.as_str(), row.status.as_str()])
                 .set(row.instances);

@@ -149,6 +149,13 @@ async fn metrics_follow_requests_assignments_the_fleet_and_the_jobs() {
         ),
         1.0
     );
+    // A region with instances has an unmet-demand series even when no one waits (the
+    // dashboard shows 0, not nothing).
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with(r#"webserver_fleet_unmet_demand{region="us-east-1"} "#)),
+        "{text}"
+    );
 
     // The lifecycle job runs every second.
     wait_for_value(
