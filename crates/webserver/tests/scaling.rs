@@ -21,6 +21,21 @@ async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bo
     }
 }
 
+/// Paying users `user-0` to `user-{count - 1}`, each asking to wait up to `wait_secs`.
+fn waiting_assigns(app: &TestApp, count: usize, wait_secs: u64) -> Vec<reqwest::RequestBuilder> {
+    (0..count)
+        .map(|i| {
+            let user = format!("user-{i}");
+            let mut body = common::assign_body(&user, REGION, COMMIT);
+            body["wait_secs"] = serde_json::json!(wait_secs);
+            app.client
+                .post(app.url("/mandelbox/assign"))
+                .bearer_auth(app.paying_token(&user))
+                .json(&body)
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refusal_launches_a_local_instance_whose_host_registers_and_takes_the_next_assign() {
     let port = free_port().to_string();
@@ -148,17 +163,7 @@ async fn forty_users_waiting_on_an_empty_region_launch_enough_for_all_at_once() 
     ])
     .await;
     app.add_region(REGION, COMMIT, "ami-local", true, true);
-    let requests: Vec<_> = (0..40)
-        .map(|i| {
-            let user = format!("user-{i}");
-            let mut body = common::assign_body(&user, REGION, COMMIT);
-            body["wait_secs"] = serde_json::json!(90);
-            app.client
-                .post(app.url("/mandelbox/assign"))
-                .bearer_auth(app.paying_token(&user))
-                .json(&body)
-        })
-        .collect();
+    let requests = waiting_assigns(&app, 40, 90);
     let waiting = tokio::spawn(futures_util::future::join_all(
         requests.into_iter().map(reqwest::RequestBuilder::send),
     ));
@@ -212,17 +217,7 @@ async fn without_a_buffer_forty_waiting_users_launch_five_instances_of_eight() {
     ])
     .await;
     app.add_region(REGION, COMMIT, "ami-local", true, true);
-    let requests: Vec<_> = (0..40)
-        .map(|i| {
-            let user = format!("user-{i}");
-            let mut body = common::assign_body(&user, REGION, COMMIT);
-            body["wait_secs"] = serde_json::json!(60);
-            app.client
-                .post(app.url("/mandelbox/assign"))
-                .bearer_auth(app.paying_token(&user))
-                .json(&body)
-        })
-        .collect();
+    let requests = waiting_assigns(&app, 40, 60);
     let answers =
         futures_util::future::join_all(requests.into_iter().map(reqwest::RequestBuilder::send))
             .await;
