@@ -4,10 +4,11 @@
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use models::history;
-use models::instance::{PlaceRequest, Placed, Placement, PlacementRule, place};
+use models::instance::{PlaceRequest, Placed, Placement, PlacementRule, Refusal, place};
 use models::{CommitHash, MandelboxId, Region, UnixMillis, UserId};
 use test_support::{InstanceRow, TestDatabase};
 
@@ -74,11 +75,17 @@ fn expected_end(db: &TestDatabase, instance: &str) -> i64 {
 }
 
 fn place_for(db: &TestDatabase, name: &str, rule: PlacementRule) -> Option<String> {
-    let mut conn = db.connect();
+    match try_place(&mut db.connect(), name, rule) {
+        Placed::On(slot) => Some(slot.instance_name.as_str().to_owned()),
+        Placed::Refused(..) => None,
+    }
+}
+
+fn try_place(conn: &mut diesel::PgConnection, name: &str, rule: PlacementRule) -> Placed {
     let (id, user) = (MandelboxId::new_v4(), user(name));
     let regions = [(region("us-east-1"), Some(CommitHash::parse("h").unwrap()))];
-    let placed = place(
-        &mut conn,
+    place(
+        conn,
         &PlaceRequest {
             placement: Placement {
                 mandelbox_id: &id,
@@ -91,11 +98,7 @@ fn place_for(db: &TestDatabase, name: &str, rule: PlacementRule) -> Option<Strin
             rule,
         },
     )
-    .unwrap();
-    match placed {
-        Placed::On(slot) => Some(slot.instance_name.as_str().to_owned()),
-        Placed::Refused(..) => None,
-    }
+    .unwrap()
 }
 
 #[test]
@@ -341,5 +344,90 @@ fn by_expected_end_only_empty_instances_are_filled_fullest_first() {
     assert_eq!(
         place_for(&db, "alice", PlacementRule::Lifetime).as_deref(),
         Some("small")
+    );
+}
+
+/// Racing placements by expected end (its three lookups, each passing over rows other
+/// transactions hold): the slots there are are taken once each, one user's racers get
+/// the limit, and every instance's expected end is still the latest of its sessions'.
+#[test]
+fn racing_placements_by_expected_end_keep_the_limits_and_the_expected_ends() {
+    let db = Arc::new(fleet(&[
+        ("soon", 3),
+        ("hour", 3),
+        ("long", 3),
+        ("empty", 4),
+    ]));
+    let now = now_ms();
+    running(&db, "s0", "s0", "soon", 0, Some(now + 10 * MINUTE));
+    running(&db, "h0", "h0", "hour", 0, Some(now + 60 * MINUTE));
+    running(&db, "l0", "l0", "long", 0, Some(now + 120 * MINUTE));
+    let racers = 24;
+    // Half the racers are one user; the others are each their own, with sessions of 5
+    // minutes to 3 hours, and every sixth without a prediction of their own.
+    let name = |n: usize| {
+        if n.is_multiple_of(2) {
+            "same".to_owned()
+        } else {
+            format!("u{n}")
+        }
+    };
+    let lengths = [300.0, 1800.0, 5400.0, 10_800.0];
+    let predicted: Vec<(UserId, f64)> = (0..racers)
+        .filter(|n| n % 2 == 1 && n % 6 != 1)
+        .map(|n| (user(&name(n)), lengths[n % lengths.len()]))
+        .chain([(user("same"), 1800.0)])
+        .collect();
+    let mut conn = db.connect();
+    history::store_predictions(&mut conn, &predicted, UnixMillis::from_millis(now)).unwrap();
+    drop(conn);
+    let barrier = Arc::new(Barrier::new(racers));
+    let threads: Vec<_> = (0..racers)
+        .map(|n| {
+            let (db, barrier, who) = (db.clone(), barrier.clone(), name(n));
+            std::thread::spawn(move || {
+                let mut conn = db.connect();
+                barrier.wait();
+                // Rows other racers hold are passed over: look again while room is left,
+                // as the assigner does.
+                loop {
+                    match try_place(&mut conn, &who, PlacementRule::Lifetime) {
+                        Placed::On(_) => return true,
+                        Placed::Refused(Refusal::RoomHeld, _) => continue,
+                        Placed::Refused(
+                            Refusal::UserAlreadyActive | Refusal::NoInstanceAvailable,
+                            _,
+                        ) => return false,
+                        other => panic!("racer {n}: {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let placed = threads
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .filter(|placed| *placed)
+        .count();
+    // 10 free slots; 12 other users and one "same" ask.
+    assert_eq!(placed, 10);
+    assert!(
+        db.number("SELECT count(*) AS n FROM hardware.mandelbox_info WHERE user_id = 'same'") <= 1
+    );
+    assert_eq!(
+        db.number("SELECT count(*) AS n FROM hardware.instance_info WHERE free_slots <> 0"),
+        0
+    );
+    let violations = models::invariants::violations(&mut db.connect(), 1).unwrap();
+    assert!(violations.is_clean(), "{violations:?}");
+    assert_eq!(
+        db.number(
+            "SELECT count(*) AS n FROM hardware.instance_info i
+             WHERE i.expected_end_utc_unix_ms IS DISTINCT FROM
+                   (SELECT coalesce(max(m.expected_end_utc_unix_ms), 0)
+                    FROM hardware.mandelbox_info m WHERE m.instance_name = i.instance_name)"
+        ),
+        0,
+        "an instance's expected end is not the latest of its sessions'"
     );
 }
