@@ -5,9 +5,10 @@
 # 2. runs it against this machine's PostgreSQL: migrate, then serve in the `local`
 #    environment with the local cloud provider, the quick start's curls (503, then 202),
 #    SIGTERM and exit 0;
-# 3. runs the Kubernetes Deployment (with its ConfigMap and Secret) with `podman kube
-#    play` against a PostgreSQL of its own, which it stops and starts: /readyz 503 and
-#    back to 200, /healthz 200 throughout, a 202 before and after;
+# 3. runs the Kubernetes manifests with `podman kube play` (the migrate Job's pod, then
+#    the Deployment, with its ConfigMap and Secret) against a PostgreSQL of its own,
+#    which it stops and starts: /readyz 503 and back to 200, /healthz 200 throughout, a
+#    202 before and after;
 # 4. runs the compose file with podman-compose: PostgreSQL, the server built by compose,
 #    the development region, and Prometheus scraping it (every query of the Grafana
 #    dashboard must be one Prometheus accepts); Grafana is not run (see below);
@@ -45,6 +46,7 @@ done
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 ensure_postgres
 ensure_build_deps
+ensure_python_tools
 
 work="$(mktemp -d /var/tmp/webserver-container.XXXXXX)"
 image=localhost/webserver:check
@@ -55,6 +57,7 @@ pgdir="$(mktemp -u /var/tmp/webserver-container-pg.XXXXXX)"
 cleanup() {
   podman rm -f "$container" >/dev/null 2>&1 || true
   podman kube down "$work/kube.yaml" >/dev/null 2>&1 || true
+  podman kube down "$work/migrate.yaml" >/dev/null 2>&1 || true
   podman secret rm webserver-secrets >/dev/null 2>&1 || true
   [ -n "${compose_started:-}" ] && compose_down
   podman rmi -f "localhost/${project}_webserver" >/dev/null 2>&1 || true
@@ -188,21 +191,17 @@ podman rm "$container" >/dev/null
 # this image, and settings for this machine in place of the ConfigMap's and the
 # Secret's (the production ones need AWS, Stripe and an identity provider), against a
 # PostgreSQL of the check's own, which it stops and starts: readiness must turn 503 and
-# back to 200 while liveness stays 200. kube play has no Jobs: the migrate Job's
-# command (`webserver migrate`) runs in a container of this image first.
+# back to 200 while liveness stays 200. kube play has no Jobs: the migrate Job's pod
+# template is played as a Pod first, and must exit 0.
 own_postgres "$pgdir"
 psql "$OWN_PG_URL" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE webserver"
 kurl="postgres://postgres@127.0.0.1:$OWN_PG_PORT/webserver?sslmode=disable"
-podman run --rm --network host -e ENVIRONMENT=local -e "DATABASE_URL=$kurl" "$image" migrate
-psql "$kurl" -v ON_ERROR_STOP=1 -qc "
-  INSERT INTO hardware.region_to_ami
-      (region_name, client_commit_hash, ami_id, ami_active, region_enabled)
-  VALUES ('us-east-1', 'local-dev', 'ami-local-dev', true, true)"
 kport="$(free_port)"
 khost_port="$(free_port)"
-python3 - "$work/kube.yaml" "$image" "$kurl" "$kport" "$khost_port" <<'PY'
+"$TOOLS_VENV/bin/python" - "$work/kube.yaml" "$work/migrate.yaml" "$image" "$kurl" "$kport" "$khost_port" <<'PY'
 import base64, sys
-out, image, url, port, host_port = sys.argv[1:]
+import yaml
+out, migrate_out, image, url, port, host_port = sys.argv[1:]
 deployment = open("deploy/kubernetes/deployment.yaml").read()
 deployment = deployment.replace("replicas: 3", "replicas: 1")
 deployment = deployment.replace("image: webserver", f"image: {image}")
@@ -235,9 +234,34 @@ data:
   SHUTDOWN_TIMEOUT_SECS: "30"
 """
 open(out, "w").write(settings + "---\n" + deployment)
+# The migrate Job's pod template as a Pod, with this image.
+job = yaml.safe_load(open("deploy/kubernetes/migrate-job.yaml"))
+assert job["kind"] == "Job"
+template = job["spec"]["template"]
+for container in template["spec"]["containers"]:
+    assert container["image"] == "webserver"
+    container["image"] = image
+pod = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": job["metadata"]["name"], "labels": template["metadata"]["labels"]},
+    "spec": template["spec"],
+}
+open(migrate_out, "w").write(settings + "---\n" + yaml.safe_dump(pod, sort_keys=False))
 PY
 podman secret rm webserver-secrets >/dev/null 2>&1 || true
 podman secret create webserver-secrets "$work/kube.yaml.secret.json" >/dev/null
+log "podman kube play (the migrate Job's pod)"
+podman kube play --network host "$work/migrate.yaml" >/dev/null
+migrate_container="$(podman ps -aq --filter pod=webserver-migrate --filter "ancestor=$image" | head -1)"
+migrate_code="$(podman wait "$migrate_container")"
+[ "$migrate_code" = 0 ] ||
+  { podman logs "$migrate_container" >&2; echo "container: the migrate pod exited $migrate_code" >&2; exit 1; }
+podman kube down "$work/migrate.yaml" >/dev/null
+psql "$kurl" -v ON_ERROR_STOP=1 -qc "
+  INSERT INTO hardware.region_to_ami
+      (region_name, client_commit_hash, ami_id, ami_active, region_enabled)
+  VALUES ('us-east-1', 'local-dev', 'ami-local-dev', true, true)"
 log "podman kube play (the Deployment, its Secret from podman's store, on 127.0.0.1:$kport)"
 podman kube play --network host "$work/kube.yaml" >/dev/null
 probe() { curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$kport$1"; }
@@ -298,7 +322,6 @@ podman kube down "$work/kube.yaml" >/dev/null
 # the names the compose file uses (Debian's postgresql-15 with an entrypoint honouring
 # the official image's POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB; Debian's
 # prometheus, 2.42, storing in /prometheus as the official image does).
-ensure_python_tools
 compose="$TOOLS_VENV/bin/podman-compose"
 [ -x "$compose" ] || {
   log "installing podman-compose into $TOOLS_VENV"
@@ -442,4 +465,4 @@ PY
 "${compose_cmd[@]}" down --volumes >/dev/null 2>&1
 compose_started=""
 
-echo "container: image $image, $size_mb MB, built in $build_secs s; /readyz 200 $ready s after podman run; /regions, then assign 503 and 202; SIGTERM exited 0 in $stop_secs s; kube play: /readyz and /healthz 200, a 202 from the pod; PostgreSQL stopped: /readyz 503 after $down_secs s, /healthz 200; started again: /readyz 200 after $up_secs s, a 202; compose: postgres, webserver and prometheus up, /regions, a 202, the webserver scraped, $queries"
+echo "container: image $image, $size_mb MB, built in $build_secs s; /readyz 200 $ready s after podman run; /regions, then assign 503 and 202; SIGTERM exited 0 in $stop_secs s; kube play: the migrate pod exited 0, /readyz and /healthz 200, a 202 from the pod; PostgreSQL stopped: /readyz 503 after $down_secs s, /healthz 200; started again: /readyz 200 after $up_secs s, a 202; compose: postgres, webserver and prometheus up, /regions, a 202, the webserver scraped, $queries"
