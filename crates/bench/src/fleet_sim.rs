@@ -41,8 +41,11 @@ fn main() {
     let arrivals = sim::cli::read_trace(&args.trace);
     let history = args.fleet.history();
     assert!(
-        args.fleet.placement != sim::cli::PlacementArg::KnownLengths,
-        "--placement known-lengths is the model's bound (fleet-model); the server cannot know"
+        !matches!(
+            args.fleet.placement,
+            sim::cli::PlacementArg::KnownLengths | sim::cli::PlacementArg::KnownHabits
+        ),
+        "--placement known-lengths and known-habits are the model's bounds (fleet-model); the server cannot know"
     );
     let options = SimOptions {
         speed: args.speed,

@@ -112,7 +112,9 @@ impl Fleet {
         let chosen = match placement {
             Placement::Packed => packed(&open),
             // As `hardware.place_mandelbox` does with PLACEMENT=lifetime.
-            Placement::Lifetime if session.own && session.expected_end.is_finite() => {
+            Placement::Lifetime | Placement::KnownHabits
+                if session.own && session.expected_end.is_finite() =>
+            {
                 let expected = session.expected_end;
                 let busy = open.iter().filter(|(_, i)| !i.sessions.is_empty());
                 let (outlasting, shorter): (Vec<_>, Vec<_>) =
@@ -136,7 +138,7 @@ impl Fleet {
                     .map(|(n, _)| *n)
                     .or_else(|| packed(&open))
             }
-            Placement::Lifetime => packed(&open),
+            Placement::Lifetime | Placement::KnownHabits => packed(&open),
             Placement::KnownLengths => {
                 let open = open.into_iter();
                 let (outlasting, shorter): (Vec<_>, Vec<_>) =

@@ -109,6 +109,9 @@ struct Model<'a> {
     waits: Vec<f64>,
     misses_by_hour: Vec<usize>,
     predictions: Predictions,
+    /// `KnownHabits`: for each arrival, its user's other lengths, in the trace and the
+    /// history.
+    habits: Vec<Option<Rc<Lengths>>>,
 }
 
 /// What the prediction job knows: every user's recent lengths, and what it last
@@ -169,6 +172,36 @@ impl Predictions {
     }
 }
 
+/// What `KnownHabits` knows of each arrival: the lengths of every other session of its
+/// user, in `arrivals` and `history` (none for a user seen once).
+fn habits(arrivals: &[Arrival], history: &[Past]) -> Vec<Option<Rc<Lengths>>> {
+    let users: Vec<String> = arrivals
+        .iter()
+        .enumerate()
+        .map(|(n, arrival)| crate::sim::trace::user_of(arrival, n))
+        .collect();
+    let mut lengths: HashMap<&str, Vec<f64>> = HashMap::new();
+    for past in history {
+        lengths
+            .entry(&past.user)
+            .or_default()
+            .push(past.session_secs);
+    }
+    for (user, arrival) in users.iter().zip(arrivals) {
+        lengths.entry(user).or_default().push(arrival.session_secs);
+    }
+    users
+        .iter()
+        .zip(arrivals)
+        .map(|(user, arrival)| {
+            let mut others = lengths[user.as_str()].clone();
+            let own = others.iter().position(|l| *l == arrival.session_secs)?;
+            others.swap_remove(own);
+            (!others.is_empty()).then(|| Rc::new(Lengths::observed(&others)))
+        })
+        .collect()
+}
+
 /// Replays `arrivals` under `policy` in the model, on an empty history.
 pub fn run(arrivals: &[Arrival], policy: Policy, options: &ModelOptions) -> ModelReport {
     run_with_history(arrivals, &[], policy, options)
@@ -198,6 +231,11 @@ pub fn run_with_history(
         waits: Vec::new(),
         misses_by_hour: vec![0; (length / 3600.0).floor() as usize + 1],
         predictions: Predictions::new(history),
+        habits: if options.sim.placement == Placement::KnownHabits {
+            habits(arrivals, history)
+        } else {
+            Vec::new()
+        },
     };
     for (n, arrival) in arrivals.iter().enumerate() {
         model.queue.push(arrival.at_secs, Event::Arrive(n));
@@ -208,7 +246,10 @@ pub fn run_with_history(
         model.queue.push(at, Event::Pass);
         at += pass;
     }
-    if options.sim.placement == Placement::Lifetime {
+    if matches!(
+        options.sim.placement,
+        Placement::Lifetime | Placement::KnownHabits
+    ) {
         let every = options.prediction_interval.as_secs_f64().max(1.0);
         let mut at = every;
         while at <= length {
@@ -288,6 +329,7 @@ impl Model<'_> {
                 .predictions
                 .of(&crate::sim::trace::user_of(arrival, user))
                 .map_or((None, false), |(p, own)| (Some(p), own)),
+            Placement::KnownHabits => (self.habits[user].clone(), true),
             _ => (None, false),
         };
         let session = Session {

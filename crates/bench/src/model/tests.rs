@@ -235,3 +235,33 @@ fn by_expected_end_habitual_users_cost_fewer_idle_slots_than_packed() {
         plain.report.idle_slot_hours
     );
 }
+
+#[test]
+fn known_habits_know_every_other_session_of_the_user_and_not_this_one() {
+    let of = |name: &str, at_secs: f64, session_secs: f64| Arrival {
+        user: Some(name.to_owned()),
+        ..user(at_secs, session_secs)
+    };
+    let trace = [
+        of("a", 0.0, 100.0),
+        of("b", 10.0, 50.0),
+        of("a", 500.0, 300.0),
+    ];
+    let history = [Past {
+        user: "a".to_owned(),
+        region: "us-east-1".to_owned(),
+        session_secs: 200.0,
+    }];
+    let known = habits(&trace, &history);
+    let expected: Vec<Option<f64>> = known
+        .iter()
+        .map(|lengths| lengths.as_ref().and_then(|l| l.expected()))
+        .collect();
+    // a's first session knows 200 (history) and 300 (later); b, seen once, nothing.
+    assert_eq!(expected, [Some(250.0), None, Some(150.0)]);
+    let mut options = options();
+    options.sim.placement = Placement::KnownHabits;
+    let report = run_with_history(&trace, &history, Policy::Fixed, &options).report;
+    assert_eq!(report.placement, "known-habits");
+    assert_eq!(report.served_ratio, 1.0);
+}

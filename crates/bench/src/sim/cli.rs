@@ -35,6 +35,9 @@ pub enum PlacementArg {
     Lifetime,
     /// Knowing each session's length: a bound (the model only).
     KnownLengths,
+    /// Knowing each user's lengths, not which comes next: the bound of prediction from
+    /// history (the model only).
+    KnownHabits,
 }
 
 /// The options both tools share (durations in trace seconds).
@@ -74,6 +77,7 @@ impl FleetArgs {
                 PlacementArg::Packed => Placement::Packed,
                 PlacementArg::Lifetime => Placement::Lifetime,
                 PlacementArg::KnownLengths => Placement::KnownLengths,
+                PlacementArg::KnownHabits => Placement::KnownHabits,
             },
             ..SimOptions::default()
         }

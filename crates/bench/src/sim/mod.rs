@@ -48,6 +48,10 @@ pub enum Placement {
     Lifetime,
     /// Knowing every session's length: a bound no server reaches (the model only).
     KnownLengths,
+    /// Knowing each user's lengths (all their sessions, in the trace and the history)
+    /// but not which comes next, placed as `Lifetime` is: the bound of any prediction
+    /// from users' histories (the model only).
+    KnownHabits,
 }
 
 impl Placement {
@@ -56,6 +60,7 @@ impl Placement {
             Self::Packed => "packed",
             Self::Lifetime => "lifetime",
             Self::KnownLengths => "known-lengths",
+            Self::KnownHabits => "known-habits",
         }
     }
 }

@@ -66,7 +66,9 @@ fn settings(
                 "PLACEMENT",
                 match options.placement {
                     Placement::Lifetime => "lifetime",
-                    Placement::Packed | Placement::KnownLengths => "packed",
+                    Placement::Packed | Placement::KnownLengths | Placement::KnownHabits => {
+                        "packed"
+                    }
                 },
             ),
         ]
