@@ -81,7 +81,6 @@ runtime = "runc"
 CONF
 export CONTAINERS_CONF="$work/containers.conf"
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # 1. The bases, under the Dockerfile's names, unless already there.
 # base NAME PACKAGES [mmdebstrap option]... [-- podman import change]...

@@ -95,6 +95,9 @@ psql_admin() { psql "$PG_ADMIN_URL" -v ON_ERROR_STOP=1 "$@"; }
 # Local databases are reached without TLS (nothing to protect on loopback).
 database_url() { printf '%s/%s?sslmode=disable' "${PG_ADMIN_URL%/*}" "$1"; }
 
+# A free TCP port on 127.0.0.1.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 # A PostgreSQL server of its own, for checks that stop and start the database (never the
 # one everything else shares): initdb in DIR (which must not exist), trust authentication
 # on 127.0.0.1 only, a free port, the installed PostgreSQL's programs run as its own user
@@ -110,7 +113,7 @@ own_postgres() {
   [ -n "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ] || apt_install postgresql
   mkdir "$dir"
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
-  OWN_PG_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  OWN_PG_PORT="$(free_port)"
   as_postgres "$(own_pg_bin)/initdb" -D "$dir/data" --auth=trust --username=postgres --no-sync >/dev/null
   printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nfsync = off\n" \
     "$OWN_PG_PORT" "$dir" >>"$dir/data/postgresql.conf"
