@@ -13,9 +13,10 @@
 //! which no server can: a bound on what any placement rule could save.
 
 mod fleet;
+mod predictions;
 mod queue;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -28,10 +29,8 @@ use serde::Serialize;
 pub use crate::sim::Placement;
 use crate::sim::{Arrival, Past, Policy, PolicyReport, SimOptions};
 use fleet::{Fleet, Session};
+use predictions::{Predictions, habits};
 use queue::{Event, Queue};
-
-/// How many past sessions of a user are kept (as `hardware.session_history` does).
-const HISTORY_PER_USER: usize = 20;
 
 /// How the model runs (durations in trace time): the simulator's options (placement
 /// included), and the server's intervals.
@@ -112,94 +111,6 @@ struct Model<'a> {
     /// `KnownHabits`: for each arrival, its user's other lengths, in the trace and the
     /// history.
     habits: Vec<Option<Rc<Lengths>>>,
-}
-
-/// What the prediction job knows: every user's recent lengths, and what it last
-/// predicted from them.
-#[derive(Default)]
-struct Predictions {
-    history: HashMap<String, VecDeque<f64>>,
-    /// Users whose history changed since the job last ran.
-    changed: HashSet<String>,
-    users: HashMap<String, Rc<Lengths>>,
-    region: Rc<Lengths>,
-}
-
-impl Predictions {
-    fn new(history: &[Past]) -> Self {
-        let mut predictions = Self {
-            region: Rc::new(Lengths::observed(&[])),
-            ..Self::default()
-        };
-        for past in history {
-            predictions.ended(&past.user, past.session_secs);
-        }
-        predictions.refresh_region();
-        predictions.refresh_users();
-        predictions
-    }
-
-    fn ended(&mut self, user: &str, length: f64) {
-        let lengths = self.history.entry(user.to_owned()).or_default();
-        lengths.push_back(length);
-        if lengths.len() > HISTORY_PER_USER {
-            lengths.pop_front();
-        }
-        self.changed.insert(user.to_owned());
-    }
-
-    fn refresh_region(&mut self) {
-        let all: Vec<f64> = self.history.values().flatten().copied().collect();
-        self.region = Rc::new(Lengths::region(&all));
-    }
-
-    fn refresh_users(&mut self) {
-        for user in std::mem::take(&mut self.changed) {
-            let own: Vec<f64> = self.history[&user].iter().copied().collect();
-            self.users
-                .insert(user, Rc::new(Lengths::for_user(&own, &self.region)));
-        }
-    }
-
-    /// What is known of `user`'s next session, and whether from their own history
-    /// (else the region's); `None` if nothing at all.
-    fn of(&self, user: &str) -> Option<(Rc<Lengths>, bool)> {
-        let (prediction, own) = match self.users.get(user) {
-            Some(prediction) => (prediction, true),
-            None => (&self.region, false),
-        };
-        (!prediction.is_empty()).then(|| (prediction.clone(), own))
-    }
-}
-
-/// What `KnownHabits` knows of each arrival: the lengths of every other session of its
-/// user, in `arrivals` and `history` (none for a user seen once).
-fn habits(arrivals: &[Arrival], history: &[Past]) -> Vec<Option<Rc<Lengths>>> {
-    let users: Vec<String> = arrivals
-        .iter()
-        .enumerate()
-        .map(|(n, arrival)| crate::sim::trace::user_of(arrival, n))
-        .collect();
-    let mut lengths: HashMap<&str, Vec<f64>> = HashMap::new();
-    for past in history {
-        lengths
-            .entry(&past.user)
-            .or_default()
-            .push(past.session_secs);
-    }
-    for (user, arrival) in users.iter().zip(arrivals) {
-        lengths.entry(user).or_default().push(arrival.session_secs);
-    }
-    users
-        .iter()
-        .zip(arrivals)
-        .map(|(user, arrival)| {
-            let mut others = lengths[user.as_str()].clone();
-            let own = others.iter().position(|l| *l == arrival.session_secs)?;
-            others.swap_remove(own);
-            (!others.is_empty()).then(|| Rc::new(Lengths::observed(&others)))
-        })
-        .collect()
 }
 
 /// Replays `arrivals` under `policy` in the model, on an empty history.
