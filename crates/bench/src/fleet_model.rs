@@ -130,12 +130,6 @@ fn print_rows(reports: &[ModelReport]) {
     let plain: Vec<_> = reports.iter().map(|r| r.report.clone()).collect();
     sim::print_table(&plain);
     for r in reports {
-        let i = &r.idle;
-        println!(
-            "  {}: idle slot-h booting {:.1}, on empty instances {:.1}, beside sessions {:.1}, \
-             draining {:.1}",
-            r.report.policy, i.booting, i.empty, i.in_use, i.draining
-        );
         println!(
             "  {}: users not served on the first try, by hour: {:?}",
             r.report.policy, r.report.misses_by_hour

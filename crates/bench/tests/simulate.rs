@@ -61,6 +61,16 @@ async fn a_burst_on_an_empty_region_is_served_within_the_clients_wait_under_both
             report.idle_slot_hours > 0.0 && report.idle_slot_hours < report.instance_hours * 8.0,
             "{report:?}"
         );
+        // Where they were, from the hosts' own accounts: the burst's boots were paid
+        // for, and so were the slots beside the sessions they then held; the parts add
+        // up to what the clients' count of sessions gives (within the moments a client
+        // and its host see a session start and end apart).
+        let idle = report.idle;
+        assert!(idle.booting > 0.0 && idle.in_use > 0.0, "{idle:?}");
+        assert!(
+            (idle.total() - report.idle_slot_hours).abs() <= 0.05 * report.idle_slot_hours,
+            "{idle:?} against {report:?}"
+        );
     }
 }
 

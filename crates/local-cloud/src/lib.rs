@@ -65,6 +65,17 @@ impl Default for LocalOptions {
     }
 }
 
+/// One running instance, as [`LocalProvider::hosts`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostLoad {
+    /// Its host registered with the webserver (else it is still booting).
+    pub registered: bool,
+    /// Its host was asked to drain: it shuts down after its last session.
+    pub draining: bool,
+    /// Sessions its clients hold on it now.
+    pub sessions: usize,
+}
+
 struct Simulated {
     region: Region,
     owner: String,
@@ -76,6 +87,7 @@ struct Simulated {
     stopped: watch::Receiver<bool>,
     /// Tells the host it was terminated.
     terminate: watch::Sender<bool>,
+    sessions: Arc<Sessions>,
 }
 
 impl Simulated {
@@ -149,6 +161,21 @@ impl LocalProvider {
             .values()
             .filter(|i| i.is_running())
             .count()
+    }
+
+    /// What every running instance is doing now (in no particular order): where the
+    /// slots the cloud bills are, for a simulation's accounts.
+    pub fn hosts(&self) -> Vec<HostLoad> {
+        self.instances()
+            .by_id
+            .values()
+            .filter(|i| i.is_running())
+            .map(|i| HostLoad {
+                registered: i.sessions.is_registered(),
+                draining: i.sessions.is_draining(),
+                sessions: i.sessions.live(),
+            })
+            .collect()
     }
 
     /// Terminates every instance this provider started.
@@ -250,6 +277,7 @@ async fn serve(
     let metrics = options.metrics;
     let heartbeats = agent.heartbeat_every(options.heartbeat_interval, move || metrics);
     drain.requested().await;
+    sessions.draining();
     // Its sessions go on: the host shuts down after the last one, and a heartbeat
     // interval later still none (a client assigned just before the drain may be on its
     // way).
@@ -284,7 +312,14 @@ impl CloudProvider for LocalProvider {
         let id = new_id();
         let (stopped_tx, stopped) = watch::channel(false);
         let (terminate, terminated) = watch::channel(false);
-        let life = host_life(boot, ip, drain, sessions, self.options.clone(), terminated);
+        let life = host_life(
+            boot,
+            ip,
+            drain,
+            sessions.clone(),
+            self.options.clone(),
+            terminated,
+        );
         tokio::spawn(async move {
             life.await;
             let _ = stopped_tx.send(true);
@@ -304,6 +339,7 @@ impl CloudProvider for LocalProvider {
                 ip,
                 stopped,
                 terminate,
+                sessions,
             },
         );
         Ok(id)

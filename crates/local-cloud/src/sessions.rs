@@ -4,6 +4,7 @@
 //! for that long, and reports its end (`DELETE /host_service/mandelbox/{id}`), as a real
 //! host does. A drained host shuts down only after its last session.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ pub(crate) struct Sessions {
     /// The registered agent, once registration succeeded.
     agent: OnceLock<Arc<HostAgent>>,
     live: watch::Sender<usize>,
+    /// Asked to drain: it takes no new session and shuts down after the last.
+    draining: AtomicBool,
 }
 
 impl Sessions {
@@ -29,11 +32,25 @@ impl Sessions {
         Arc::new(Self {
             agent: OnceLock::new(),
             live: watch::channel(0).0,
+            draining: AtomicBool::new(false),
         })
     }
 
     pub(crate) fn registered(&self, agent: Arc<HostAgent>) {
         let _ = self.agent.set(agent);
+    }
+
+    /// Whether the host registered (and so may hold sessions).
+    pub(crate) fn is_registered(&self) -> bool {
+        self.agent.get().is_some()
+    }
+
+    pub(crate) fn draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Sessions held now.

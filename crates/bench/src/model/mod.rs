@@ -3,9 +3,9 @@
 //! a database or hosts, in well under a second for a day. It stands in for what the
 //! simulator ([`crate::sim`]) measures through the real server (placement,
 //! boots, waiting users, unmet demand, what is paid) so that rules can be
-//! compared over many traces before one is run through the simulator, and it says where
+//! compared over many traces before one is run through the simulator; both say where
 //! the idle slots are: booting, on empty instances, on instances in use, on draining
-//! ones.
+//! ones ([`IdleBreakdown`]).
 //!
 //! It places as `PLACEMENT` does ([`Placement::Packed`], [`Placement::Lifetime`] with
 //! the server's predictor, [`scaling::lifetime`], fed the history and the sessions that
@@ -26,6 +26,7 @@ use scaling::sizing::{Decision, SizingPolicy, SizingRules, decide};
 use scaling::{Learning, ScalingPolicy};
 use serde::Serialize;
 
+pub use crate::sim::IdleBreakdown;
 pub use crate::sim::Placement;
 use crate::sim::{Arrival, Past, Policy, PolicyReport, SimOptions};
 use fleet::{Fleet, Session};
@@ -59,25 +60,11 @@ impl Default for ModelOptions {
     }
 }
 
-/// Where the paid slots that served no session were, in slot-hours.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct IdleBreakdown {
-    /// On instances launched and not yet registered.
-    pub booting: f64,
-    /// On active instances without a session.
-    pub empty: f64,
-    /// Free slots of active instances with sessions.
-    pub in_use: f64,
-    /// Free slots of draining instances, paid until their last session ends.
-    pub draining: f64,
-}
-
 /// What one policy did on one trace, in the model.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelReport {
     #[serde(flatten)]
     pub report: PolicyReport,
-    pub idle: IdleBreakdown,
     /// Idle slot-hours by hour of the trace.
     pub idle_by_hour: Vec<f64>,
 }
@@ -384,7 +371,7 @@ impl Model<'_> {
         let meter = self.fleet.metered();
         let idle = meter.idle;
         let idle_by_hour = meter.idle_by_hour;
-        let idle_slot_hours = idle.booting + idle.empty + idle.in_use + idle.draining;
+        let idle_slot_hours = idle.total();
         ModelReport {
             report: PolicyReport {
                 policy: self.policy.name(),
@@ -406,8 +393,8 @@ impl Model<'_> {
                 misses_by_hour: self.misses_by_hour,
                 users_predicted: 0,
                 sessions_remembered: 0,
+                idle,
             },
-            idle,
             idle_by_hour,
         }
     }

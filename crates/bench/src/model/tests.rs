@@ -66,7 +66,7 @@ fn the_idle_slots_add_up_to_what_was_paid_less_what_was_used() {
         .collect();
     for policy in [Policy::Fixed, Policy::Adaptive] {
         let model = run(&trace, policy, &options());
-        let idle = model.idle;
+        let idle = model.report.idle;
         let parts = idle.booting + idle.empty + idle.in_use + idle.draining;
         assert!((parts - model.report.idle_slot_hours).abs() < 1e-9);
         let length = trace.last().map_or(0.0, |a| a.at_secs);
@@ -223,7 +223,7 @@ fn by_expected_end_habitual_users_cost_fewer_idle_slots_than_packed() {
         lifetime.report.idle_slot_hours,
         packed.report.idle_slot_hours
     );
-    assert!(lifetime.idle.in_use < packed.idle.in_use);
+    assert!(lifetime.report.idle.in_use < packed.report.idle.in_use);
     // Without the history nobody has a prediction of their own: placed as packed.
     let forgetful = run(&day, Policy::Adaptive, &options);
     options.sim.placement = Placement::Packed;

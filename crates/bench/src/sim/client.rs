@@ -4,13 +4,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use local_cloud::HostLoad;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::server::COMMIT_HASH;
-use super::{Arrival, PolicyReport, SimOptions, SimServer};
+use super::{Arrival, IdleBreakdown, PolicyReport, SimOptions, SimServer};
 
 /// How a user fared; waits in trace seconds.
 #[derive(Debug, Clone, Copy)]
@@ -169,6 +170,8 @@ struct Meter {
     instance_secs: f64,
     peak_instances: usize,
     launches: usize,
+    /// Where the idle slots were, from the hosts' own accounts.
+    idle: IdleBreakdown,
 }
 
 /// Samples what the cloud runs and the sessions on it every few milliseconds until
@@ -181,10 +184,25 @@ async fn meter(server: &SimServer, users: &Users, capacity: i64, end: Instant) -
         let now = Instant::now().min(end);
         let trace_secs = (now - last).as_secs_f64() * users.speed;
         last = now;
-        let running = server.provider.running();
+        let hosts = server.provider.hosts();
+        let running = hosts.len();
         let paid = i64::try_from(running).unwrap_or(i64::MAX) * capacity;
         let idle = (paid - users.live.load(Ordering::Relaxed)).max(0);
         meter.idle_slot_secs += idle as f64 * trace_secs;
+        let hours = trace_secs / 3600.0;
+        for host in hosts {
+            let free = (capacity - i64::try_from(host.sessions).unwrap_or(i64::MAX)).max(0);
+            let slot_hours = free as f64 * hours;
+            let part = match host {
+                HostLoad {
+                    registered: false, ..
+                } => &mut meter.idle.booting,
+                HostLoad { draining: true, .. } => &mut meter.idle.draining,
+                HostLoad { sessions: 0, .. } => &mut meter.idle.empty,
+                _ => &mut meter.idle.in_use,
+            };
+            *part += slot_hours;
+        }
         meter.instance_secs += running as f64 * trace_secs;
         meter.peak_instances = meter.peak_instances.max(running);
         if now >= end {
@@ -312,5 +330,6 @@ pub(super) async fn replay(
         misses_by_hour,
         users_predicted: 0,
         sessions_remembered: 0,
+        idle: metered.idle,
     }
 }

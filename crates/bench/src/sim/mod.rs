@@ -6,7 +6,9 @@
 //! capacity, asks once more willing to wait the client's wait. A served user connects
 //! to its host, which holds the session for its length and reports its end through the
 //! host protocol. Paid capacity is what the cloud runs: every launched instance until it
-//! shuts down or is terminated, booting and draining ones included.
+//! shuts down or is terminated, booting and draining ones included; where its idle slots
+//! were (booting, on empty instances, beside sessions, draining) comes from the hosts'
+//! own accounts ([`local_cloud::LocalProvider::hosts`]), as the fleet model reports it.
 
 pub mod cli;
 mod client;
@@ -139,6 +141,27 @@ pub struct PolicyReport {
     pub users_predicted: i64,
     #[serde(skip)]
     pub sessions_remembered: i64,
+    /// Where the idle slot-hours were.
+    pub idle: IdleBreakdown,
+}
+
+/// Where the paid slots that served no session were, in slot-hours.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct IdleBreakdown {
+    /// On instances launched and not yet registered.
+    pub booting: f64,
+    /// On active instances without a session.
+    pub empty: f64,
+    /// Free slots of active instances with sessions.
+    pub in_use: f64,
+    /// Free slots of draining instances, paid until their last session ends.
+    pub draining: f64,
+}
+
+impl IdleBreakdown {
+    pub fn total(&self) -> f64 {
+        self.booting + self.empty + self.in_use + self.draining
+    }
 }
 
 /// Replays `arrivals` under `policy`, `history` already in the database: starts a server

@@ -2,8 +2,8 @@
 
 use super::PolicyReport;
 
-/// Prints one row per policy, and how much fewer idle slot-hours the adaptive policy
-/// paid when both ran.
+/// Prints one row per policy, how much fewer idle slot-hours the adaptive policy paid
+/// when both ran, and where each policy's idle slots were.
 pub fn print_table(reports: &[PolicyReport]) {
     println!(
         "{:<9} {:<13} {:>8} {:>9} {:>7} {:>8} {:>10} {:>10} {:>10} {:>8} {:>5}",
@@ -39,6 +39,14 @@ pub fn print_table(reports: &[PolicyReport]) {
         println!(
             "adaptive pays for {:.0}% fewer idle slot-hours than fixed",
             100.0 * (1.0 - adaptive.idle_slot_hours / fixed.idle_slot_hours.max(f64::MIN_POSITIVE))
+        );
+    }
+    for r in reports {
+        let i = &r.idle;
+        println!(
+            "  {}: idle slot-h booting {:.1}, on empty instances {:.1}, beside sessions {:.1}, \
+             draining {:.1}",
+            r.policy, i.booting, i.empty, i.in_use, i.draining
         );
     }
 }
