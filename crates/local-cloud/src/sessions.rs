@@ -23,7 +23,8 @@ pub(crate) struct Sessions {
     /// The registered agent, once registration succeeded.
     agent: OnceLock<Arc<HostAgent>>,
     live: watch::Sender<usize>,
-    /// Asked to drain: it takes no new session and shuts down after the last.
+    /// Asked to drain: it shuts down after its last session (a client assigned just
+    /// before the drain may still connect).
     draining: AtomicBool,
 }
 
