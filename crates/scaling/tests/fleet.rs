@@ -746,9 +746,11 @@ async fn concurrent_checks_in_two_processes_launch_the_shortfall_once() {
     for hook in &hooks {
         hook.idle().await;
     }
-    // 2 free of 10 wanted: one instance of 10 covers the shortfall.
+    // 2 free of 10 wanted: one instance of 10 covers the shortfall, launched by one of
+    // the checks or, when a hook's check decides first (seen under a loaded CI run), by
+    // that hook; either way once.
     assert_eq!(started.load(Ordering::SeqCst), 1);
-    assert_eq!(launched, 1);
+    assert!(launched <= 1, "{launched}");
     assert_eq!(count(&db, "status = 'PRE_CONNECTION'"), 1);
 }
 
