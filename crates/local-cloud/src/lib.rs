@@ -277,7 +277,7 @@ async fn serve(
     let metrics = options.metrics;
     let heartbeats = agent.heartbeat_every(options.heartbeat_interval, move || metrics);
     drain.requested().await;
-    sessions.draining();
+    sessions.mark_draining();
     // Its sessions go on: the host shuts down after the last one, and a heartbeat
     // interval later still none (a client assigned just before the drain may be on its
     // way).

@@ -46,7 +46,7 @@ impl Sessions {
         self.agent.get().is_some()
     }
 
-    pub(crate) fn draining(&self) {
+    pub(crate) fn mark_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
     }
 

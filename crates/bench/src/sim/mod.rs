@@ -159,6 +159,7 @@ pub struct IdleBreakdown {
 }
 
 impl IdleBreakdown {
+    /// Every idle slot-hour, wherever it was.
     pub fn total(&self) -> f64 {
         self.booting + self.empty + self.in_use + self.draining
     }
