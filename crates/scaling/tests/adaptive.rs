@@ -1,6 +1,7 @@
 //! `SCALING_POLICY=adaptive` against PostgreSQL: the buffer learned from the arrivals and
 //! boots the database recorded, and consolidation, which drains the least-loaded
-//! instance through its host while its sessions go on.
+//! instance while its sessions go on (its host asked once they have ended, and until
+//! then taken back before a launch).
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::net::SocketAddr;
@@ -159,7 +160,7 @@ async fn a_busy_region_keeps_the_buffer_its_arrivals_and_boots_call_for() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn too_much_room_drains_the_least_loaded_instance_and_its_sessions_stay() {
+async fn too_much_room_consolidates_the_least_loaded_instance_whose_host_is_asked_once_empty() {
     let db = setup();
     let mut drain = DrainEndpoint::start(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
     add(&db, "a", 10, 3);
@@ -179,30 +180,28 @@ async fn too_much_room_drains_the_least_loaded_instance_and_its_sessions_stay() 
 
     // A shrinking region (sessions ended, none began): the buffer is the minimum, 2, and
     // 22 free is more than an instance over, and still so without b's 9.
-    let now = UnixMillis::now().as_millis();
-    db.execute(&format!(
-        "INSERT INTO hardware.departures (region_name, at_utc_unix_ms)
-         SELECT '{REGION}', {now} - n * 1000 FROM generate_series(1, 10) AS n"
-    ));
-    let report = fleet(
+    shrinking(&db);
+    let adaptive = fleet(
         &db,
         MockCloudProvider::new(),
         adaptive_settings(drain.port()),
-    )
-    .check(&region(), None, Duration::from_secs(5))
-    .await
-    .unwrap();
-    let b = models::InstanceName::parse("b").unwrap();
-    assert_eq!(report.decision, Decision::Consolidate(b.clone()));
-    assert_eq!(report.drained, vec![b]);
-    tokio::time::timeout(Duration::from_secs(5), drain.requested())
+    );
+    let report = adaptive
+        .check(&region(), None, Duration::from_secs(5))
         .await
         .unwrap();
-    // Nothing new lands there; its sessions are where they were.
-    assert_eq!(
-        db.number("SELECT count(*) AS n FROM hardware.instance_info WHERE instance_name = 'b' AND status = 'DRAINING'"),
-        1
+    let b = models::InstanceName::parse("b").unwrap();
+    assert_eq!(report.decision, Decision::Consolidate(b.clone()));
+    assert_eq!(report.consolidated, vec![b.clone()]);
+    assert!(report.drained.is_empty(), "{report:?}");
+    // Nothing new lands there; its sessions are where they were; its host is not asked
+    // (the check asks before it returns), so that it can be taken back.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), drain.requested())
+            .await
+            .is_err()
     );
+    assert_eq!(status_of(&db, "b"), ("DRAINING", true));
     assert_eq!(
         db.number("SELECT count(*) AS n FROM hardware.mandelbox_info WHERE instance_name = 'b'"),
         1
@@ -211,4 +210,147 @@ async fn too_much_room_drains_the_least_loaded_instance_and_its_sessions_stay() 
         db.number("SELECT count(*) AS n FROM hardware.instance_info WHERE status = 'ACTIVE'"),
         2
     );
+
+    // Its session ends: the next check asks its host, and the drain is final.
+    db.execute("DELETE FROM hardware.mandelbox_info WHERE instance_name = 'b'");
+    let report = adaptive
+        .check(&region(), None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(report.drained, vec![b], "{report:?}");
+    tokio::time::timeout(Duration::from_secs(5), drain.requested())
+        .await
+        .unwrap();
+    assert_eq!(status_of(&db, "b"), ("DRAINING", false));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shortfall_takes_a_consolidated_instance_back_instead_of_launching() {
+    let db = setup();
+    let mut drain = DrainEndpoint::start(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    add(&db, "a", 10, 3);
+    add(&db, "b", 10, 1);
+    add(&db, "c", 10, 4);
+    add(&db, "d", 10, 1);
+    trust(&drain, &["a", "b", "c", "d"]);
+    shrinking(&db);
+    // b and d are consolidated (one each pass), d's session expected to end last.
+    db.execute(&format!(
+        "UPDATE hardware.mandelbox_info SET expected_end_utc_unix_ms = {}
+         WHERE instance_name = 'd'",
+        UnixMillis::now().as_millis() + 3_600_000
+    ));
+    let adaptive = fleet(
+        &db,
+        MockCloudProvider::new(),
+        adaptive_settings(drain.port()),
+    );
+    for _ in 0..2 {
+        adaptive
+            .check(&region(), None, Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+    assert_eq!(status_of(&db, "b"), ("DRAINING", true));
+    assert_eq!(status_of(&db, "d"), ("DRAINING", true));
+
+    // The room is taken: 1 free of the 20 left. The check takes d back, not b, and
+    // launches nothing (the mock cloud has no launch to give).
+    db.execute(
+        "INSERT INTO hardware.mandelbox_info
+             (mandelbox_id, user_id, instance_name, status, creation_time_utc_unix_ms)
+         SELECT gen_random_uuid()::text, 'busy', i, 'RUNNING', 0
+         FROM (VALUES ('a'), ('a'), ('a'), ('a'), ('a'), ('a'), ('a'),
+                      ('c'), ('c'), ('c'), ('c'), ('c')) AS t(i)",
+    );
+    db.execute("DELETE FROM hardware.departures");
+    let fixed = FleetSettings {
+        policy: ScalingPolicy::Fixed,
+        desired_free: 5,
+        ..adaptive_settings(drain.port())
+    };
+    let report = fleet(&db, MockCloudProvider::new(), fixed)
+        .check(&region(), None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let d = models::InstanceName::parse("d").unwrap();
+    assert_eq!(
+        report.decision,
+        Decision::TakeBack {
+            instances: vec![d.clone()],
+            launch: 0
+        }
+    );
+    assert_eq!(report.taken_back, vec![d]);
+    assert!(report.launched.is_empty());
+    assert_eq!(status_of(&db, "d"), ("ACTIVE", false));
+    assert_eq!(status_of(&db, "b"), ("DRAINING", true));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), drain.requested())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operators_drain_of_a_consolidated_instance_asks_its_host() {
+    let db = setup();
+    let mut drain = DrainEndpoint::start(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    add(&db, "a", 10, 3);
+    add(&db, "b", 10, 1);
+    add(&db, "c", 10, 4);
+    trust(&drain, &["a", "b", "c"]);
+    shrinking(&db);
+    let adaptive = fleet(
+        &db,
+        MockCloudProvider::new(),
+        adaptive_settings(drain.port()),
+    );
+    adaptive
+        .check(&region(), None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(status_of(&db, "b"), ("DRAINING", true));
+    let outcome = adaptive
+        .drain_by_operator(&models::InstanceName::parse("b").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        scaling::OperatorDrainOutcome::Drained(scaling::DrainOutcome::Asked)
+    );
+    tokio::time::timeout(Duration::from_secs(5), drain.requested())
+        .await
+        .unwrap();
+    assert_eq!(status_of(&db, "b"), ("DRAINING", false));
+    // Asked again: it is draining already.
+    let again = adaptive
+        .drain_by_operator(&models::InstanceName::parse("b").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(again, scaling::OperatorDrainOutcome::AlreadyDraining);
+}
+
+/// Ten departures in the last ten seconds and no arrivals: a region shrinking.
+fn shrinking(db: &TestDatabase) {
+    let now = UnixMillis::now().as_millis();
+    db.execute(&format!(
+        "INSERT INTO hardware.departures (region_name, at_utc_unix_ms)
+         SELECT '{REGION}', {now} - n * 1000 FROM generate_series(1, 10) AS n"
+    ));
+}
+
+/// Instance `name`'s status, and whether it is reclaimable.
+fn status_of(db: &TestDatabase, name: &str) -> (&'static str, bool) {
+    let code = db.number(&format!(
+        "SELECT (CASE status WHEN 'ACTIVE' THEN 2 WHEN 'DRAINING' THEN 4 ELSE 0 END
+                + reclaimable::int)::bigint AS n
+         FROM hardware.instance_info WHERE instance_name = '{name}'"
+    ));
+    let status = match code / 2 {
+        1 => "ACTIVE",
+        2 => "DRAINING",
+        _ => "other",
+    };
+    (status, code % 2 == 1)
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use models::{InstanceName, InstanceStatus};
+use models::{InstanceName, InstanceStatus, UnixMillis};
 use scaling::lifetime::Lengths;
 use scaling::sizing::{FleetView, InstanceLoad};
 
@@ -226,6 +226,15 @@ impl Fleet {
         }
     }
 
+    /// Takes these draining instances back: `ACTIVE` again, their sessions with them.
+    pub fn take_back(&mut self, names: &[InstanceName]) {
+        for instance in self.instances.values_mut() {
+            if instance.state == State::Draining && names.contains(&instance.name) {
+                instance.state = State::Active;
+            }
+        }
+    }
+
     /// The fleet as the sizing decision sees it.
     pub fn view(&self, unmet_demand: i64) -> FleetView {
         FleetView {
@@ -243,6 +252,13 @@ impl Fleet {
                     },
                     capacity: self.capacity,
                     mandelboxes: i.sessions.len() as i64,
+                    // Only consolidations drain busy instances here, and a draining
+                    // instance ends with its last session.
+                    reclaimable: i.state == State::Draining,
+                    expected_end: UnixMillis::from_millis(match i.expected_end() {
+                        end if end.is_finite() => (end * 1000.0) as i64,
+                        _ => 0,
+                    }),
                 })
                 .collect(),
             region_instances: u32::try_from(self.instances.len()).unwrap_or(u32::MAX),

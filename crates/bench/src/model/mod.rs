@@ -286,12 +286,10 @@ impl Model<'_> {
         let policy = SizingPolicy::new(&self.rules(), observed.as_ref(), self.options.sim.capacity);
         match decide(&view, &policy) {
             Decision::Nothing => {}
-            Decision::Launch(count) => {
-                let boot = self.options.sim.boot.as_secs_f64();
-                for _ in 0..count {
-                    let instance = self.fleet.launch();
-                    self.queue.push(now + boot, Event::Ready(instance));
-                }
+            Decision::Launch(count) => self.launch(now, count),
+            Decision::TakeBack { instances, launch } => {
+                self.fleet.take_back(&instances);
+                self.launch(now, launch);
             }
             Decision::Drain(names) => {
                 for name in names {
@@ -299,6 +297,15 @@ impl Model<'_> {
                 }
             }
             Decision::Consolidate(name) => self.fleet.drain(&name),
+        }
+    }
+
+    /// Launches `count` instances, ready a boot from `now`.
+    fn launch(&mut self, now: f64, count: u32) {
+        let boot = self.options.sim.boot.as_secs_f64();
+        for _ in 0..count {
+            let instance = self.fleet.launch();
+            self.queue.push(now + boot, Event::Ready(instance));
         }
     }
 

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use diesel::prelude::*;
 
 use crate::schema::hardware::instance_info;
-use domain::{AmiId, InstanceName, InstanceStatus, Region};
+use domain::{AmiId, InstanceName, InstanceStatus, Region, UnixMillis};
 
 use super::*;
 
@@ -17,6 +17,12 @@ pub struct Load {
     pub status: InstanceStatus,
     pub mandelbox_capacity: i64,
     pub mandelbox_count: i64,
+    /// `DRAINING` by a consolidation whose host was not asked yet: the fleet may take
+    /// it back ([`take_back`]).
+    pub reclaimable: bool,
+    /// The latest expected end of its mandelboxes (0 for none known).
+    #[diesel(column_name = expected_end_utc_unix_ms)]
+    pub expected_end: UnixMillis,
 }
 
 /// Every instance of `image` in `region`.
@@ -106,7 +112,8 @@ pub fn begin_drain_if_empty(
 }
 
 /// Marks every `ACTIVE` or `PRE_CONNECTION` instance of `region` that does not run
-/// `keep` as `DRAINING`, busy or not (an image upgrade).
+/// `keep` as `DRAINING`, busy or not (an image upgrade); a consolidated one's drain
+/// becomes final: its host is to be asked too.
 pub fn begin_drain_all_but(
     conn: &mut PgConnection,
     region: &Region,
@@ -118,10 +125,92 @@ pub fn begin_drain_all_but(
             .filter(instance_info::aws_ami_id.ne(keep))
             .filter(
                 instance_info::status
-                    .eq_any([InstanceStatus::Active, InstanceStatus::PreConnection]),
+                    .eq_any([InstanceStatus::Active, InstanceStatus::PreConnection])
+                    .or(instance_info::reclaimable),
             ),
     )
-    .set(instance_info::status.eq(InstanceStatus::Draining))
+    .set((
+        instance_info::status.eq(InstanceStatus::Draining),
+        instance_info::reclaimable.eq(false),
+    ))
+    .returning(DrainTarget::as_returning())
+    .get_results(conn)
+}
+
+/// A consolidation's mark on an instance ([`begin_consolidation`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consolidation {
+    pub target: DrainTarget,
+    /// It holds sessions: it stays reclaimable and its host is not asked yet. Empty,
+    /// the drain is final at once.
+    pub reclaimable: bool,
+}
+
+/// Marks the instance `DRAINING` if it is `ACTIVE`, sessions or not, in one statement:
+/// nothing new lands there, its sessions go on. Holding sessions, it is left
+/// reclaimable (its host is not asked, and [`take_back`] may make it `ACTIVE` again);
+/// empty, the drain is final.
+pub fn begin_consolidation(
+    conn: &mut PgConnection,
+    name: &InstanceName,
+) -> QueryResult<Option<Consolidation>> {
+    diesel::update(
+        instance_info::table
+            .find(name)
+            .filter(instance_info::status.eq(InstanceStatus::Active)),
+    )
+    .set((
+        instance_info::status.eq(InstanceStatus::Draining),
+        instance_info::reclaimable.eq(instance_info::mandelbox_count.gt(0)),
+    ))
+    .returning((DrainTarget::as_returning(), instance_info::reclaimable))
+    .get_result(conn)
+    .optional()
+    .map(|row| {
+        row.map(|(target, reclaimable)| Consolidation {
+            target,
+            reclaimable,
+        })
+    })
+}
+
+/// Makes these instances `ACTIVE` again if they are still reclaimable, in one
+/// statement: an operator's drain, an image upgrade, a dying heartbeat or the
+/// lifecycle that made a drain final first wins, and that instance is left out of the
+/// answer (the instances taken back).
+pub fn take_back(
+    conn: &mut PgConnection,
+    names: &[InstanceName],
+) -> QueryResult<Vec<InstanceName>> {
+    diesel::update(
+        instance_info::table
+            .filter(instance_info::instance_name.eq_any(names))
+            .filter(instance_info::status.eq(InstanceStatus::Draining))
+            .filter(instance_info::reclaimable),
+    )
+    .set((
+        instance_info::status.eq(InstanceStatus::Active),
+        instance_info::reclaimable.eq(false),
+    ))
+    .returning(instance_info::instance_name)
+    .get_results(conn)
+}
+
+/// Makes final the consolidations of `image` in `region` whose last session ended, in
+/// one statement, and returns them: their hosts are to be asked to drain.
+pub fn finish_consolidations(
+    conn: &mut PgConnection,
+    region: &Region,
+    image: &AmiId,
+) -> QueryResult<Vec<DrainTarget>> {
+    diesel::update(
+        instance_info::table
+            .filter(instance_info::location.eq(region))
+            .filter(instance_info::aws_ami_id.eq(image))
+            .filter(instance_info::reclaimable)
+            .filter(instance_info::mandelbox_count.eq(0)),
+    )
+    .set(instance_info::reclaimable.eq(false))
     .returning(DrainTarget::as_returning())
     .get_results(conn)
 }
@@ -185,7 +274,8 @@ pub fn all(conn: &mut PgConnection) -> QueryResult<Vec<Instance>> {
 /// What an operator's drain did to the row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OperatorDrain {
-    /// Marked `DRAINING` (it was `ACTIVE` or `PRE_CONNECTION`), whatever its load.
+    /// Marked `DRAINING` (it was `ACTIVE` or `PRE_CONNECTION`, or reclaimable), whatever
+    /// its load.
     Began(DrainTarget),
     /// It was draining already: nothing changed.
     AlreadyDraining,
@@ -195,15 +285,24 @@ pub enum OperatorDrain {
 }
 
 /// Marks the instance `DRAINING` if it is `ACTIVE` or `PRE_CONNECTION`, sessions or not:
-/// they go on, and nothing new lands there.
+/// they go on, and nothing new lands there. A consolidated instance's drain becomes
+/// final (it is no longer reclaimable): that too is a drain that began, its host to
+/// be asked.
 pub fn begin_drain_by_operator(
     conn: &mut PgConnection,
     name: &InstanceName,
 ) -> QueryResult<OperatorDrain> {
-    let began = diesel::update(instance_info::table.find(name).filter(
-        instance_info::status.eq_any([InstanceStatus::Active, InstanceStatus::PreConnection]),
+    let began = diesel::update(
+        instance_info::table.find(name).filter(
+            instance_info::status
+                .eq_any([InstanceStatus::Active, InstanceStatus::PreConnection])
+                .or(instance_info::reclaimable),
+        ),
+    )
+    .set((
+        instance_info::status.eq(InstanceStatus::Draining),
+        instance_info::reclaimable.eq(false),
     ))
-    .set(instance_info::status.eq(InstanceStatus::Draining))
     .returning(DrainTarget::as_returning())
     .get_result(conn)
     .optional()?;

@@ -115,7 +115,7 @@ const REVIVED_STATUS: &str = "CASE WHEN status = 'HOST_SERVICE_UNRESPONSIVE' \
 
 /// Records a heartbeat from the host holding the token with this digest, in one
 /// statement (a HOT update unless the status changes: no indexed column changes). `dying`
-/// marks the instance `DRAINING`; otherwise an instance found unresponsive becomes
+/// marks the instance `DRAINING`, for good (not reclaimable); otherwise an instance found unresponsive becomes
 /// `ACTIVE` again, with its mandelboxes (its silence is over), unless it is being
 /// terminated. Returns the instance, or `None` for an unknown token.
 pub fn heartbeat(
@@ -130,7 +130,12 @@ pub fn heartbeat(
         #[diesel(sql_type = diesel::sql_types::Text)]
         instance_name: InstanceName,
     }
-    let status = if dying { "'DRAINING'" } else { REVIVED_STATUS };
+    // A dying host's drain is final: a consolidated instance is no longer reclaimable.
+    let status = if dying {
+        "'DRAINING', reclaimable = false"
+    } else {
+        REVIVED_STATUS
+    };
     Prepared::default()
         .sql("UPDATE hardware.instance_info SET memory_remaining_kb = ")
         .bigint(metrics.memory_remaining_kb)

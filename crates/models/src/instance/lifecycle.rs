@@ -51,9 +51,10 @@ pub struct Deadlines {
 }
 
 /// Claims the instances whose time is up for termination, in one statement: they are
-/// stamped `terminating_utc_unix_ms` (so no late heartbeat or registration revives them)
-/// and returned. Rows other transactions hold are left for the next pass; rows claimed
-/// before and not yet removed (their termination failed) are claimed again.
+/// stamped `terminating_utc_unix_ms` (so no late heartbeat or registration revives them,
+/// and no take-back: a consolidated one is no longer reclaimable) and returned. Rows
+/// other transactions hold are left for the next pass; rows claimed before and not yet
+/// removed (their termination failed) are claimed again.
 pub fn claim_doomed(conn: &mut PgConnection, deadlines: &Deadlines) -> QueryResult<Vec<Doomed>> {
     #[derive(QueryableByName)]
     struct Row {
@@ -67,7 +68,8 @@ pub fn claim_doomed(conn: &mut PgConnection, deadlines: &Deadlines) -> QueryResu
     use diesel::sql_types::BigInt;
     let rows: Vec<Row> = diesel::sql_query(
         "UPDATE hardware.instance_info AS i
-         SET terminating_utc_unix_ms = COALESCE(i.terminating_utc_unix_ms, $5)
+         SET terminating_utc_unix_ms = COALESCE(i.terminating_utc_unix_ms, $5),
+             reclaimable = false
          FROM (
              SELECT instance_name FROM hardware.instance_info
              WHERE (status = 'PRE_CONNECTION' AND creation_time_utc_unix_ms < $1)

@@ -49,6 +49,7 @@ pub mod hardware {
             emptied_utc_unix_ms -> Nullable<Int8>,
             terminating_utc_unix_ms -> Nullable<Int8>,
             expected_end_utc_unix_ms -> Int8,
+            reclaimable -> Bool,
         }
     }
 

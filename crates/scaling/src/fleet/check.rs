@@ -8,7 +8,7 @@ use models::{AmiId, InstanceName, Region, UnixMillis, demand, instance, learning
 
 use super::{Fleet, FleetError, lock_name};
 use crate::adaptive::Observed;
-use crate::fleet::drain::DrainOutcome;
+use crate::fleet::drain::{Consolidated, DrainOutcome};
 use crate::settings::{Learning, ScalingPolicy};
 use crate::sizing::{Decision, FleetView, InstanceLoad, SizingPolicy, decide};
 
@@ -19,6 +19,10 @@ pub struct CheckReport {
     pub image: Option<AmiId>,
     pub decision: Decision,
     pub launched: Vec<InstanceName>,
+    /// Consolidated instances made `ACTIVE` again instead of launching.
+    pub taken_back: Vec<InstanceName>,
+    /// Consolidated with sessions: `DRAINING`, reclaimable, their hosts not asked yet.
+    pub consolidated: Vec<InstanceName>,
     /// Drained through their hosts.
     pub drained: Vec<InstanceName>,
     /// Their hosts could not be reached: terminated through the cloud and removed.
@@ -34,6 +38,8 @@ impl CheckReport {
             image: image.cloned(),
             decision: Decision::Nothing,
             launched: Vec::new(),
+            taken_back: Vec::new(),
+            consolidated: Vec::new(),
             drained: Vec::new(),
             terminated: Vec::new(),
             skipped: false,
@@ -123,6 +129,8 @@ impl Fleet {
                             status: load.status,
                             capacity: load.mandelbox_capacity,
                             mandelboxes: load.mandelbox_count,
+                            reclaimable: load.reclaimable,
+                            expected_end: load.expected_end,
                         })
                         .collect(),
                     region_instances: u32::try_from(in_region).unwrap_or(u32::MAX),
@@ -159,15 +167,37 @@ impl Fleet {
             (Decision::Launch(count), Some(active)) => {
                 report.launched = self.launch(&active, *count).await?;
             }
+            (Decision::TakeBack { instances, launch }, active) => {
+                report.taken_back = self.take_back(instances).await?;
+                if !report.taken_back.is_empty() {
+                    let taken = report.taken_back.len() as u64;
+                    self.metrics.action("taken_back", region.as_str(), taken);
+                }
+                if report.taken_back.len() < instances.len() {
+                    // An operator, an image upgrade, a dying host or the lifecycle made
+                    // their drain final first: the next check launches for them.
+                    tracing::info!(region = %region, wanted = instances.len(), taken = report.taken_back.len(), "some consolidated instances could not be taken back");
+                }
+                if let (launch @ 1.., Some(active)) = (*launch, active) {
+                    report.launched = self.launch(&active, launch).await?;
+                }
+            }
             (Decision::Consolidate(name), _) => {
-                if let Some(outcome) = self.consolidate(name).await? {
+                let consolidated = self.consolidate(name).await?;
+                if consolidated.is_some() {
                     self.metrics.action("consolidated", region.as_str(), 1);
-                    match outcome {
-                        DrainOutcome::Terminated => report.terminated.push(name.clone()),
-                        DrainOutcome::Asked | DrainOutcome::Unreachable => {
-                            report.drained.push(name.clone());
-                        }
+                }
+                match consolidated {
+                    Some(Consolidated::Reclaimable) => report.consolidated.push(name.clone()),
+                    Some(Consolidated::Drained(DrainOutcome::Terminated)) => {
+                        report.terminated.push(name.clone());
                     }
+                    Some(Consolidated::Drained(
+                        DrainOutcome::Asked | DrainOutcome::Unreachable,
+                    )) => {
+                        report.drained.push(name.clone());
+                    }
+                    None => {}
                 }
             }
             (Decision::Drain(names), _) => {
@@ -183,12 +213,24 @@ impl Fleet {
             }
             _ => {}
         }
-        if report.decision != Decision::Nothing {
+        // Consolidated instances whose last session ended: their drain is final now.
+        let finished = self.finish_consolidations(region, image).await?;
+        for (name, outcome) in &finished {
+            match outcome {
+                DrainOutcome::Asked | DrainOutcome::Unreachable => {
+                    report.drained.push(name.clone())
+                }
+                DrainOutcome::Terminated => report.terminated.push(name.clone()),
+            }
+        }
+        if report.decision != Decision::Nothing || !finished.is_empty() {
             tracing::info!(
                 region = %region,
                 image = %image,
                 decision = ?report.decision,
                 launched = report.launched.len(),
+                taken_back = report.taken_back.len(),
+                consolidated = report.consolidated.len(),
                 drained = report.drained.len(),
                 terminated = report.terminated.len(),
                 "fleet resized"

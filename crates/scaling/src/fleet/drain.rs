@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use cloud_interface::{CloudError, CloudInstanceId};
-use models::instance::{self, Doomed, DrainTarget, OperatorDrain};
-use models::{InstanceName, InstanceStatus, Region};
+use models::instance::{self, Consolidation, Doomed, DrainTarget, OperatorDrain};
+use models::{AmiId, InstanceName, InstanceStatus, Region};
 
 use super::{Fleet, FleetError};
 
@@ -20,6 +20,15 @@ pub enum DrainOutcome {
     /// The host could not be reached but the instance holds sessions: it stays
     /// `DRAINING`, and the lifecycle ends it once empty, or once its host is silent.
     Unreachable,
+}
+
+/// How a consolidation went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Consolidated {
+    /// It holds sessions: marked `DRAINING`, reclaimable, its host not asked yet.
+    Reclaimable,
+    /// It was empty: drained as any empty instance is.
+    Drained(DrainOutcome),
 }
 
 /// How an operator's drain went.
@@ -83,23 +92,69 @@ impl Fleet {
     }
 
     /// The adaptive policy's consolidation of `name`, the least-loaded instance of a
-    /// region with too much room: drained as an operator's drain is (its sessions go
-    /// on where they are), but apart from it, so that an operator's drain can change
-    /// without changing what sizing does. `None` if it was no longer drainable.
+    /// region with too much room: marked `DRAINING` (nothing new lands there, its
+    /// sessions go on) but, while it holds sessions, reclaimable: its host is not asked
+    /// yet, so that a check that needs room takes it back before launching
+    /// ([`Fleet::finish_consolidations`] asks the host once it is empty). `None` if it
+    /// was no longer `ACTIVE`.
     pub(crate) async fn consolidate(
         &self,
         name: &InstanceName,
-    ) -> Result<Option<DrainOutcome>, FleetError> {
-        let marked = self.mark_draining(name).await?;
+    ) -> Result<Option<Consolidated>, FleetError> {
+        let marked = {
+            let name = name.clone();
+            self.db
+                .run(move |conn| Ok(instance::begin_consolidation(conn, &name)?))
+                .await?
+        };
         match marked {
-            OperatorDrain::Began(target) => {
-                tracing::info!(instance = %name, "consolidating: draining the least-loaded instance");
-                self.ask_or_end(target).await.map(Some)
+            Some(Consolidation {
+                reclaimable: true, ..
+            }) => {
+                tracing::info!(instance = %name, "consolidating: nothing new lands on the least-loaded instance");
+                Ok(Some(Consolidated::Reclaimable))
             }
-            OperatorDrain::AlreadyDraining
-            | OperatorDrain::NotDrainable(_)
-            | OperatorDrain::NotFound => Ok(None),
+            Some(Consolidation { target, .. }) => {
+                tracing::info!(instance = %name, "consolidating: draining the least-loaded instance, empty");
+                Ok(Some(Consolidated::Drained(self.ask_or_end(target).await?)))
+            }
+            None => Ok(None),
         }
+    }
+
+    /// Makes these consolidated instances `ACTIVE` again, if nothing made their drain
+    /// final meanwhile; the ones taken back.
+    pub(crate) async fn take_back(
+        &self,
+        names: &[InstanceName],
+    ) -> Result<Vec<InstanceName>, FleetError> {
+        let names = names.to_vec();
+        Ok(self
+            .db
+            .run(move |conn| Ok(instance::take_back(conn, &names)?))
+            .await?)
+    }
+
+    /// Asks the hosts of the consolidated instances of `image` in `region` whose last
+    /// session ended to drain (ending those that cannot be reached): their drain is
+    /// final now. The instances and how each went.
+    pub(crate) async fn finish_consolidations(
+        &self,
+        region: &Region,
+        image: &AmiId,
+    ) -> Result<Vec<(InstanceName, DrainOutcome)>, FleetError> {
+        let targets = {
+            let (region, image) = (region.clone(), image.clone());
+            self.db
+                .run(move |conn| Ok(instance::finish_consolidations(conn, &region, &image)?))
+                .await?
+        };
+        let mut finished = Vec::new();
+        for target in targets {
+            let name = target.instance_name.clone();
+            finished.push((name, self.ask_or_end(target).await?));
+        }
+        Ok(finished)
     }
 
     /// Marks `name` `DRAINING` whatever its load, if its status allows a drain.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use models::{InstanceName, InstanceStatus};
+use models::{InstanceName, InstanceStatus, UnixMillis};
 
 use crate::ScalingPolicy;
 use crate::adaptive::{self, AdaptiveBounds, Observed};
@@ -16,6 +16,11 @@ pub struct InstanceLoad {
     pub status: InstanceStatus,
     pub capacity: i64,
     pub mandelboxes: i64,
+    /// `DRAINING` by a consolidation whose host was not asked yet: it may be taken
+    /// back instead of launching.
+    pub reclaimable: bool,
+    /// The latest expected end of its sessions (0 for none known).
+    pub expected_end: UnixMillis,
 }
 
 /// The (region, image) being sized.
@@ -111,8 +116,15 @@ pub enum Decision {
     Launch(u32),
     /// Drain these instances (all empty).
     Drain(Vec<InstanceName>),
-    /// Drain this instance, the least loaded, whose sessions go on where they are.
+    /// Drain this instance, the least loaded, whose sessions go on where they are; its
+    /// host is asked once they have ended, and until then it may be taken back.
     Consolidate(InstanceName),
+    /// Make these consolidated instances `ACTIVE` again, and launch `launch` more: what
+    /// is booted already brings its free slots now, a launch a boot later.
+    TakeBack {
+        instances: Vec<InstanceName>,
+        launch: u32,
+    },
 }
 
 /// Instances that count as capacity: `ACTIVE` ones, and `PRE_CONNECTION` ones on their way.
@@ -184,16 +196,31 @@ pub fn decide(view: &FleetView, policy: &SizingPolicy) -> Decision {
         0
     };
     if wanted > 0 {
+        // Consolidated instances first, then launches for what they do not bring.
+        let missing = if live.is_empty() {
+            demand.max(1)
+        } else {
+            wanted_free - free
+        };
+        let (taken, missing) = take_back(view, missing);
+        let wanted = match (taken.is_empty(), missing > 0) {
+            (true, _) => wanted,
+            (false, true) => instances_for(missing, average_capacity).max(policy.buffer),
+            (false, false) => 0,
+        };
         let existing = view
             .region_instances
             .max(u32::try_from(view.instances.len()).unwrap_or(u32::MAX));
         let allowed = policy
             .max_instances
             .map_or(wanted, |max| wanted.min(max.saturating_sub(existing)));
-        return if allowed == 0 {
-            Decision::Nothing
-        } else {
-            Decision::Launch(allowed)
+        return match (taken.is_empty(), allowed) {
+            (true, 0) => Decision::Nothing,
+            (true, launch) => Decision::Launch(launch),
+            (false, launch) => Decision::TakeBack {
+                instances: taken,
+                launch,
+            },
         };
     }
     let margin = if policy.hysteresis {
@@ -214,6 +241,33 @@ pub fn decide(view: &FleetView, policy: &SizingPolicy) -> Decision {
         return least_loaded(view, spare).map_or(Decision::Nothing, Decision::Consolidate);
     }
     Decision::Nothing
+}
+
+/// The reclaimable instances that bring `missing` slots, or all there are: the one
+/// expected to be paid for longest first (its free slots are paid for anyway; one
+/// that empties sooner is better let go), then the roomier, then by name. Returns them
+/// and the slots still missing.
+fn take_back(view: &FleetView, mut missing: i64) -> (Vec<InstanceName>, i64) {
+    let mut reclaimable: Vec<&InstanceLoad> = view
+        .instances
+        .iter()
+        .filter(|i| i.reclaimable && i.capacity > i.mandelboxes)
+        .collect();
+    reclaimable.sort_by(|a, b| {
+        b.expected_end
+            .cmp(&a.expected_end)
+            .then((b.capacity - b.mandelboxes).cmp(&(a.capacity - a.mandelboxes)))
+            .then(a.name.cmp(&b.name))
+    });
+    let mut taken = Vec::new();
+    for instance in reclaimable {
+        if missing <= 0 {
+            break;
+        }
+        missing -= instance.capacity - instance.mandelboxes;
+        taken.push(instance.name.clone());
+    }
+    (taken, missing)
 }
 
 /// The most sessions an instance of `capacity` slots may hold to be consolidated: one,

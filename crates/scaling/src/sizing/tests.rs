@@ -17,6 +17,8 @@ fn instance(name: &str, status: InstanceStatus, capacity: i64, mandelboxes: i64)
         status,
         capacity,
         mandelboxes,
+        reclaimable: false,
+        expected_end: UnixMillis::from_millis(0),
     }
 }
 
@@ -326,4 +328,84 @@ fn consolidation_never_takes_the_buffer_below_what_is_wanted() {
         decide(&view(others), &adaptive),
         Decision::Consolidate(InstanceName::parse("c").unwrap())
     );
+}
+
+/// A consolidated instance: `DRAINING`, reclaimable, its last session expected to end
+/// at `expected_end` (ms).
+fn consolidated(name: &str, capacity: i64, mandelboxes: i64, expected_end: i64) -> InstanceLoad {
+    InstanceLoad {
+        reclaimable: true,
+        expected_end: UnixMillis::from_millis(expected_end),
+        ..instance(name, InstanceStatus::Draining, capacity, mandelboxes)
+    }
+}
+
+#[test]
+fn a_shortfall_takes_consolidated_instances_back_before_launching() {
+    // 2 free, 10 wanted: the one expected to run longest brings 9, enough.
+    let fleet = vec![
+        active("a", 10, 8),
+        consolidated("soon", 10, 1, 1_000),
+        consolidated("late", 10, 1, 9_000),
+    ];
+    assert_eq!(
+        decide(&view(fleet), &POLICY),
+        Decision::TakeBack {
+            instances: names(&["late"]),
+            launch: 0
+        }
+    );
+    // 0 free: both (18), and a launch for the 2 still missing.
+    let fleet = vec![
+        active("a", 10, 10),
+        consolidated("soon", 10, 1, 1_000),
+        consolidated("late", 10, 1, 9_000),
+        consolidated("later-but-full", 10, 10, 20_000),
+    ];
+    let wanting_more = SizingPolicy {
+        desired_free: 20,
+        ..POLICY
+    };
+    assert_eq!(
+        decide(&view(fleet), &wanting_more),
+        Decision::TakeBack {
+            instances: names(&["late", "soon"]),
+            launch: 1
+        }
+    );
+}
+
+#[test]
+fn a_take_back_ignores_the_instance_cap_its_launches_do_not() {
+    let capped = SizingPolicy {
+        desired_free: 20,
+        max_instances: Some(2),
+        ..POLICY
+    };
+    let fleet = vec![active("a", 10, 10), consolidated("c", 10, 1, 5)];
+    assert_eq!(
+        decide(&view(fleet), &capped),
+        Decision::TakeBack {
+            instances: names(&["c"]),
+            launch: 0
+        }
+    );
+}
+
+#[test]
+fn nothing_is_taken_back_without_a_shortfall_or_for_an_image_on_its_way_out() {
+    let roomy = vec![active("a", 10, 0), consolidated("c", 10, 1, 5)];
+    assert_eq!(decide(&view(roomy), &POLICY), Decision::Nothing);
+    let short = vec![active("a", 10, 10), consolidated("c", 10, 1, 5)];
+    let retired = FleetView {
+        image_active: false,
+        ..view(short.clone())
+    };
+    assert_eq!(decide(&retired, &POLICY), Decision::Nothing);
+    // A drain that is not reclaimable (an operator's, a dying host's) stays.
+    let final_drain = vec![
+        active("a", 10, 10),
+        instance("d", InstanceStatus::Draining, 10, 1),
+    ];
+    assert_eq!(decide(&view(final_drain), &POLICY), Decision::Launch(1));
 }

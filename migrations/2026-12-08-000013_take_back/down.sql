@@ -1,0 +1,2 @@
+-- The take-back.
+ALTER TABLE hardware.instance_info DROP COLUMN reclaimable;
