@@ -5,16 +5,79 @@
 //! A new instance takes a boot time (plus the reaction of the next capacity check) to
 //! bring slots, so the buffer must absorb what the free slots lose over that horizon:
 //! the arrivals expected minus the departures expected. Both are taken as Poisson: the
-//! buffer is the expected loss (if positive) plus [`SAFETY_SIGMAS`] standard deviations
-//! of it, plus one, between the configured minimum and maximum. The arrival rate
+//! buffer is the expected loss (if positive) plus a margin of standard deviations of
+//! it (`ADAPTIVE_SAFETY_SIGMAS`, [`Sigmas::DEFAULT`]), plus one, between the configured minimum and maximum. The arrival rate
 //! expected is the larger of the long-span rate and the short-span rate extrapolated by
 //! its rise over the long one, so a ramp raises the buffer ahead of itself while a quiet
 //! night lets it fall.
 
 use std::time::Duration;
 
-/// How many standard deviations of the horizon's loss of free slots the buffer covers.
-pub const SAFETY_SIGMAS: f64 = 2.0;
+/// How many standard deviations of the horizon's loss of free slots the buffer covers,
+/// to the hundredth (so that settings holding one compare equal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sigmas(u32);
+
+impl Sigmas {
+    /// Two: what the policy covered before the margin was a setting.
+    pub const DEFAULT: Self = Self(200);
+
+    /// `hundredths` hundredths of a standard deviation.
+    pub const fn from_hundredths(hundredths: u32) -> Self {
+        Self(hundredths)
+    }
+
+    pub const fn hundredths(self) -> u32 {
+        self.0
+    }
+
+    pub fn get(self) -> f64 {
+        f64::from(self.0) / 100.0
+    }
+}
+
+impl Default for Sigmas {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl std::str::FromStr for Sigmas {
+    type Err = String;
+
+    /// A number from 0 to 10 with at most two decimals: `2`, `1.25`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !digits(whole) || !digits(fraction) || fraction.len() > 2 {
+            return Err(format!(
+                "invalid value {text:?}: expected a number of standard deviations with at most two decimals, such as 1.25"
+            ));
+        }
+        let whole: u32 = whole
+            .parse()
+            .ok()
+            .filter(|whole| *whole <= 10)
+            .ok_or_else(|| format!("{text} is out of range: expected 0 to 10"))?;
+        let cents: u32 = format!("{fraction:0<2}").parse().unwrap_or(0);
+        let hundredths = whole * 100 + cents;
+        if hundredths > 1000 {
+            return Err(format!("{text} is out of range: expected 0 to 10"));
+        }
+        Ok(Self(hundredths))
+    }
+}
+
+impl std::fmt::Display for Sigmas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 % 100 {
+            0 => write!(f, "{}", self.0 / 100),
+            cents if cents % 10 == 0 => write!(f, "{}.{}", self.0 / 100, cents / 10),
+            cents => write!(f, "{}.{cents:02}", self.0 / 100),
+        }
+    }
+}
 
 /// What the region showed recently.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,6 +105,8 @@ pub struct AdaptiveBounds {
     pub default_boot_time: Duration,
     /// How long after a slot is taken the fleet may notice (the capacity check's interval).
     pub reaction: Duration,
+    /// `ADAPTIVE_SAFETY_SIGMAS`: the margin over the expected loss.
+    pub margin: Sigmas,
 }
 
 fn per_sec(count: i64, span: Duration) -> f64 {
@@ -75,7 +140,7 @@ pub fn desired_free(observed: &Observed, bounds: &AdaptiveBounds) -> i64 {
     let departures = per_sec(observed.departures_long, observed.long_span) * horizon;
     let spread = (arrivals + departures).sqrt();
     let wanted = if arrivals > 0.0 {
-        ((arrivals - departures).max(0.0) + SAFETY_SIGMAS * spread).ceil() as i64 + 1
+        ((arrivals - departures).max(0.0) + bounds.margin.get() * spread).ceil() as i64 + 1
     } else {
         0
     };
@@ -91,6 +156,7 @@ mod tests {
         max: 60,
         default_boot_time: Duration::from_secs(120),
         reaction: Duration::from_secs(0),
+        margin: Sigmas::DEFAULT,
     };
 
     /// Arrivals in the last 5 and 30 minutes, departures in the last 30.
@@ -103,6 +169,34 @@ mod tests {
             long_span: Duration::from_secs(1800),
             boot_time: boot_secs.map(Duration::from_secs),
         }
+    }
+
+    #[test]
+    fn a_margin_reads_to_the_hundredth_and_prints_as_it_was_written() {
+        for (text, hundredths) in [("2", 200), ("1.25", 125), ("0.5", 50), ("10", 1000)] {
+            let sigmas: Sigmas = text.parse().unwrap();
+            assert_eq!(sigmas.hundredths(), hundredths);
+            assert_eq!(sigmas.to_string(), text);
+        }
+        for bad in ["", "-1", "1.234", "10.01", "11", "one", ".5", "1e2", "1,5"] {
+            assert!(bad.parse::<Sigmas>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_smaller_margin_keeps_a_smaller_buffer() {
+        let tight = AdaptiveBounds {
+            margin: Sigmas::from_hundredths(125),
+            ..BOUNDS
+        };
+        // 6 a minute coming and going over 90 s: 1.25 · √18 = 5.3 → 6, + 1.
+        assert_eq!(desired_free(&observed(30, 180, 180, Some(90)), &tight), 7);
+        let none = AdaptiveBounds {
+            margin: Sigmas::from_hundredths(0),
+            ..BOUNDS
+        };
+        // No margin: what is expected lost, + 1 (and the minimum).
+        assert_eq!(desired_free(&observed(30, 180, 0, Some(90)), &none), 10);
     }
 
     #[test]

@@ -8,9 +8,14 @@ pub enum ScalingPolicy {
     /// `DESIRED_FREE_MANDELBOXES` free slots; only empty instances are drained.
     Fixed,
     /// A buffer learned per region between `min` and `max`
-    /// (`DESIRED_FREE_MANDELBOXES_MIN`/`_MAX`, see [`crate::adaptive`]); too much room
-    /// is given back by draining the least-loaded instance, sessions and all.
-    Adaptive { min: i64, max: i64 },
+    /// (`DESIRED_FREE_MANDELBOXES_MIN`/`_MAX`, see [`crate::adaptive`]) with a margin of
+    /// `margin` standard deviations (`ADAPTIVE_SAFETY_SIGMAS`); too much room is given
+    /// back by draining the least-loaded instance, sessions and all.
+    Adaptive {
+        min: i64,
+        max: i64,
+        margin: crate::adaptive::Sigmas,
+    },
 }
 
 /// The spans the adaptive policy learns over.

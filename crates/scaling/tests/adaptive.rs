@@ -26,7 +26,11 @@ fn region() -> Region {
 
 fn adaptive_settings(host_port: u16) -> FleetSettings {
     FleetSettings {
-        policy: ScalingPolicy::Adaptive { min: 2, max: 100 },
+        policy: ScalingPolicy::Adaptive {
+            min: 2,
+            max: 100,
+            margin: adaptive::Sigmas::DEFAULT,
+        },
         host_service_port: host_port,
         drain_timeout: Duration::from_millis(500),
         check_interval: Duration::from_millis(10),
@@ -122,6 +126,7 @@ async fn a_busy_region_keeps_the_buffer_its_arrivals_and_boots_call_for() {
             max: 100,
             default_boot_time: Learning::default().default_boot_time,
             reaction: settings.check_interval,
+            margin: adaptive::Sigmas::DEFAULT,
         },
     );
     assert!(expected > 30, "{expected}");

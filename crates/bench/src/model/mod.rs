@@ -319,6 +319,7 @@ impl Model<'_> {
                 Policy::Adaptive => ScalingPolicy::Adaptive {
                     min: i64::from(sim.adaptive_min),
                     max: i64::from(sim.adaptive_max),
+                    margin: sim.safety_sigmas,
                 },
             },
             desired_free: i64::from(sim.desired_free),

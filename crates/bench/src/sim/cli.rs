@@ -57,6 +57,9 @@ pub struct FleetArgs {
     /// DESIRED_FREE_MANDELBOXES of the fixed policy.
     #[arg(long, default_value_t = 10)]
     pub desired_free: u32,
+    /// ADAPTIVE_SAFETY_SIGMAS of the adaptive policy.
+    #[arg(long, default_value_t = scaling::adaptive::Sigmas::DEFAULT)]
+    pub safety_sigmas: scaling::adaptive::Sigmas,
     #[arg(long, value_enum, default_value_t = PlacementArg::Packed)]
     pub placement: PlacementArg,
     /// Past sessions (`user,region,session_secs`, oldest first) the database holds
@@ -73,6 +76,7 @@ impl FleetArgs {
             capacity: self.capacity,
             client_wait: Duration::from_secs(self.client_wait_secs),
             desired_free: self.desired_free,
+            safety_sigmas: self.safety_sigmas,
             placement: match self.placement {
                 PlacementArg::Packed => Placement::Packed,
                 PlacementArg::Lifetime => Placement::Lifetime,

@@ -83,6 +83,8 @@ pub struct SimOptions {
     /// `DESIRED_FREE_MANDELBOXES_MIN` and `_MAX` (the adaptive policy).
     pub adaptive_min: u32,
     pub adaptive_max: u32,
+    /// `ADAPTIVE_SAFETY_SIGMAS` (the adaptive policy).
+    pub safety_sigmas: scaling::adaptive::Sigmas,
     /// `PLACEMENT`.
     pub placement: Placement,
 }
@@ -97,6 +99,7 @@ impl Default for SimOptions {
             desired_free: 10,
             adaptive_min: 2,
             adaptive_max: 100,
+            safety_sigmas: scaling::adaptive::Sigmas::DEFAULT,
             placement: Placement::Packed,
         }
     }

@@ -49,6 +49,7 @@ fn settings(
         options.adaptive_min.to_string(),
         options.adaptive_max.to_string(),
     );
+    let sigmas = options.safety_sigmas.to_string();
     let mut settings = Settings::from_vars(
         &[
             ("ENVIRONMENT", "local"),
@@ -62,6 +63,7 @@ fn settings(
             ("DESIRED_FREE_MANDELBOXES", desired.as_str()),
             ("DESIRED_FREE_MANDELBOXES_MIN", min.as_str()),
             ("DESIRED_FREE_MANDELBOXES_MAX", max.as_str()),
+            ("ADAPTIVE_SAFETY_SIGMAS", sigmas.as_str()),
             (
                 "PLACEMENT",
                 match options.placement {

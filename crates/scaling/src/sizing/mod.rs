@@ -85,12 +85,13 @@ impl SizingPolicy {
     pub fn new(rules: &SizingRules, observed: Option<&Observed>, expected_capacity: i64) -> Self {
         let adaptive = matches!(rules.policy, ScalingPolicy::Adaptive { .. });
         let (desired_free, consolidate) = match (rules.policy, observed) {
-            (ScalingPolicy::Adaptive { min, max }, Some(observed)) => {
+            (ScalingPolicy::Adaptive { min, max, margin }, Some(observed)) => {
                 let bounds = AdaptiveBounds {
                     min,
                     max,
                     default_boot_time: rules.default_boot_time,
                     reaction: rules.reaction,
+                    margin,
                 };
                 (
                     adaptive::desired_free(observed, &bounds),

@@ -218,17 +218,18 @@ impl ScalingSettings {
 }
 
 /// `SCALING_POLICY` (`fixed` or `adaptive`) and, for `adaptive`,
-/// `DESIRED_FREE_MANDELBOXES_MIN` and `_MAX`.
+/// `DESIRED_FREE_MANDELBOXES_MIN` and `_MAX`, and `ADAPTIVE_SAFETY_SIGMAS`.
 fn scaling_policy(vars: &Vars) -> Result<scaling::ScalingPolicy, ConfigError> {
     let min: i64 = vars.ranged("DESIRED_FREE_MANDELBOXES_MIN", 2, 0..=100_000)?;
     let max: i64 = vars.ranged("DESIRED_FREE_MANDELBOXES_MAX", 100, 0..=100_000)?;
+    let margin = vars.parsed("ADAPTIVE_SAFETY_SIGMAS", scaling::adaptive::Sigmas::DEFAULT)?;
     match vars.get("SCALING_POLICY").unwrap_or("fixed") {
         "fixed" => Ok(scaling::ScalingPolicy::Fixed),
         "adaptive" if min > max => Err(problem(
             "DESIRED_FREE_MANDELBOXES_MIN",
             format!("must be at most DESIRED_FREE_MANDELBOXES_MAX ({max})"),
         )),
-        "adaptive" => Ok(scaling::ScalingPolicy::Adaptive { min, max }),
+        "adaptive" => Ok(scaling::ScalingPolicy::Adaptive { min, max, margin }),
         other => Err(problem(
             "SCALING_POLICY",
             format!("invalid value {other:?}: expected fixed or adaptive"),

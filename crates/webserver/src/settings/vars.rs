@@ -105,6 +105,18 @@ impl Vars {
         }
     }
 
+    /// A value its own type reads (and checks), `default` when unset.
+    pub(super) fn parsed<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr<Err = String> + Display,
+    {
+        self.asked_for(name, Some(default.to_string()));
+        match self.get(name) {
+            None => Ok(default),
+            Some(value) => value.parse().map_err(|err| problem(name, err)),
+        }
+    }
+
     /// A whole number in `range`, `default` when unset.
     pub(super) fn ranged<T>(
         &self,
