@@ -7,6 +7,7 @@
 #   scripts/simulate.sh --trace FILE [--speed 240] [--policy fixed|adaptive|both]
 #                       [--boot-secs 90] [--capacity 8] [--client-wait-secs 120]
 #                       [--desired-free 10] [--placement packed|lifetime]
+#                       [--safety-sigmas 2]
 #                       [--history FILE] [--json]
 #
 # Shipped traces: crates/bench/traces/diurnal.csv (24 hours, about six minutes per policy

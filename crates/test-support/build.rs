@@ -4,18 +4,25 @@
 use std::fs;
 use std::path::Path;
 
+/// Relative to the package: cargo resolves relative `rerun-if-changed` paths against
+/// the package it builds, so two checkouts sharing one target directory (a clone for CI
+/// beside the working copy) each see their own migrations. Absolute paths would keep
+/// pointing at whichever checkout built first, and the template of other migrations
+/// would be used.
+const MIGRATIONS: &str = "../../migrations";
+
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
-    println!("cargo:rerun-if-changed={}", dir.display());
+    let dir = Path::new(MIGRATIONS);
+    println!("cargo:rerun-if-changed={MIGRATIONS}");
     let mut files = Vec::new();
-    collect(&dir, &mut files);
+    collect(dir, &mut files);
     files.sort();
     // FNV-1a over every path and content: stable across compiler versions.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for path in files {
         println!("cargo:rerun-if-changed={}", path.display());
         let name = path
-            .strip_prefix(&dir)
+            .strip_prefix(dir)
             .unwrap_or(&path)
             .display()
             .to_string();

@@ -84,11 +84,11 @@ fn clean(db: &TestDatabase) {
     assert!(violations.is_clean(), "{violations:?}");
 }
 
+/// One racer: what it does on its own connection, and what it saw.
+type Racer = Box<dyn FnOnce(&mut diesel::PgConnection) -> Outcome + Send>;
+
 /// Runs `racers` at once, each on its own connection, from one barrier.
-fn race<T: Send + 'static>(
-    db: &Arc<TestDatabase>,
-    racers: Vec<Box<dyn FnOnce(&mut diesel::PgConnection) -> T + Send>>,
-) -> Vec<T> {
+fn race(db: &Arc<TestDatabase>, racers: Vec<Racer>) -> Vec<Outcome> {
     let barrier = Arc::new(Barrier::new(racers.len()));
     let threads: Vec<_> = racers
         .into_iter()
@@ -114,7 +114,7 @@ enum Outcome {
     Placed(bool),
 }
 
-fn taking_back() -> Box<dyn FnOnce(&mut diesel::PgConnection) -> Outcome + Send> {
+fn taking_back() -> Racer {
     Box::new(|conn| {
         let taken = instance::take_back(conn, &[name("spare")]).unwrap();
         Outcome::TakenBack(taken == [name("spare")])
@@ -122,7 +122,7 @@ fn taking_back() -> Box<dyn FnOnce(&mut diesel::PgConnection) -> Outcome + Send>
 }
 
 /// The lifecycle, with every `DRAINING` instance past its time.
-fn claiming() -> Box<dyn FnOnce(&mut diesel::PgConnection) -> Outcome + Send> {
+fn claiming() -> Racer {
     Box::new(|conn| {
         let now = UnixMillis::now();
         let deadlines = Deadlines {
@@ -164,7 +164,7 @@ fn an_operators_drain_an_upgrade_or_a_dying_host_make_the_drain_final_whoever_is
     for round in 0..ROUNDS {
         let db = Arc::new(consolidated());
         // Round by round, the other racer changes.
-        let other: Box<dyn FnOnce(&mut diesel::PgConnection) -> Outcome + Send> = match round % 3 {
+        let other: Racer = match round % 3 {
             0 => Box::new(|conn| {
                 Outcome::Operator(instance::begin_drain_by_operator(conn, &name("spare")).unwrap())
             }),
@@ -232,8 +232,7 @@ fn an_operators_drain_an_upgrade_or_a_dying_host_make_the_drain_final_whoever_is
 fn placements_racing_a_take_back_land_on_it_only_once_it_is_active() {
     for round in 0..ROUNDS {
         let db = Arc::new(consolidated());
-        let mut racers: Vec<Box<dyn FnOnce(&mut diesel::PgConnection) -> Outcome + Send>> =
-            vec![taking_back()];
+        let mut racers: Vec<Racer> = vec![taking_back()];
         for n in 0..10 {
             racers.push(Box::new(move |conn| {
                 let regions = [(
