@@ -27,10 +27,12 @@ impl Sigmas {
         Self(hundredths)
     }
 
+    /// The margin in hundredths of a standard deviation.
     pub const fn hundredths(self) -> u32 {
         self.0
     }
 
+    /// The margin in standard deviations.
     pub fn get(self) -> f64 {
         f64::from(self.0) / 100.0
     }

@@ -140,6 +140,7 @@ pub fn begin_drain_all_but(
 /// A consolidation's mark on an instance ([`begin_consolidation`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consolidation {
+    /// Where to reach it and how to end it, once its drain is final.
     pub target: DrainTarget,
     /// It holds sessions: it stays reclaimable and its host is not asked yet. Empty,
     /// the drain is final at once.
