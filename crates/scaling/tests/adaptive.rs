@@ -166,12 +166,7 @@ async fn a_busy_region_keeps_the_buffer_its_arrivals_and_boots_call_for() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn too_much_room_consolidates_the_least_loaded_instance_whose_host_is_asked_once_empty() {
-    let db = setup();
-    let mut drain = DrainEndpoint::start(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
-    add(&db, "a", 10, 3);
-    add(&db, "b", 10, 1);
-    add(&db, "c", 10, 4);
-    trust(&drain, &["a", "b", "c"]);
+    let (db, mut drain) = hosts(&[("a", 3), ("b", 1), ("c", 4)]);
     // The fixed policy drains only empty instances: nothing.
     let fixed = FleetSettings {
         policy: ScalingPolicy::Fixed,
@@ -201,11 +196,7 @@ async fn too_much_room_consolidates_the_least_loaded_instance_whose_host_is_aske
     assert!(report.drained.is_empty(), "{report:?}");
     // Nothing new lands there; its sessions are where they were; its host is not asked
     // (the check asks before it returns), so that it can be taken back.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), drain.requested())
-            .await
-            .is_err()
-    );
+    assert!(never_asked(&mut drain).await);
     assert_eq!(status_of(&db, "b"), ("DRAINING", true));
     assert_eq!(
         db.number("SELECT count(*) AS n FROM hardware.mandelbox_info WHERE instance_name = 'b'"),
@@ -231,13 +222,7 @@ async fn too_much_room_consolidates_the_least_loaded_instance_whose_host_is_aske
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shortfall_takes_a_consolidated_instance_back_instead_of_launching() {
-    let db = setup();
-    let mut drain = DrainEndpoint::start(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
-    add(&db, "a", 10, 3);
-    add(&db, "b", 10, 1);
-    add(&db, "c", 10, 4);
-    add(&db, "d", 10, 1);
-    trust(&drain, &["a", "b", "c", "d"]);
+    let (db, mut drain) = hosts(&[("a", 3), ("b", 1), ("c", 4), ("d", 1)]);
     shrinking(&db);
     // b and d are consolidated (one each pass), d's session expected to end last.
     db.execute(&format!(
@@ -290,21 +275,12 @@ async fn a_shortfall_takes_a_consolidated_instance_back_instead_of_launching() {
     assert!(report.launched.is_empty());
     assert_eq!(status_of(&db, "d"), ("ACTIVE", false));
     assert_eq!(status_of(&db, "b"), ("DRAINING", true));
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), drain.requested())
-            .await
-            .is_err()
-    );
+    assert!(never_asked(&mut drain).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operators_drain_of_a_consolidated_instance_asks_its_host() {
-    let db = setup();
-    let mut drain = DrainEndpoint::start(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
-    add(&db, "a", 10, 3);
-    add(&db, "b", 10, 1);
-    add(&db, "c", 10, 4);
-    trust(&drain, &["a", "b", "c"]);
+    let (db, mut drain) = hosts(&[("a", 3), ("b", 1), ("c", 4)]);
     shrinking(&db);
     let adaptive = fleet(
         &db,
@@ -334,6 +310,27 @@ async fn an_operators_drain_of_a_consolidated_instance_asks_its_host() {
         .await
         .unwrap();
     assert_eq!(again, scaling::OperatorDrainOutcome::AlreadyDraining);
+}
+
+/// Instances of 10 slots with these sessions, their hosts trusted by one drain
+/// endpoint.
+fn hosts(instances: &[(&str, i64)]) -> (TestDatabase, DrainEndpoint) {
+    let db = setup();
+    let drain = DrainEndpoint::start(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let names: Vec<&str> = instances.iter().map(|(name, _)| *name).collect();
+    for (name, sessions) in instances {
+        add(&db, name, 10, *sessions);
+    }
+    trust(&drain, &names);
+    (db, drain)
+}
+
+/// No host was asked to drain: a check asks before it returns, so a short wait after
+/// it tells.
+async fn never_asked(drain: &mut DrainEndpoint) -> bool {
+    tokio::time::timeout(Duration::from_millis(200), drain.requested())
+        .await
+        .is_err()
 }
 
 /// Ten departures in the last ten seconds and no arrivals: a region shrinking.

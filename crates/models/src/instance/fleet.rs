@@ -123,18 +123,32 @@ pub fn begin_drain_all_but(
         instance_info::table
             .filter(instance_info::location.eq(region))
             .filter(instance_info::aws_ami_id.ne(keep))
-            .filter(
-                instance_info::status
-                    .eq_any([InstanceStatus::Active, InstanceStatus::PreConnection])
-                    .or(instance_info::reclaimable),
-            ),
+            .filter(drainable()),
     )
-    .set((
-        instance_info::status.eq(InstanceStatus::Draining),
-        instance_info::reclaimable.eq(false),
-    ))
+    .set(final_drain())
     .returning(DrainTarget::as_returning())
     .get_results(conn)
+}
+
+/// What a final drain may begin on: an `ACTIVE` or `PRE_CONNECTION` instance, or a
+/// consolidated one still reclaimable.
+#[diesel::dsl::auto_type]
+fn drainable() -> _ {
+    let statuses: [InstanceStatus; 2] = [InstanceStatus::Active, InstanceStatus::PreConnection];
+    instance_info::status
+        .eq_any(statuses)
+        .or(instance_info::reclaimable)
+}
+
+/// A final drain: `DRAINING`, and no longer reclaimable.
+#[diesel::dsl::auto_type]
+fn final_drain() -> _ {
+    let draining: InstanceStatus = InstanceStatus::Draining;
+    let reclaimable: bool = false;
+    (
+        instance_info::status.eq(draining),
+        instance_info::reclaimable.eq(reclaimable),
+    )
 }
 
 /// A consolidation's mark on an instance ([`begin_consolidation`]).
@@ -293,20 +307,11 @@ pub fn begin_drain_by_operator(
     conn: &mut PgConnection,
     name: &InstanceName,
 ) -> QueryResult<OperatorDrain> {
-    let began = diesel::update(
-        instance_info::table.find(name).filter(
-            instance_info::status
-                .eq_any([InstanceStatus::Active, InstanceStatus::PreConnection])
-                .or(instance_info::reclaimable),
-        ),
-    )
-    .set((
-        instance_info::status.eq(InstanceStatus::Draining),
-        instance_info::reclaimable.eq(false),
-    ))
-    .returning(DrainTarget::as_returning())
-    .get_result(conn)
-    .optional()?;
+    let began = diesel::update(instance_info::table.find(name).filter(drainable()))
+        .set(final_drain())
+        .returning(DrainTarget::as_returning())
+        .get_result(conn)
+        .optional()?;
     if let Some(target) = began {
         return Ok(OperatorDrain::Began(target));
     }

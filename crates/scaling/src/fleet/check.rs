@@ -163,6 +163,13 @@ impl Fleet {
         );
         self.metrics.set_desired_free(region, policy.desired_free);
         report.decision = decide(&snapshot.view, &policy);
+        // Only a consolidation emptied by the snapshot is finished below: no write on
+        // the checks (one after each assignment) that have none.
+        let emptied = snapshot
+            .view
+            .instances
+            .iter()
+            .any(|i| i.reclaimable && i.mandelboxes == 0);
         match (&report.decision, snapshot.active) {
             (Decision::Launch(count), Some(active)) => {
                 report.launched = self.launch(&active, *count).await?;
@@ -214,7 +221,11 @@ impl Fleet {
             _ => {}
         }
         // Consolidated instances whose last session ended: their drain is final now.
-        let finished = self.finish_consolidations(region, image).await?;
+        let finished = if emptied {
+            self.finish_consolidations(region, image).await?
+        } else {
+            Vec::new()
+        };
         for (name, outcome) in &finished {
             match outcome {
                 DrainOutcome::Asked | DrainOutcome::Unreachable => {
