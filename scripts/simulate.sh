@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The fleet simulator (crates/bench, `fleet-sim`), in release mode on the project's
 # PostgreSQL: replays a trace of users against the real server, with the local cloud's
-# simulated hosts, once per scaling policy, and prints what users got and what the
-# fleet cost.
+# simulated hosts, once per scaling policy (or --runs times), and prints what users
+# got and what the fleet cost.
 #
 #   scripts/simulate.sh --trace FILE [--speed 240] [--policy fixed|adaptive|both]
 #                       [--boot-secs 90] [--capacity 8] [--client-wait-secs 120]
 #                       [--desired-free 10] [--placement packed|lifetime]
 #                       [--safety-sigmas 2]
-#                       [--history FILE] [--json]
+#                       [--history FILE] [--runs 1] [--json]
 #
 # Shipped traces: crates/bench/traces/diurnal.csv (24 hours, about six minutes per policy
 # at --speed 240), crates/bench/traces/burst.csv (2 hours) and

@@ -23,7 +23,11 @@ struct Args {
     speed: f64,
     #[command(flatten)]
     fleet: sim::cli::FleetArgs,
-    /// One JSON object per policy per line instead of the table.
+    /// Replays each policy this many times: the server's figures move from run to run,
+    /// so a claim rests on several. Prints every run, then each policy's spread.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: u32,
+    /// One JSON object per policy per run per line instead of the table.
     #[arg(long)]
     json: bool,
 }
@@ -64,20 +68,32 @@ fn main() {
         );
     }
     let mut reports = Vec::new();
-    for policy in policies {
-        let report = bench::block_on(sim::simulate(&arrivals, &history, policy, &options));
-        if args.json {
-            println!("{}", serde_json::to_string(&report).unwrap());
-        } else {
-            eprintln!(
-                "{}: users not served on the first try, by hour: {:?}",
-                report.policy, report.misses_by_hour
-            );
+    for run in 1..=args.runs {
+        let mut round = Vec::new();
+        for &policy in &policies {
+            let report = bench::block_on(sim::simulate(&arrivals, &history, policy, &options));
+            if args.json {
+                let mut line = serde_json::to_value(&report).unwrap();
+                line["run"] = run.into();
+                println!("{line}");
+            } else {
+                eprintln!(
+                    "{}: users not served on the first try, by hour: {:?}",
+                    report.policy, report.misses_by_hour
+                );
+            }
+            round.push(report);
         }
-        reports.push(report);
+        if !args.json {
+            if args.runs > 1 {
+                println!("run {run} of {}", args.runs);
+            }
+            sim::print_table(&round);
+        }
+        reports.extend(round);
     }
-    if !args.json {
-        sim::print_table(&reports);
+    if !args.json && args.runs > 1 {
+        sim::print_spread(&reports);
     }
     for report in reports.iter().filter(|r| r.errors > 0) {
         eprintln!(

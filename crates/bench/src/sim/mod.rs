@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use server::SimServer;
-pub use table::print_table;
+pub use table::{Spread, print_spread, print_table, spreads};
 pub use trace::{Arrival, Past};
 
 /// The scaling policy under test.
