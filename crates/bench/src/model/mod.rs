@@ -402,6 +402,7 @@ impl Model<'_> {
                 users_predicted: 0,
                 sessions_remembered: 0,
                 idle,
+                boot_secs: Some(self.options.sim.boot.as_secs_f64()),
             },
             idle_by_hour,
         }

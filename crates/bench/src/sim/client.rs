@@ -331,5 +331,6 @@ pub(super) async fn replay(
         users_predicted: 0,
         sessions_remembered: 0,
         idle: metered.idle,
+        boot_secs: None,
     }
 }

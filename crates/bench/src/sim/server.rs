@@ -179,6 +179,15 @@ impl SimServer {
             .number(&format!("SELECT count(*) AS n FROM {table}"))
     }
 
+    /// The median of the boots the server recorded, in wall milliseconds.
+    pub fn median_boot_ms(&self) -> Option<i64> {
+        let ms = self.db.number(
+            "SELECT coalesce(percentile_disc(0.5) WITHIN GROUP (ORDER BY boot_ms), -1) AS n \
+             FROM hardware.boot_samples",
+        );
+        (ms >= 0).then_some(ms)
+    }
+
     pub async fn stop(self) {
         self.provider.terminate_all();
         self.stopper.stop().await;

@@ -111,9 +111,12 @@ pub fn print_table(reports: &[PolicyReport]) {
     }
     for r in reports {
         let i = &r.idle;
+        let boot = r.boot_secs.map_or(String::new(), |secs| {
+            format!("; a boot took {secs:.0} s (median)")
+        });
         println!(
             "  {}: idle slot-h booting {:.1}, on empty instances {:.1}, beside sessions {:.1}, \
-             draining {:.1}",
+             draining {:.1}{boot}",
             r.policy, i.booting, i.empty, i.in_use, i.draining
         );
     }
@@ -142,6 +145,7 @@ mod tests {
             users_predicted: 0,
             sessions_remembered: 0,
             idle: IdleBreakdown::default(),
+            boot_secs: None,
         }
     }
 
