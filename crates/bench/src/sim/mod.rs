@@ -147,8 +147,8 @@ pub struct PolicyReport {
     /// Where the idle slot-hours were.
     pub idle: IdleBreakdown,
     /// The median time from launch to registration, in trace seconds: what a boot took
-    /// (the server's `hardware.boot_samples`, which the adaptive buffer learns from;
-    /// the model's `--boot-secs`). Through the server it runs over `--boot-secs` by the
+    /// (the server's latest boots, as the adaptive buffer learns them; the model's
+    /// `--boot-secs`). Through the server it runs over `--boot-secs` by the
     /// wall time of launching and registering, times the speed-up.
     pub boot_secs: Option<f64>,
 }
@@ -186,8 +186,8 @@ pub async fn simulate(
     report.users_predicted = server.count("hardware.session_prediction");
     report.sessions_remembered = server.count("hardware.session_history");
     report.boot_secs = server
-        .median_boot_ms()
-        .map(|ms| ms as f64 / 1000.0 * options.speed);
+        .learned_boot()
+        .map(|wall| wall.as_secs_f64() * options.speed);
     report.policy = policy.name();
     report.placement = options.placement.name();
     server.stop().await;

@@ -31,6 +31,8 @@ pub struct SimServer {
     pub token: String,
     pub provider: Arc<LocalProvider>,
     pub host_port: u16,
+    /// The regions of the trace.
+    regions: Vec<Region>,
     db: TestDatabase,
     _data_dir: TempDir,
     stopper: Stopper,
@@ -133,7 +135,7 @@ impl SimServer {
         }
         drop(conn);
         let regions: BTreeSet<&str> = arrivals.iter().map(|a| a.region.as_str()).collect();
-        for region in regions {
+        for region in &regions {
             db.execute(&format!(
                 "INSERT INTO hardware.region_to_ami
                      (region_name, client_commit_hash, ami_id, ami_active, region_enabled)
@@ -166,6 +168,10 @@ impl SimServer {
             token,
             provider,
             host_port,
+            regions: regions
+                .into_iter()
+                .map(|r| Region::parse(r).expect("trace regions are valid regions"))
+                .collect(),
             db,
             _data_dir: data_dir,
             stopper,
@@ -179,13 +185,15 @@ impl SimServer {
             .number(&format!("SELECT count(*) AS n FROM {table}"))
     }
 
-    /// The median of the boots the server recorded, in wall milliseconds.
-    pub fn median_boot_ms(&self) -> Option<i64> {
-        let ms = self.db.number(
-            "SELECT coalesce(percentile_disc(0.5) WITHIN GROUP (ORDER BY boot_ms), -1) AS n \
-             FROM hardware.boot_samples",
-        );
-        (ms >= 0).then_some(ms)
+    /// The boot the adaptive buffer learned (`models::learning::boot_time`, the median
+    /// of the latest boots), in wall time: the longest of the trace's regions, `None`
+    /// before any booted.
+    pub fn learned_boot(&self) -> Option<Duration> {
+        let mut conn = self.db.connect();
+        self.regions
+            .iter()
+            .filter_map(|region| models::learning::boot_time(&mut conn, region).unwrap())
+            .max()
     }
 
     pub async fn stop(self) {
